@@ -1,0 +1,296 @@
+package engine
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/vm"
+	"github.com/sirupsen/logrus"
+)
+
+func runExprProg(p *vm.Program, env map[string]any) (any, error) { return expr.Run(p, env) }
+
+// Exec is what a running step sees: its rendered fields, its connections,
+// its logger.
+type Exec struct {
+	r    *Runner
+	step *Step
+	sc   *scope
+	env  *evalEnv
+	log  *logrus.Entry
+	w    *worker
+	name string
+}
+
+// StepName is the step's rendered name.
+func (x *Exec) StepName() string { return x.name }
+
+// DryRun reports whether this is a dry run (only read-only steps run).
+func (x *Exec) DryRun() bool { return x.r.opts.Mode == ModeDryRun }
+
+// Log is the step's logger (playbook file:line, worker id).
+func (x *Exec) Log() *logrus.Entry { return x.log }
+
+// Debugf logs at DEBUG with secrets masked.
+func (x *Exec) Debugf(format string, args ...any) {
+	x.log.Debug(x.r.masker.Apply(fmt.Sprintf(format, args...)))
+}
+
+// Infof logs at INFO with secrets masked.
+func (x *Exec) Infof(format string, args ...any) {
+	x.log.Info(x.r.masker.Apply(fmt.Sprintf(format, args...)))
+}
+
+// Warnf logs at WARN with secrets masked.
+func (x *Exec) Warnf(format string, args ...any) {
+	x.log.Warn(x.r.masker.Apply(fmt.Sprintf(format, args...)))
+}
+
+// Event emits a structured event for tooling (JSON log format).
+func (x *Exec) Event(name string, fields map[string]any) {
+	f := logrus.Fields{"step": x.step.ID, "line": x.step.Pos.Line}
+	for k, v := range fields {
+		if s, ok := v.(string); ok {
+			v = x.r.masker.Apply(s)
+		}
+		f[k] = v
+	}
+	x.r.event(x.log, name, f)
+}
+
+// AddSecret registers generated secrets so they are masked everywhere.
+func (x *Exec) AddSecret(values ...string) { x.r.masker.Add(values...) }
+
+// Mask masks known secrets in s.
+func (x *Exec) Mask(s string) string { return x.r.masker.Apply(s) }
+
+// env returns a fresh view of the variables (after earlier attempts' sets).
+func (x *Exec) fresh() *evalEnv {
+	x.env = x.sc.env()
+	return x.env
+}
+
+// SQL renders a SQL template: the text to execute and the text to log.
+func (x *Exec) SQL(t *SQL) (run, display string, err error) {
+	if t == nil {
+		return "", "", nil
+	}
+	env := x.fresh()
+	if run, _, err = t.render(kindSQL, env, renderReal); err != nil {
+		return "", "", err
+	}
+	display, _, err = t.render(kindSQL, env, renderDisplay)
+	return run, x.r.masker.Apply(display), err
+}
+
+// Shell renders a shell command template.
+func (x *Exec) Shell(t *Shell) (string, error) {
+	if t == nil {
+		return "", nil
+	}
+	s, _, err := t.render(kindShell, x.fresh(), renderReal)
+	return s, err
+}
+
+// Text renders a text template (secrets allowed only where the field is
+// marked secret; never log the result of such a field).
+func (x *Exec) Text(t *Text) (string, error) {
+	if t == nil {
+		return "", nil
+	}
+	s, _, err := t.render(kindText, x.fresh(), renderReal)
+	return s, err
+}
+
+// Value evaluates a value template.
+func (x *Exec) Value(v *Value) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	out, _, err := v.value(x.fresh())
+	return out, err
+}
+
+// Eval evaluates an expression in the step's scope.
+func (x *Exec) Eval(e *Expr) (any, error) {
+	if e == nil {
+		return nil, nil
+	}
+	return runExpr(e, x.fresh().vars)
+}
+
+// Set defines a variable in the step's scope (the set step).
+func (x *Exec) Set(name string, v any, secretValue bool) {
+	if secretValue {
+		if s, ok := v.(string); ok {
+			x.r.masker.Add(s)
+		}
+	}
+	x.sc.set(name, v, false)
+}
+
+// Seen renders the values an expression reads ("name=value, …").
+func (x *Exec) Seen(e *Expr) string { return x.r.seen(e, x.fresh()) }
+
+// Interval is the step's polling interval, or def when it sets none.
+func (x *Exec) Interval(def time.Duration) time.Duration {
+	if x.step.Interval > 0 {
+		return x.step.Interval
+	}
+	return def
+}
+
+// Refuse returns the error for an assertion that does not hold.
+func (x *Exec) Refuse(e *Expr, message string) error {
+	return &RefusedError{Pos: e.Pos, Step: x.name, Guard: oneLine(e.Src), Message: x.r.masker.Apply(message), Seen: x.Seen(e)}
+}
+
+// MySQL returns a database handle for the target and a label naming it.
+func (x *Exec) MySQL(ctx context.Context, t *MySQLTarget) (*sql.DB, string, error) {
+	env := x.fresh()
+	ep, unk, err := resolve(t.target(), env)
+	if err != nil {
+		return nil, "", err
+	}
+	if unk {
+		return nil, "", fmt.Errorf("the host of %s is not known", t.On)
+	}
+	db, err := x.r.mysqlDB(ctx, ep, env)
+	if err != nil {
+		return nil, ep.label(), fmt.Errorf("%s: %v", ep.label(), err)
+	}
+	return db, ep.label(), nil
+}
+
+// SSH returns an SSH client for the target and a label naming it.
+func (x *Exec) SSH(ctx context.Context, t *SSHTarget) (SSHClient, string, error) {
+	env := x.fresh()
+	ep, unk, err := resolve(t.target(), env)
+	if err != nil {
+		return nil, "", err
+	}
+	if unk {
+		return nil, "", fmt.Errorf("the host of %s is not known", t.On)
+	}
+	c, err := x.r.sshClient(ctx, ep)
+	if err != nil {
+		return nil, ep.label(), fmt.Errorf("%s: %v", ep.label(), err)
+	}
+	return c, ep.label(), nil
+}
+
+// Render renders a step's fields for plan and dry run: secrets masked,
+// values not yet known shown as {{ expression }}.
+type Render struct {
+	r       *Runner
+	env     *evalEnv
+	step    *Step
+	unknown bool
+}
+
+// Unknown reports whether something rendered depended on unknown values.
+func (rd *Render) Unknown() bool { return rd.unknown }
+
+// MarkUnknown records that the rendering depends on values only a run knows.
+func (rd *Render) MarkUnknown() { rd.unknown = true }
+
+func (rd *Render) tmpl(t *Template, kind tmplKind) string {
+	if t == nil {
+		return ""
+	}
+	s, unk, err := t.render(kind, rd.env, renderDisplay)
+	if err != nil {
+		rd.unknown = true
+		return fmt.Sprintf("%s  [cannot render: %v]", t.Raw, err)
+	}
+	rd.unknown = rd.unknown || unk
+	return rd.r.masker.Apply(s)
+}
+
+// SQL renders a SQL template.
+func (rd *Render) SQL(t *SQL) string {
+	if t == nil {
+		return ""
+	}
+	return rd.tmpl(&t.Template, kindSQL)
+}
+
+// Shell renders a shell template.
+func (rd *Render) Shell(t *Shell) string {
+	if t == nil {
+		return ""
+	}
+	return rd.tmpl(&t.Template, kindShell)
+}
+
+// Text renders a text template.
+func (rd *Render) Text(t *Text) string {
+	if t == nil {
+		return ""
+	}
+	if t.secret {
+		return "******"
+	}
+	return rd.tmpl(&t.Template, kindText)
+}
+
+// Value renders a value.
+func (rd *Render) Value(v *Value) string {
+	if v == nil {
+		return ""
+	}
+	if v.secret {
+		return "******"
+	}
+	x, unk, err := v.value(rd.env)
+	if err != nil {
+		rd.unknown = true
+		return v.Raw
+	}
+	if unk {
+		rd.unknown = true
+		return "{{ " + fmt.Sprint(x.(Unknown).Why) + " }}"
+	}
+	return rd.r.masker.Apply(fmt.Sprint(x))
+}
+
+// Expr renders an expression: its value if known, else its source.
+func (rd *Render) Expr(e *Expr) string {
+	if e == nil {
+		return ""
+	}
+	if rd.env.unknown(e) {
+		rd.unknown = true
+		return "{{ " + e.Src + " }}"
+	}
+	v, err := runExpr(e, rd.env.vars)
+	if err != nil {
+		rd.unknown = true
+		return "{{ " + e.Src + " }}"
+	}
+	if e.secret {
+		return "******"
+	}
+	return rd.r.masker.Apply(fmt.Sprint(v))
+}
+
+// MySQLTarget renders where a MySQL step runs.
+func (rd *Render) MySQLTarget(t *MySQLTarget) string { return rd.target(t.target()) }
+
+// SSHTarget renders where an SSH step runs.
+func (rd *Render) SSHTarget(t *SSHTarget) string { return rd.target(t.target()) }
+
+func (rd *Render) target(t *Target) string {
+	ep, unk, err := resolve(t, rd.env)
+	if err != nil {
+		rd.unknown = true
+		return t.On + " (" + err.Error() + ")"
+	}
+	if unk {
+		rd.unknown = true
+	}
+	return ep.label()
+}

@@ -1,0 +1,242 @@
+package engine
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// connPool keeps the MySQL and SSH connections of a run, keyed by the
+// resolved endpoint, and closes them at the end.
+type connPool struct {
+	mu     sync.Mutex
+	dbs    map[string]*sql.DB
+	sshs   map[string]SSHClient
+	dial   SSHDialer
+	closed bool
+}
+
+var dialerSeq struct {
+	sync.Mutex
+	n int
+}
+
+func newConnPool(dial SSHDialer) *connPool {
+	return &connPool{dbs: map[string]*sql.DB{}, sshs: map[string]SSHClient{}, dial: dial}
+}
+
+func (p *connPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, db := range p.dbs {
+		db.Close()
+	}
+	for _, c := range p.sshs {
+		if cl, ok := c.(interface{ Close() error }); ok {
+			cl.Close()
+		}
+	}
+	p.closed = true
+}
+
+// endpoint is a resolved connection.
+type endpoint struct {
+	conn   *Conn
+	fields map[string]any
+	host   string
+	port   int
+}
+
+func (e *endpoint) label() string {
+	return fmt.Sprintf("%s %s (%s)", e.conn.Kind, e.conn.Name, net.JoinHostPort(e.host, strconv.Itoa(e.port)))
+}
+
+func (e *endpoint) str(k string) string {
+	v, ok := e.fields[k]
+	if !ok || v == nil {
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
+// resolve evaluates a target's connection fields in env.
+func resolve(t *Target, env *evalEnv) (*endpoint, bool, error) {
+	if t.conn == nil {
+		return nil, false, fmt.Errorf("target %q is not compiled", t.On)
+	}
+	ep := &endpoint{conn: t.conn, fields: map[string]any{}}
+	unknown := false
+	for k, v := range t.conn.Fields {
+		x, unk, err := v.value(env)
+		if err != nil {
+			return nil, false, fmt.Errorf("connection %s.%s: %v", t.conn.Name, k, err)
+		}
+		unknown = unknown || (unk && (k == "host" || k == "port"))
+		ep.fields[k] = x
+	}
+	if t.Host != nil {
+		x, unk, err := t.Host.value(env)
+		if err != nil {
+			return nil, false, err
+		}
+		unknown = unknown || unk
+		ep.fields["host"] = x
+	}
+	if t.Port != nil {
+		x, unk, err := t.Port.value(env)
+		if err != nil {
+			return nil, false, err
+		}
+		unknown = unknown || unk
+		ep.fields["port"] = x
+	}
+	ep.host = ep.str("host")
+	if _, isU := ep.fields["host"].(Unknown); isU {
+		ep.host = "{{ " + ep.fields["host"].(Unknown).Why + " }}"
+	}
+	switch pv := ep.fields["port"].(type) {
+	case nil:
+		if t.conn.Kind == "mysql" {
+			ep.port = 3306
+		} else {
+			ep.port = 22
+		}
+	case Unknown:
+	default:
+		port, err := strconv.Atoi(fmt.Sprint(pv))
+		if err != nil || port <= 0 || port > 65535 {
+			return nil, false, fmt.Errorf("connection %s: port %v is not a TCP port", t.conn.Name, pv)
+		}
+		ep.port = port
+	}
+	if ep.host == "" && !unknown {
+		return nil, false, fmt.Errorf("connection %s has no host: set `host:` on the connection or the step", t.conn.Name)
+	}
+	return ep, unknown, nil
+}
+
+func durationField(ep *endpoint, k string, def time.Duration) time.Duration {
+	s := ep.str(k)
+	if s == "" {
+		return def
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return d
+	}
+	if n, err := strconv.Atoi(s); err == nil {
+		return time.Duration(n) * time.Second
+	}
+	return def
+}
+
+// mysqlDB returns a pooled database handle for ep.
+func (r *Runner) mysqlDB(ctx context.Context, ep *endpoint, env *evalEnv) (*sql.DB, error) {
+	cfg := mysql.NewConfig()
+	cfg.User = ep.str("user")
+	cfg.Passwd = ep.str("password")
+	cfg.Net = "tcp"
+	cfg.Addr = net.JoinHostPort(ep.host, strconv.Itoa(ep.port))
+	cfg.DBName = ep.str("database")
+	cfg.InterpolateParams = true
+	cfg.Timeout = durationField(ep, "connect_timeout", 10*time.Second)
+	cfg.AllowNativePasswords = true
+	cfg.ParseTime = false
+	if cfg.Passwd != "" {
+		r.masker.Add(cfg.Passwd)
+	}
+	key := cfg.User + "@" + cfg.Addr + "/" + cfg.DBName
+	via := ep.str("via")
+	if via != "" {
+		key += " via " + via
+	}
+	p := r.pool
+	p.mu.Lock()
+	if db, ok := p.dbs[key]; ok {
+		p.mu.Unlock()
+		return db, nil
+	}
+	p.mu.Unlock()
+	if via != "" {
+		sshConn, ok := ep.conn.pb().Conns[via]
+		if !ok {
+			return nil, fmt.Errorf("connection %s: via %q is not a connection", ep.conn.Name, via)
+		}
+		sep, _, err := resolve(&Target{On: via, conn: sshConn, Host: nil}, env)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := ep.fields["via_host"]; !ok {
+			// the tunnel goes to the node the MySQL endpoint names
+			sep.host = ep.host
+		}
+		cl, err := r.sshClient(ctx, sep)
+		if err != nil {
+			return nil, err
+		}
+		dialerSeq.Lock()
+		dialerSeq.n++
+		name := fmt.Sprintf("flow-ssh-%d", dialerSeq.n)
+		dialerSeq.Unlock()
+		target := net.JoinHostPort("127.0.0.1", strconv.Itoa(ep.port))
+		mysql.RegisterDialContext(name, func(ctx context.Context, _ string) (net.Conn, error) {
+			return cl.DialTCP(ctx, target)
+		})
+		cfg.Net = name
+	}
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("mysql %s: %v", cfg.Addr, err)
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(4)
+	db.SetConnMaxIdleTime(time.Minute)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if have, ok := p.dbs[key]; ok {
+		db.Close()
+		return have, nil
+	}
+	p.dbs[key] = db
+	return db, nil
+}
+
+func (r *Runner) sshClient(ctx context.Context, ep *endpoint) (SSHClient, error) {
+	if r.pool.dial == nil {
+		return nil, fmt.Errorf("ssh is not available in this build")
+	}
+	sp := SSHParams{Host: ep.host, Port: ep.port, User: ep.str("user"), KeyFile: ep.str("key_file"),
+		Password: ep.str("password"), KnownHosts: ep.str("known_hosts"),
+		ConnectTimeout: durationField(ep, "connect_timeout", 10*time.Second)}
+	if sp.Password != "" {
+		r.masker.Add(sp.Password)
+	}
+	key := fmt.Sprintf("%s@%s:%d", sp.User, sp.Host, sp.Port)
+	p := r.pool
+	p.mu.Lock()
+	if c, ok := p.sshs[key]; ok {
+		p.mu.Unlock()
+		return c, nil
+	}
+	p.mu.Unlock()
+	c, err := p.dial(ctx, sp)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if have, ok := p.sshs[key]; ok {
+		if cl, ok := c.(interface{ Close() error }); ok {
+			cl.Close()
+		}
+		return have, nil
+	}
+	p.sshs[key] = c
+	return c, nil
+}

@@ -1,0 +1,368 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/types"
+	"github.com/expr-lang/expr/vm"
+	"gopkg.in/yaml.v3"
+)
+
+// Expr is a compiled expression from a playbook (a guard, a value, a
+// for_each list). It is compiled once at load against the typed environment.
+type Expr struct {
+	Src  string
+	Pos  Pos
+	node *yaml.Node
+	prog *vm.Program
+	// refs are the names the expression reads: top-level variables and,
+	// for step results, "steps.<id>".
+	refs []string
+	// parts are the member chains it reads, evaluated on refusal to report
+	// the values seen.
+	parts  []*vm.Program
+	pnames []string
+	secret bool
+}
+
+// UnmarshalYAML keeps the node for positions; compilation happens later.
+func (e *Expr) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return &posError{n, "expected an expression (a string)"}
+	}
+	e.Src, e.node = n.Value, n
+	return nil
+}
+
+// IsZero reports whether the expression is absent.
+func (e *Expr) IsZero() bool { return e == nil || e.Src == "" && e.node == nil }
+
+// Secret reports whether the expression reads a secret.
+func (e *Expr) Secret() bool { return e != nil && e.secret }
+
+// Refs returns the names the expression reads.
+func (e *Expr) Refs() []string { return e.refs }
+
+type posError struct {
+	n   *yaml.Node
+	msg string
+}
+
+func (e *posError) Error() string { return e.msg }
+
+// FuncDef is a function available in expressions.
+type FuncDef struct {
+	Name string
+	Fn   func(params ...any) (any, error)
+	// Types are signatures such as new(func(string, string) bool).
+	Types []any
+	// Secret marks functions whose result is a secret (generated passwords).
+	Secret bool
+	Help   string
+}
+
+var (
+	funcMu sync.RWMutex
+	funcs  = map[string]FuncDef{}
+)
+
+// RegisterFunc adds a function to the expression language.
+func RegisterFunc(f FuncDef) {
+	funcMu.Lock()
+	defer funcMu.Unlock()
+	if _, dup := funcs[f.Name]; dup {
+		panic("engine: duplicate expression function " + f.Name)
+	}
+	funcs[f.Name] = f
+}
+
+// Funcs lists the registered expression functions, sorted by name.
+func Funcs() []FuncDef {
+	funcMu.RLock()
+	defer funcMu.RUnlock()
+	out := make([]FuncDef, 0, len(funcs))
+	for _, f := range funcs {
+		out = append(out, f)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func funcOptions() []expr.Option {
+	var opts []expr.Option
+	for _, f := range Funcs() {
+		opts = append(opts, expr.Function(f.Name, f.Fn, f.Types...))
+	}
+	return opts
+}
+
+// schema is the typed environment an expression is compiled against.
+type schema struct {
+	vars    types.Map
+	secrets map[string]bool
+}
+
+func (s *schema) with(name string, t types.Type, secret bool) *schema {
+	n := &schema{vars: make(types.Map, len(s.vars)+1), secrets: s.secrets}
+	for k, v := range s.vars {
+		n.vars[k] = v
+	}
+	n.vars[name] = t
+	if secret {
+		n.secrets = make(map[string]bool, len(s.secrets)+1)
+		for k, v := range s.secrets {
+			n.secrets[k] = v
+		}
+		n.secrets[name] = true
+	}
+	return n
+}
+
+// refVisitor collects the names and member chains an expression reads.
+type refVisitor struct {
+	refs   map[string]bool
+	chains map[string]bool
+	calls  map[string]bool
+}
+
+func (v *refVisitor) Visit(n *ast.Node) {
+	switch x := (*n).(type) {
+	case *ast.IdentifierNode:
+		v.refs[x.Value] = true
+	case *ast.MemberNode:
+		if id, ok := x.Node.(*ast.IdentifierNode); ok && id.Value == "steps" {
+			if s, ok := x.Property.(*ast.StringNode); ok {
+				v.refs["steps."+s.Value] = true
+			}
+		}
+		if chain := memberChain(x); chain != "" {
+			v.chains[chain] = true
+		}
+	case *ast.CallNode:
+		if id, ok := x.Callee.(*ast.IdentifierNode); ok {
+			v.calls[id.Value] = true
+		}
+	}
+}
+
+func memberChain(n ast.Node) string {
+	switch x := n.(type) {
+	case *ast.IdentifierNode:
+		return x.Value
+	case *ast.MemberNode:
+		base := memberChain(x.Node)
+		if base == "" {
+			return ""
+		}
+		switch p := x.Property.(type) {
+		case *ast.StringNode:
+			return base + "." + p.Value
+		case *ast.IntegerNode:
+			return fmt.Sprintf("%s[%d]", base, p.Value)
+		}
+	}
+	return ""
+}
+
+// compile compiles e against sc; want is the result kind required
+// (reflect.Bool for guards, reflect.Invalid for any).
+func (c *compiler) compileExpr(e *Expr, sc *schema, want reflect.Kind) {
+	if e == nil {
+		return
+	}
+	e.Pos = posOf(c.file, e.node)
+	if strings.TrimSpace(e.Src) == "" {
+		c.errorf(e.Pos, "empty expression")
+		return
+	}
+	vis := &refVisitor{refs: map[string]bool{}, chains: map[string]bool{}, calls: map[string]bool{}}
+	opts := []expr.Option{expr.Env(sc.vars), expr.Patch(vis)}
+	opts = append(opts, funcOptions()...)
+	switch want {
+	case reflect.Bool:
+		opts = append(opts, expr.AsBool())
+	}
+	prog, err := expr.Compile(e.Src, opts...)
+	if err != nil {
+		c.exprError(e, err)
+		return
+	}
+	e.prog = prog
+	for r := range vis.refs {
+		if _, ok := sc.vars[r]; ok || strings.HasPrefix(r, "steps.") {
+			e.refs = append(e.refs, r)
+		}
+		if sc.secrets[r] {
+			e.secret = true
+		}
+	}
+	sort.Strings(e.refs)
+	for fn := range vis.calls {
+		if f, ok := funcs[fn]; ok && f.Secret {
+			e.secret = true
+		}
+	}
+	chains := make([]string, 0, len(vis.chains)+len(e.refs))
+	for ch := range vis.chains {
+		chains = append(chains, ch)
+	}
+	for _, r := range e.refs {
+		if !strings.HasPrefix(r, "steps.") && !vis.chains[r] {
+			chains = append(chains, r)
+		}
+	}
+	sort.Strings(chains)
+	// keep only the longest chains: "a.b.c" makes "a.b" and "a" redundant
+	for i, ch := range chains {
+		redundant := false
+		for _, other := range chains[i+1:] {
+			if strings.HasPrefix(other, ch+".") || strings.HasPrefix(other, ch+"[") {
+				redundant = true
+				break
+			}
+		}
+		if redundant || ch == "steps" {
+			continue
+		}
+		p, err := expr.Compile(ch, expr.Env(sc.vars))
+		if err == nil {
+			e.parts = append(e.parts, p)
+			e.pnames = append(e.pnames, ch)
+		}
+	}
+}
+
+// exprError maps an expr-lang error to a playbook position.
+func (c *compiler) exprError(e *Expr, err error) {
+	pos := e.Pos
+	msg := err.Error()
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		msg = fe.Message
+		if e.node != nil {
+			pos = exprPos(c.file, e.node, fe.Line, fe.Column)
+		}
+	}
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	c.errorf(pos, "expression `%s`: %s", oneLine(e.Src), msg)
+}
+
+// exprPos maps a (1-based line, 0-based column) inside an expression to the
+// file position of the YAML scalar holding it.
+func exprPos(fileName string, n *yaml.Node, line, col int) Pos {
+	p := Pos{File: fileName, Line: n.Line, Col: n.Column}
+	switch n.Style {
+	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
+		if line <= 1 {
+			p.Col = n.Column + 1 + col
+		}
+	case yaml.LiteralStyle:
+		p.Line = n.Line + line
+		p.Col = col + 1 // indentation unknown here; the line is exact
+	case yaml.FoldedStyle:
+	default:
+		p.Line = n.Line + line - 1
+		if line <= 1 {
+			p.Col = n.Column + col
+		} else {
+			p.Col = col + 1
+		}
+	}
+	return p
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 80 {
+		s = s[:77] + "..."
+	}
+	return s
+}
+
+// Unknown marks a value that only a real run can produce (plan and dry run).
+type Unknown struct{ Why string }
+
+func (u Unknown) String() string { return "<unknown: " + u.Why + ">" }
+
+// typeOfValue gives the expression type of a Go value.
+func typeOfValue(v any) types.Type {
+	switch v.(type) {
+	case string:
+		return types.String
+	case int, int64:
+		return types.Int
+	case bool:
+		return types.Bool
+	case float64:
+		return types.Float64
+	case []any:
+		return types.Array(types.Any)
+	case map[string]any:
+		return types.Map{types.Extra: types.Any}
+	}
+	return types.Any
+}
+
+// typeOfProgram gives the result type of a compiled expression.
+func typeOfProgram(p *vm.Program) types.Type {
+	if p == nil {
+		return types.Any
+	}
+	t := p.Node().Type()
+	if t == nil {
+		return types.Any
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return types.String
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		return types.Int
+	case reflect.Bool:
+		return types.Bool
+	case reflect.Float64, reflect.Float32:
+		return types.Float64
+	}
+	return types.Any
+}
+
+// run evaluates a compiled expression.
+func runExpr(e *Expr, env map[string]any) (any, error) {
+	out, err := expr.Run(e.prog, env)
+	if err != nil {
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			return nil, fmt.Errorf("%s: expression `%s`: %s", e.Pos, oneLine(e.Src), firstLine(fe.Message))
+		}
+		return nil, fmt.Errorf("%s: expression `%s`: %v", e.Pos, oneLine(e.Src), err)
+	}
+	return out, nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// Eval compiles and evaluates one expression with the given variables, the
+// same language and functions as playbook guards (for `flow eval`).
+func Eval(src string, vars map[string]any) (any, error) {
+	opts := []expr.Option{expr.Env(vars)}
+	opts = append(opts, funcOptions()...)
+	prog, err := expr.Compile(src, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return expr.Run(prog, vars)
+}

@@ -1,0 +1,159 @@
+package engine
+
+import (
+	"context"
+	"time"
+)
+
+// Playbook is a loaded playbook file.
+type Playbook struct {
+	// File is the path as given (used in messages); Abs its absolute path.
+	File, Abs string
+	// Hash is the SHA-256 of the file's bytes, hex.
+	Hash        string
+	Name        string
+	Description string
+	Params      []*Param
+	Vars        []*Var
+	Conns       map[string]*Conn
+	connOrder   []string
+	Steps       []*Step
+	// Includes are the playbooks this one includes, by absolute path.
+	Includes map[string]*Playbook
+	// Source is the file's text.
+	Source []byte
+}
+
+// Param is a typed playbook parameter.
+type Param struct {
+	Name     string
+	Type     string // string, int, bool, float, list, map, duration
+	Required bool
+	Default  any
+	Help     string
+	Secret   bool
+	// Config is the "section.key" of the config file this parameter reads.
+	Config string
+	Pos    Pos
+}
+
+// Var is a playbook variable computed at the start of a run.
+type Var struct {
+	Name  string
+	Value *Value
+	Pos   Pos
+}
+
+// Conn is a named connection: a MySQL endpoint or an SSH host. Its fields
+// are templates evaluated where a step uses it, so a connection can be a
+// pattern (a node's host comes from the step's `host:`).
+type Conn struct {
+	Name   string
+	Kind   string // "mysql" or "ssh"
+	Fields map[string]*Value
+	Pos    Pos
+	owner  *Playbook
+}
+
+func (c *Conn) pb() *Playbook { return c.owner }
+
+// connFields lists the keys each connection kind accepts.
+var connFields = map[string][]string{
+	"mysql": {"host", "port", "user", "password", "database", "via", "connect_timeout", "params"},
+	"ssh":   {"host", "port", "user", "key_file", "password", "known_hosts", "connect_timeout"},
+}
+
+// Guard is a precondition or postcondition.
+type Guard struct {
+	That    *Expr
+	Message *Text
+}
+
+// Step is one step of a playbook: a typed action, a group or an include.
+type Step struct {
+	ID       string
+	Name     string
+	Pos      Pos
+	Playbook *Playbook
+	// Type is the step type name ("sql", "ssh", …, "group", "include").
+	Type string
+	Spec StepSpec
+
+	When     *Expr
+	Pre      []*Guard
+	Post     []*Guard
+	Register string
+	Retries  int
+	Until    *Expr
+	Interval time.Duration
+	Timeout  time.Duration
+	Effect   map[string]*Expr
+	Confirm  *Text
+	Rescue   []*Step
+	Always   []*Step
+
+	// group
+	Steps    []*Step
+	ForEach  *Expr
+	As       string
+	Parallel int
+
+	// include
+	Include *Include
+
+	// compiled name template
+	nameT *Text
+}
+
+// Include runs another playbook inline.
+type Include struct {
+	Path     string
+	With     map[string]*Expr
+	withKeys []string
+	Playbook *Playbook
+}
+
+// Mutates reports whether the step (or anything inside it) changes state.
+func (s *Step) Mutates() bool {
+	switch s.Type {
+	case "group":
+		for _, c := range s.Steps {
+			if c.Mutates() {
+				return true
+			}
+		}
+		return false
+	case "include":
+		for _, c := range s.Include.Playbook.Steps {
+			if c.Mutates() {
+				return true
+			}
+		}
+		return false
+	}
+	return s.Spec != nil && s.Spec.Mutates()
+}
+
+// StepSpec is the type-specific part of a step, decoded from the mapping
+// under the step type's key. Fields of type *Expr, *Text, *SQL, *Shell,
+// *Value and Target are compiled by the engine; Check does the rest.
+type StepSpec interface {
+	// Mutates reports whether running the step changes state. Read-only
+	// steps are the ones a dry run executes.
+	Mutates() bool
+	// Render describes what the step would execute, for plan and dry run.
+	Render(r *Render) ([]Action, error)
+	// Run executes the step; the returned map is its registered output.
+	Run(ctx context.Context, x *Exec) (map[string]any, error)
+}
+
+// Checker is implemented by specs with validation beyond field types.
+type Checker interface {
+	Check(c *Check)
+}
+
+// Action is one thing a step would do: a statement or command and where.
+type Action struct {
+	Target string // e.g. "mysql standby_router (127.0.0.2:16310)"
+	Text   string // rendered, secrets masked, unknown values symbolic
+}

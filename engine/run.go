@@ -1,0 +1,969 @@
+package engine
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/flowdba/flow/engine/config"
+	"github.com/flowdba/flow/engine/logfmt"
+	"github.com/flowdba/flow/engine/quote"
+	"github.com/flowdba/flow/engine/secret"
+	"github.com/sirupsen/logrus"
+)
+
+// Mode selects what a Runner does.
+type Mode int
+
+// Modes.
+const (
+	// ModeRun executes every step.
+	ModeRun Mode = iota
+	// ModeDryRun executes read-only steps against the live systems and
+	// prints what state-changing steps would execute.
+	ModeDryRun
+	// ModePlan touches nothing: it lists every step with its rendered
+	// statements, values not yet known shown symbolically.
+	ModePlan
+)
+
+// Options configure a Runner.
+type Options struct {
+	Mode   Mode
+	Config *config.Config
+	// Vars are --var KEY=VALUE settings, highest precedence.
+	Vars map[string]string
+	// Yes answers every confirmation (automation).
+	Yes bool
+	// Interactive says Stdin is a terminal a human can answer on.
+	Interactive bool
+	Stdin       io.Reader
+	// Out receives plan and dry-run listings.
+	Out io.Writer
+	// Log receives log lines and events; JSON selects the event stream.
+	Log     *logrus.Logger
+	JSON    bool
+	SSHDial SSHDialer
+	RunID   string
+	// Operator and Host identify who runs flow where.
+	Operator, Host string
+}
+
+// Runner executes one playbook run.
+type Runner struct {
+	opts    Options
+	masker  *secret.Masker
+	pool    *connPool
+	mutated atomic.Bool // a state-changing step has started (or, dry run, would have)
+	ids     atomic.Int64
+	outMu   sync.Mutex
+	changes atomic.Int64
+	unknown atomic.Int64
+	// Verdicts are the dry-run/plan verdicts, in order.
+	verdicts []Verdict
+	started  time.Time
+}
+
+// Verdict is what a dry run or plan says about one step.
+type Verdict struct {
+	Pos     Pos
+	Step    string
+	Verdict string // WILL RUN, WILL SKIP, UNKNOWN, RUNS (read-only, executed)
+	Reason  string
+	Actions []Action
+	Mutates bool
+}
+
+// NewRunner prepares a run.
+func NewRunner(opts Options) *Runner {
+	if opts.Log == nil {
+		opts.Log = logrus.New()
+		opts.Log.SetOutput(io.Discard)
+	}
+	if opts.Out == nil {
+		opts.Out = io.Discard
+	}
+	if opts.Config == nil {
+		opts.Config = config.Empty()
+	}
+	if opts.RunID == "" {
+		opts.RunID = time.Now().UTC().Format("20060102T150405Z")
+	}
+	r := &Runner{opts: opts, masker: &secret.Masker{}, pool: newConnPool(opts.SSHDial)}
+	r.masker.Add(opts.Config.Secrets()...)
+	r.ids.Store(1)
+	return r
+}
+
+// Masker returns the run's secret masker (for wrapping log output).
+func (r *Runner) Masker() *secret.Masker { return r.masker }
+
+// Verdicts returns the dry-run or plan verdicts.
+func (r *Runner) Verdicts() []Verdict { return r.verdicts }
+
+// Changes is the number of state-changing steps that would run (dry run and plan).
+func (r *Runner) Changes() int { return int(r.changes.Load()) }
+
+// worker carries the log context of one sequential flow of steps.
+type worker struct {
+	id int64
+}
+
+// Run executes the playbook.
+func (r *Runner) Run(ctx context.Context, pb *Playbook) error {
+	defer r.pool.close()
+	r.started = time.Now()
+	root := newScope(nil)
+	if err := r.bindParams(pb, root, nil); err != nil {
+		return Invalid(err)
+	}
+	w := &worker{id: 1}
+	log := r.entry(w, pb, Pos{File: pb.File, Line: 1})
+	r.event(log, "run_started", logrus.Fields{"run_id": r.opts.RunID, "playbook": pb.Name, "hash": pb.Hash, "mode": r.modeName()})
+	log.Infof("%s ready", pb.Name)
+	log.Infof("%s whole process consists of %d steps", pb.Name, len(pb.Steps))
+	err := r.steps(ctx, w, root, pb.Steps)
+	status := "success"
+	if err != nil {
+		status = "failed"
+	}
+	fields := logrus.Fields{"run_id": r.opts.RunID, "status": status, "duration_ms": time.Since(r.started).Milliseconds()}
+	if err != nil {
+		fields["error"] = r.masker.Apply(err.Error())
+	}
+	r.event(log, "run_finished", fields)
+	if err == nil {
+		log.Infof("%s %s", pb.Name, map[Mode]string{ModeRun: "success", ModeDryRun: "dry run over", ModePlan: "plan over"}[r.opts.Mode])
+	}
+	if r.opts.Mode != ModeRun {
+		r.printf("\nSummary: %d change(s) that `run` would make", r.Changes())
+		if n := r.unknown.Load(); n > 0 {
+			r.printf(", %d step(s) UNKNOWN until a real run", n)
+		}
+		r.printf(".\n")
+	}
+	return r.classify(ctx, err)
+}
+
+func (r *Runner) modeName() string {
+	return map[Mode]string{ModeRun: "run", ModeDryRun: "dry-run", ModePlan: "plan"}[r.opts.Mode]
+}
+
+// classify turns an error into one with the right exit code.
+func (r *Runner) classify(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return err
+	}
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) || ctx.Err() != nil {
+		return &ExitError{Code: ExitInterrupted, Err: err}
+	}
+	var re *RefusedError
+	if errors.As(err, &re) && !r.mutated.Load() {
+		return &ExitError{Code: ExitRefused, Err: err}
+	}
+	return &ExitError{Code: ExitStepFailed, Err: err}
+}
+
+func (r *Runner) printf(format string, args ...any) {
+	r.outMu.Lock()
+	defer r.outMu.Unlock()
+	fmt.Fprint(r.opts.Out, r.masker.Apply(fmt.Sprintf(format, args...)))
+}
+
+// bindParams resolves a playbook's parameters: --var, then FLOW_VAR_NAME,
+// then the config key (whose FLOW_SECTION_KEY variable wins over the file),
+// then the default. with holds values an include passes.
+func (r *Runner) bindParams(pb *Playbook, sc *scope, with map[string]any) error {
+	var errs []string
+	for _, p := range pb.Params {
+		var (
+			raw  any
+			from string
+			ok   bool
+		)
+		if v, has := with[p.Name]; has {
+			raw, from, ok = v, "include", true
+		} else if v, has := r.opts.Vars[p.Name]; has {
+			raw, from, ok = v, "--var", true
+		} else if v, has := os.LookupEnv("FLOW_VAR_" + strings.ToUpper(p.Name)); has {
+			raw, from, ok = v, "environment FLOW_VAR_"+strings.ToUpper(p.Name), true
+		} else if p.Config != "" {
+			if v, src, has := r.opts.Config.Lookup(p.Config); has {
+				raw, from, ok = v, src, true
+			}
+		}
+		if !ok {
+			if p.Default != nil {
+				sc.set(p.Name, p.Default, false)
+				continue
+			}
+			if p.Required {
+				hint := fmt.Sprintf("--var %s=…", p.Name)
+				if p.Config != "" {
+					sec, key, _ := strings.Cut(p.Config, ".")
+					hint += fmt.Sprintf(", `%s` under [%s] in the config file (-c), or %s", key, sec, config.EnvName(p.Config))
+				}
+				errs = append(errs, fmt.Sprintf("%s: parameter %q is required (%s): set it with %s", p.Pos, p.Name, p.Help, hint))
+				continue
+			}
+			sc.set(p.Name, zeroOf(p.Type), false)
+			continue
+		}
+		v, err := convertParam(p.Type, raw)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: parameter %q from %s: %v", p.Pos, p.Name, from, err))
+			continue
+		}
+		if p.Secret {
+			if s, ok := v.(string); ok {
+				r.masker.Add(s)
+			}
+		}
+		sc.set(p.Name, v, false)
+	}
+	for name := range r.opts.Vars {
+		if with == nil && !hasParam(pb, name) {
+			errs = append(errs, fmt.Sprintf("--var %s: %s has no parameter %q%s", name, pb.File, name, suggest(name, paramNames(pb))))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "\n"))
+	}
+	sc.set("run", map[string]any{"id": r.opts.RunID, "playbook": pb.Name, "operator": r.opts.Operator,
+		"host": r.opts.Host, "dry_run": r.opts.Mode == ModeDryRun, "plan": r.opts.Mode == ModePlan,
+		"started": r.started.Format(time.RFC3339), "file": pb.File}, false)
+	for _, v := range pb.Vars {
+		env := sc.env()
+		x, unk, err := v.Value.value(env)
+		if err != nil {
+			return fmt.Errorf("%s: variable %q: %v", v.Pos, v.Name, err)
+		}
+		if v.Value.secret {
+			if s, ok := x.(string); ok {
+				r.masker.Add(s)
+			}
+		}
+		sc.set(v.Name, x, unk)
+	}
+	return nil
+}
+
+func hasParam(pb *Playbook, name string) bool {
+	for _, p := range pb.Params {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func zeroOf(t string) any {
+	switch t {
+	case "int":
+		return 0
+	case "bool":
+		return false
+	case "float":
+		return 0.0
+	case "list":
+		return []any{}
+	case "map":
+		return map[string]any{}
+	case "duration":
+		return time.Duration(0)
+	}
+	return ""
+}
+
+// entry is a log entry located at a playbook position for a worker.
+func (r *Runner) entry(w *worker, pb *Playbook, p Pos) *logrus.Entry {
+	return r.opts.Log.WithFields(logrus.Fields{logfmt.FieldFile: baseName(pb.File), logfmt.FieldLine: p.Line, logfmt.FieldID: w.id})
+}
+
+// event emits a structured event (JSON log format only).
+func (r *Runner) event(e *logrus.Entry, name string, f logrus.Fields) {
+	if !r.opts.JSON {
+		return
+	}
+	e.WithFields(f).WithField("event", name).Info(name)
+}
+
+func (r *Runner) steps(ctx context.Context, w *worker, sc *scope, steps []*Step) error {
+	for _, s := range steps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := r.step(ctx, w, sc, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stepName renders a step's name.
+func (r *Runner) stepName(s *Step, env *evalEnv) string {
+	if s.nameT == nil {
+		return s.Name
+	}
+	out, _, err := s.nameT.render(kindText, env, renderDisplay)
+	if err != nil {
+		return s.Name
+	}
+	return out
+}
+
+// seen renders the values an expression read, for refusals and skips.
+func (r *Runner) seen(e *Expr, env *evalEnv) string {
+	var parts []string
+	for i, p := range e.parts {
+		name := e.pnames[i]
+		root := name
+		if j := strings.IndexAny(root, ".["); j >= 0 {
+			root = root[:j]
+		}
+		var val string
+		if env.unknowns[root] {
+			val = "<unknown>"
+		} else if v, err := runExprProg(p, env.vars); err != nil {
+			val = "<" + firstLine(err.Error()) + ">"
+		} else {
+			val = fmt.Sprintf("%#v", v)
+			if s, ok := v.(string); ok {
+				val = fmt.Sprintf("%q", s)
+			}
+			if len(val) > 200 {
+				val = val[:197] + "..."
+			}
+		}
+		if e.secret && isSecretName(name, e) {
+			val = secret.Mask
+		}
+		parts = append(parts, name+"="+val)
+	}
+	return r.masker.Apply(strings.Join(parts, ", "))
+}
+
+func isSecretName(name string, e *Expr) bool { return true }
+
+// step runs one step with its guards, retries, rescue and always sections.
+func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err error) {
+	env := sc.env()
+	name := r.stepName(s, env)
+	log := r.entry(w, s.Playbook, s.Pos)
+	start := time.Now()
+	base := logrus.Fields{"step": s.ID, "name": name, "line": s.Pos.Line, "type": s.Type}
+
+	// when
+	if s.When != nil {
+		if env.unknown(s.When) {
+			if r.opts.Mode == ModeRun {
+				return fmt.Errorf("%s: `when` reads unknown values %v", s.When.Pos, env.unknownRefs(s.When))
+			}
+			r.verdict(s, name, "UNKNOWN", fmt.Sprintf("`when: %s` depends on %s", oneLine(s.When.Src), strings.Join(env.unknownRefs(s.When), ", ")), nil)
+			r.markUnknown(sc, s)
+			return nil
+		}
+		ok, err := evalBool(s.When, env)
+		if err != nil {
+			return &StepError{Pos: s.When.Pos, Step: name, Err: err}
+		}
+		if !ok {
+			why := fmt.Sprintf("`when: %s` is false (%s)", oneLine(s.When.Src), r.seen(s.When, env))
+			log.Infof("%s skipped: %s", name, why)
+			r.event(log, "step_skipped", merge(base, logrus.Fields{"reason": why}))
+			if r.opts.Mode != ModeRun {
+				r.verdict(s, name, "WILL SKIP", why, nil)
+			}
+			if s.ID != "" {
+				sc.setStep(s.ID, map[string]any{"ok": false, "skipped": true, "error": "", "output": map[string]any{}}, false)
+			}
+			return nil
+		}
+	}
+	// preconditions
+	for _, g := range s.Pre {
+		if refused, unknown, err := r.checkGuard(g, s, name, env, "pre"); err != nil {
+			return err
+		} else if unknown != "" {
+			if r.opts.Mode == ModeRun {
+				return fmt.Errorf("%s: guard reads unknown values %s", g.That.Pos, unknown)
+			}
+			r.verdict(s, name, "UNKNOWN", "precondition `"+oneLine(g.That.Src)+"` depends on "+unknown, nil)
+			r.markUnknown(sc, s)
+			return nil
+		} else if refused != nil {
+			log.Errorf("%s refused: %s", name, r.masker.Apply(refused.Error()))
+			r.event(log, "step_refused", merge(base, logrus.Fields{"error": r.masker.Apply(refused.Error())}))
+			if r.opts.Mode != ModeRun {
+				r.verdict(s, name, "REFUSED", refused.Error(), nil)
+			}
+			return refused
+		}
+	}
+	log.Debugf("%s start", name)
+	r.event(log, "step_started", base)
+	defer func() {
+		if err != nil && len(s.Rescue) > 0 && ctx.Err() == nil {
+			log.Warnf("%s failed, running its rescue section: %s", name, r.masker.Apply(err.Error()))
+			rs := newScope(sc)
+			rs.set("error", r.masker.Apply(err.Error()), false)
+			if rerr := r.steps(ctx, w, rs, s.Rescue); rerr != nil {
+				log.Errorf("%s: rescue section failed too: %s", name, r.masker.Apply(rerr.Error()))
+				err = fmt.Errorf("%w; and its rescue failed: %v", err, rerr)
+			} else {
+				log.Warnf("%s: rescue section done (the step's changes were undone as the playbook says); the run still fails", name)
+			}
+		}
+		if len(s.Always) > 0 {
+			as := newScope(sc)
+			msg := ""
+			if err != nil {
+				msg = r.masker.Apply(err.Error())
+			}
+			as.set("error", msg, false)
+			actx := ctx
+			if ctx.Err() != nil {
+				var cancel context.CancelFunc
+				actx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+				defer cancel()
+			}
+			if aerr := r.steps(actx, w, as, s.Always); aerr != nil && err == nil {
+				err = aerr
+			}
+		}
+	}()
+	switch s.Type {
+	case "group":
+		err = r.group(ctx, w, sc, s, name)
+	case "include":
+		err = r.include(ctx, w, sc, s, name)
+	default:
+		err = r.leaf(ctx, w, sc, s, name, log)
+	}
+	dur := time.Since(start)
+	if err != nil {
+		var re *RefusedError
+		if errors.As(err, &re) {
+			return err
+		}
+		log.Errorf("%s failed: %s", name, r.masker.Apply(err.Error()))
+		r.event(log, "step_failed", merge(base, logrus.Fields{"duration_ms": dur.Milliseconds(), "error": r.masker.Apply(err.Error())}))
+		if s.ID != "" {
+			sc.setStep(s.ID, map[string]any{"ok": false, "skipped": false, "error": r.masker.Apply(err.Error()), "output": map[string]any{}}, false)
+		}
+		var se *StepError
+		if !errors.As(err, &se) && s.Type != "group" && s.Type != "include" {
+			err = &StepError{Pos: s.Pos, Step: name, Err: err}
+		}
+		return err
+	}
+	log.Infof("%s success", name)
+	r.event(log, "step_finished", merge(base, logrus.Fields{"duration_ms": dur.Milliseconds()}))
+	return nil
+}
+
+func merge(a, b logrus.Fields) logrus.Fields {
+	out := logrus.Fields{}
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
+
+func (r *Runner) markUnknown(sc *scope, s *Step) {
+	r.unknown.Add(1)
+	if s.Mutates() {
+		r.changes.Add(1)
+	}
+	if s.Register != "" {
+		sc.set(s.Register, Unknown{Why: s.Name}, true)
+	}
+	if s.ID != "" {
+		sc.setStep(s.ID, map[string]any{}, true)
+	}
+	if st, ok := s.Spec.(Setter); ok {
+		for _, n := range st.SetsVars() {
+			sc.set(n, Unknown{Why: s.Name}, true)
+		}
+	}
+	for n := range s.Effect {
+		sc.set(n, Unknown{Why: s.Name}, true)
+	}
+}
+
+// checkGuard evaluates a guard: refused is non-nil when it does not hold;
+// unknown names the unknown values it depends on.
+func (r *Runner) checkGuard(g *Guard, s *Step, name string, env *evalEnv, kind string) (*RefusedError, string, error) {
+	if env.unknown(g.That) {
+		return nil, strings.Join(env.unknownRefs(g.That), ", "), nil
+	}
+	ok, err := evalBool(g.That, env)
+	if err != nil {
+		return nil, "", &StepError{Pos: g.That.Pos, Step: name, Err: err}
+	}
+	if ok {
+		return nil, "", nil
+	}
+	re := &RefusedError{Pos: g.That.Pos, Step: name, Guard: oneLine(g.That.Src), Seen: r.seen(g.That, env)}
+	if g.Message != nil {
+		msg, _, err := g.Message.render(kindText, env, renderDisplay)
+		if err == nil {
+			re.Message = r.masker.Apply(msg)
+		}
+	}
+	return re, "", nil
+}
+
+func evalBool(e *Expr, env *evalEnv) (bool, error) {
+	v, err := runExpr(e, env.vars)
+	if err != nil {
+		return false, err
+	}
+	b, ok := v.(bool)
+	if !ok {
+		return false, fmt.Errorf("%s: `%s` gave %T, not a boolean", e.Pos, oneLine(e.Src), v)
+	}
+	return b, nil
+}
+
+func (r *Runner) verdict(s *Step, name, verdict, reason string, actions []Action) {
+	v := Verdict{Pos: s.Pos, Step: name, Verdict: verdict, Reason: r.masker.Apply(reason), Actions: actions, Mutates: s.Mutates()}
+	r.outMu.Lock()
+	r.verdicts = append(r.verdicts, v)
+	r.outMu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "[%-9s] %s %s", verdict, s.Pos.Short(), name)
+	if reason != "" {
+		fmt.Fprintf(&b, " — %s", reason)
+	}
+	b.WriteByte('\n')
+	for _, a := range actions {
+		fmt.Fprintf(&b, "              on %s:\n", a.Target)
+		for _, line := range strings.Split(a.Text, "\n") {
+			fmt.Fprintf(&b, "                %s\n", line)
+		}
+	}
+	r.printf("%s", b.String())
+}
+
+// leaf runs a typed step: dry-run/plan handling, confirmation, retries.
+func (r *Runner) leaf(ctx context.Context, w *worker, sc *scope, s *Step, name string, log *logrus.Entry) error {
+	env := sc.env()
+	x := &Exec{r: r, step: s, sc: sc, env: env, log: log, w: w, name: name}
+	mut := s.Spec.Mutates()
+	if r.opts.Mode == ModePlan || (r.opts.Mode == ModeDryRun && mut) {
+		rd := &Render{r: r, env: env, step: s}
+		actions, err := s.Spec.Render(rd)
+		if err != nil {
+			return &StepError{Pos: s.Pos, Step: name, Err: err}
+		}
+		verdict := "WILL RUN"
+		if rd.unknown {
+			verdict = "UNKNOWN"
+			r.unknown.Add(1)
+		}
+		reason := ""
+		if !mut {
+			reason = "read-only"
+		}
+		if mut {
+			r.changes.Add(1)
+			r.mutated.Store(true)
+		}
+		r.verdict(s, name, verdict, reason, actions)
+		// simulated state: effects, and unknown outputs
+		if s.Register != "" {
+			sc.set(s.Register, Unknown{Why: name}, true)
+		}
+		if s.ID != "" {
+			sc.setStep(s.ID, map[string]any{}, true)
+		}
+		if st, ok := s.Spec.(Setter); ok && r.opts.Mode == ModePlan {
+			for _, n := range st.SetsVars() {
+				sc.set(n, Unknown{Why: name}, true)
+			}
+		}
+		if r.opts.Mode == ModePlan && !mut {
+			if _, isSetter := s.Spec.(Setter); isSetter && !rd.unknown {
+				// a set step with known inputs computes for real even in a plan
+				if _, err := s.Spec.Run(ctx, x); err == nil {
+					return nil
+				}
+			}
+		}
+		for _, n := range sortedKeys(s.Effect) {
+			e := s.Effect[n]
+			if env.unknown(e) {
+				sc.set(n, Unknown{Why: e.Src}, true)
+				continue
+			}
+			v, err := runExpr(e, env.vars)
+			if err != nil {
+				return &StepError{Pos: e.Pos, Step: name, Err: err}
+			}
+			sc.set(n, v, false)
+		}
+		return nil
+	}
+	if mut && s.Confirm != nil {
+		if err := r.confirm(s, name, env, log); err != nil {
+			return err
+		}
+	}
+	if mut {
+		r.mutated.Store(true)
+	}
+	if r.opts.Mode == ModeDryRun {
+		r.verdict(s, name, "RUNS", "read-only: executed for real", nil)
+	}
+	out, err := r.attempts(ctx, x, s, name, log)
+	if err != nil {
+		return err
+	}
+	if out == nil {
+		out = map[string]any{}
+	}
+	if s.Register != "" {
+		sc.set(s.Register, out, false)
+	}
+	if s.ID != "" {
+		res := map[string]any{"ok": true, "skipped": false, "error": "", "output": out}
+		for k, v := range out {
+			if _, taken := res[k]; !taken {
+				res[k] = v
+			}
+		}
+		sc.setStep(s.ID, res, false)
+	}
+	if len(s.Post) > 0 {
+		penv := sc.env()
+		penv.vars["result"] = out
+		for _, g := range s.Post {
+			refused, _, err := r.checkGuard(g, s, name, penv, "post")
+			if err != nil {
+				return err
+			}
+			if refused != nil {
+				return &StepError{Pos: g.That.Pos, Step: name, Err: fmt.Errorf("postcondition failed: %s", refused.Error())}
+			}
+		}
+	}
+	return nil
+}
+
+// attempts runs a step with its retries/until/interval/timeout: a bounded
+// poll, never a fixed sleep.
+func (r *Runner) attempts(ctx context.Context, x *Exec, s *Step, name string, log *logrus.Entry) (map[string]any, error) {
+	polling := s.Until != nil || s.Retries > 0
+	interval := s.Interval
+	if interval == 0 {
+		interval = 500 * time.Millisecond
+	}
+	if s.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.Timeout)
+		defer cancel()
+	}
+	max := 1
+	if polling {
+		max = s.Retries + 1
+		if s.Retries == 0 {
+			max = int(^uint(0) >> 1) // bounded by the timeout
+		}
+	}
+	start := time.Now()
+	var lastErr error
+	var lastWhy string
+	for attempt := 1; ; attempt++ {
+		out, err := s.Spec.Run(ctx, x)
+		if err == nil && s.Until == nil {
+			return out, nil
+		}
+		if err == nil {
+			env := x.sc.env()
+			env.vars["result"] = out
+			if s.Register != "" {
+				env.vars[s.Register] = out
+			}
+			ok, eerr := evalBool(s.Until, env)
+			if eerr != nil {
+				return nil, eerr
+			}
+			if ok {
+				if attempt > 1 {
+					log.Debugf("%s: `%s` holds after %d attempts, %s", name, oneLine(s.Until.Src), attempt, time.Since(start).Round(time.Millisecond))
+				}
+				return out, nil
+			}
+			lastErr = nil
+			lastWhy = fmt.Sprintf("`until: %s` still false (%s)", oneLine(s.Until.Src), r.seen(s.Until, env))
+		} else {
+			lastErr = err
+			lastWhy = err.Error()
+			if !polling {
+				return nil, err
+			}
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				break
+			}
+		}
+		if attempt >= max {
+			break
+		}
+		log.Debugf("%s: waiting (attempt %d%s, %s elapsed): %s", name, attempt, maxText(max), time.Since(start).Round(time.Millisecond), r.masker.Apply(lastWhy))
+		t := time.NewTimer(interval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			goto done
+		case <-t.C:
+		}
+	}
+done:
+	elapsed := time.Since(start).Round(time.Millisecond)
+	if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && s.Timeout > 0 {
+		return nil, fmt.Errorf("timed out after %s (timeout: %s) waiting for %s", elapsed, s.Timeout, r.masker.Apply(lastWhy))
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if lastErr != nil {
+		return nil, fmt.Errorf("still failing after %d attempts over %s: %w", max, elapsed, lastErr)
+	}
+	return nil, fmt.Errorf("gave up after %d attempts over %s: %s", max, elapsed, r.masker.Apply(lastWhy))
+}
+
+func maxText(max int) string {
+	if max == int(^uint(0)>>1) {
+		return ""
+	}
+	return fmt.Sprintf("/%d", max)
+}
+
+// confirm asks the operator to type the expected word.
+func (r *Runner) confirm(s *Step, name string, env *evalEnv, log *logrus.Entry) error {
+	word, _, err := s.Confirm.render(kindText, env, renderDisplay)
+	if err != nil {
+		return err
+	}
+	if r.opts.Yes {
+		log.Infof("%s: confirmation %q given by --yes", name, word)
+		return nil
+	}
+	refuse := func(why string) error {
+		return &ExitError{Code: ExitRefused, Err: &RefusedError{Pos: s.Confirm.Pos, Step: name, Guard: "confirm: " + word, Message: why}}
+	}
+	if !r.opts.Interactive || r.opts.Stdin == nil {
+		return refuse(fmt.Sprintf("this step needs confirmation (type %q) but there is no terminal: run it from a terminal or pass --yes", word))
+	}
+	r.printf("\n%s: %s changes state. Type %q to continue: ", s.Pos.Short(), name, word)
+	line, err := bufio.NewReader(r.opts.Stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return refuse("no confirmation was typed")
+	}
+	if strings.TrimSpace(line) != word {
+		return refuse(fmt.Sprintf("the operator typed %q, not %q", strings.TrimSpace(line), word))
+	}
+	return nil
+}
+
+// group runs a block, or a block for each item of a list with a bounded
+// degree of parallelism. After a failure no new item starts; running items
+// finish (a half-done clone is worse than a finished one).
+func (r *Runner) group(ctx context.Context, w *worker, sc *scope, s *Step, name string) error {
+	if s.ForEach == nil {
+		inner := sc
+		err := r.steps(ctx, w, inner, s.Steps)
+		if err == nil && s.Register != "" {
+			sc.set(s.Register, []any{}, false)
+		}
+		return err
+	}
+	env := sc.env()
+	if env.unknown(s.ForEach) {
+		if r.opts.Mode == ModeRun {
+			return fmt.Errorf("%s: for_each reads unknown values", s.ForEach.Pos)
+		}
+		r.verdict(s, name, "UNKNOWN", fmt.Sprintf("for each item of `%s` (known only in a real run); each item would run:", oneLine(s.ForEach.Src)), nil)
+		as := s.As
+		if as == "" {
+			as = "item"
+		}
+		is := newScope(sc)
+		is.set(as, Unknown{Why: s.ForEach.Src}, true)
+		is.set("index", Unknown{Why: "index"}, true)
+		r.unknown.Add(1)
+		err := r.steps(ctx, w, is, s.Steps)
+		if s.Register != "" {
+			sc.set(s.Register, Unknown{Why: name}, true)
+		}
+		return err
+	}
+	v, err := runExpr(s.ForEach, env.vars)
+	if err != nil {
+		return err
+	}
+	items, ok := toList(v)
+	if !ok {
+		return fmt.Errorf("%s: for_each `%s` gave %T, not a list", s.ForEach.Pos, oneLine(s.ForEach.Src), v)
+	}
+	as := s.As
+	if as == "" {
+		as = "item"
+	}
+	par := s.Parallel
+	if par <= 0 {
+		par = 1
+	}
+	scopes := make([]*scope, len(items))
+	errs := make([]error, len(items))
+	var failed atomic.Bool
+	sem := make(chan struct{}, par)
+	var wg sync.WaitGroup
+	for i, item := range items {
+		if failed.Load() || ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		if failed.Load() || ctx.Err() != nil {
+			<-sem
+			break
+		}
+		is := newScope(sc)
+		is.set(as, item, false)
+		is.set("index", i, false)
+		scopes[i] = is
+		iw := w
+		if par > 1 {
+			iw = &worker{id: r.ids.Add(1) + 54}
+		}
+		wg.Add(1)
+		go func(i int, is *scope, iw *worker) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := r.steps(ctx, iw, is, s.Steps); err != nil {
+				errs[i] = err
+				failed.Store(true)
+			}
+		}(i, is, iw)
+	}
+	wg.Wait()
+	var msgs []string
+	var first error
+	for i, e := range errs {
+		if e != nil {
+			if first == nil {
+				first = e
+			}
+			msgs = append(msgs, fmt.Sprintf("item %d (%s): %v", i, quote.Text(items[i]), e))
+		}
+	}
+	if s.Register != "" {
+		res := make([]any, 0, len(items))
+		for i, is := range scopes {
+			if is == nil {
+				continue
+			}
+			m := is.local()
+			m["ok"] = errs[i] == nil
+			res = append(res, m)
+		}
+		sc.set(s.Register, res, false)
+	}
+	if len(msgs) == 1 {
+		return first
+	}
+	if len(msgs) > 1 {
+		var re *RefusedError
+		if errors.As(first, &re) {
+			return first
+		}
+		return fmt.Errorf("%d items failed:\n  %s", len(msgs), strings.Join(msgs, "\n  "))
+	}
+	return ctx.Err()
+}
+
+func toList(v any) ([]any, bool) {
+	switch x := v.(type) {
+	case []any:
+		return x, true
+	case []string:
+		out := make([]any, len(x))
+		for i := range x {
+			out[i] = x[i]
+		}
+		return out, true
+	case []map[string]any:
+		out := make([]any, len(x))
+		for i := range x {
+			out[i] = x[i]
+		}
+		return out, true
+	case nil:
+		return nil, true
+	}
+	return nil, false
+}
+
+// include runs another playbook's steps in a scope of its own.
+func (r *Runner) include(ctx context.Context, w *worker, sc *scope, s *Step, name string) error {
+	inc := s.Include
+	env := sc.env()
+	with := map[string]any{}
+	for _, k := range inc.withKeys {
+		e := inc.With[k]
+		if env.unknown(e) {
+			with[k] = Unknown{Why: e.Src}
+			continue
+		}
+		v, err := runExpr(e, env.vars)
+		if err != nil {
+			return err
+		}
+		with[k] = v
+	}
+	root := newScope(nil)
+	if err := r.bindParams(inc.Playbook, root, with); err != nil {
+		return Invalid(err)
+	}
+	for k, v := range with {
+		if _, unk := v.(Unknown); unk {
+			root.set(k, v, true)
+		}
+	}
+	log := r.entry(w, inc.Playbook, Pos{File: inc.Playbook.File, Line: 1})
+	log.Infof("%s ready", inc.Playbook.Name)
+	log.Infof("%s whole process consists of %d steps", inc.Playbook.Name, len(inc.Playbook.Steps))
+	if err := r.steps(ctx, w, root, inc.Playbook.Steps); err != nil {
+		return err
+	}
+	log.Infof("%s over", inc.Playbook.Name)
+	if s.Register != "" {
+		sc.set(s.Register, root.local(), false)
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

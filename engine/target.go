@@ -1,0 +1,45 @@
+package engine
+
+import (
+	"context"
+	"net"
+	"time"
+)
+
+// Target selects where a step runs: a named connection of the playbook,
+// optionally with the host and port overridden (a node discovered at run
+// time).
+type Target struct {
+	On   string `yaml:"on"`
+	Host *Value `yaml:"host"`
+	Port *Value `yaml:"port"`
+	conn *Conn
+}
+
+// MySQLTarget is a Target that must name a mysql connection.
+type MySQLTarget Target
+
+// SSHTarget is a Target that must name an ssh connection.
+type SSHTarget Target
+
+func (t *MySQLTarget) target() *Target { return (*Target)(t) }
+func (t *SSHTarget) target() *Target   { return (*Target)(t) }
+
+// SSHClient is what the engine needs from an SSH connection.
+type SSHClient interface {
+	// Run runs cmd; stdin (which may hold secrets) is fed to it. A non-zero
+	// exit status is reported in rc, not as an error.
+	Run(ctx context.Context, cmd string, stdin []byte) (stdout, stderr string, rc int, err error)
+	// DialTCP opens a TCP connection from the remote host (a tunnel).
+	DialTCP(ctx context.Context, addr string) (net.Conn, error)
+}
+
+// SSHParams are the resolved fields of an ssh connection.
+type SSHParams struct {
+	Host, User, KeyFile, Password, KnownHosts string
+	Port                                      int
+	ConnectTimeout                            time.Duration
+}
+
+// SSHDialer opens SSH connections; the CLI installs the real one.
+type SSHDialer func(ctx context.Context, p SSHParams) (SSHClient, error)

@@ -1,0 +1,63 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/flowdba/flow/engine"
+)
+
+// LogStep writes a message to the run's log.
+type LogStep struct {
+	Msg   *engine.Text `yaml:"msg"`
+	Level string       `yaml:"level"`
+}
+
+func init() {
+	engine.Register(engine.StepType{
+		Name:       "log",
+		Summary:    "write a message to the log (level: debug, info, warn, error)",
+		New:        func() engine.StepSpec { return &LogStep{} },
+		Idempotent: true,
+	})
+}
+
+// Mutates is false.
+func (s *LogStep) Mutates() bool { return false }
+
+// Check validates the level.
+func (s *LogStep) Check(c *engine.Check) {
+	if s.Msg == nil {
+		c.Errorf(c.StepPos(), "log step %q needs `msg:`", c.StepName())
+	}
+	switch strings.ToLower(s.Level) {
+	case "", "debug", "info", "warn", "warning", "error":
+	default:
+		c.Errorf(c.StepPos(), "log level %q: use debug, info, warn or error", s.Level)
+	}
+}
+
+// Render shows the message.
+func (s *LogStep) Render(r *engine.Render) ([]engine.Action, error) {
+	return []engine.Action{{Target: "log", Text: r.Text(s.Msg)}}, nil
+}
+
+// Run logs the message.
+func (s *LogStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, error) {
+	msg, err := x.Text(s.Msg)
+	if err != nil {
+		return nil, err
+	}
+	switch strings.ToLower(s.Level) {
+	case "debug":
+		x.Debugf("%s", msg)
+	case "warn", "warning":
+		x.Warnf("%s", msg)
+	case "error":
+		x.Log().Error(x.Mask(msg))
+	default:
+		x.Infof("%s", msg)
+	}
+	return map[string]any{"msg": fmt.Sprint(msg)}, nil
+}

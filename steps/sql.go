@@ -1,0 +1,241 @@
+package steps
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/expr-lang/expr/types"
+	"github.com/flowdba/flow/engine"
+	"github.com/flowdba/flow/engine/sqlkind"
+)
+
+// SQLStep runs one SQL statement on a MySQL connection (a node or a DBScale
+// router). `query:` is read-only and returns rows; `exec:` changes state.
+type SQLStep struct {
+	engine.MySQLTarget `yaml:",inline"`
+	// Query is a read-only statement whose rows are the step's output.
+	Query *engine.SQL `yaml:"query"`
+	// Exec is a state-changing statement.
+	Exec *engine.SQL `yaml:"exec"`
+	// Check is a read-only query that tells whether Exec already took
+	// effect (used when resuming an interrupted run); it returns rows when
+	// the change is in place.
+	CheckQuery *engine.SQL `yaml:"check"`
+	// Session holds statements run first on the same connection (SET
+	// SESSION …), e.g. to raise a timeout for this statement only.
+	Session []*engine.SQL `yaml:"session"`
+}
+
+// sqlOutput is the type of a sql step's output.
+var sqlOutput = types.Map{
+	"rows":          types.Array(types.Map{types.Extra: types.Any}),
+	"row":           types.Map{types.Extra: types.Any},
+	"count":         types.Int,
+	"columns":       types.Array(types.String),
+	"rows_affected": types.Int,
+	"target":        types.String,
+}
+
+func init() {
+	engine.Register(engine.StepType{
+		Name:    "sql",
+		Summary: "run a SQL statement: `query:` (read-only, rows into the output) or `exec:` (changes state)",
+		New:     func() engine.StepSpec { return &SQLStep{} },
+		Output:  sqlOutput,
+	})
+}
+
+// Mutates reports whether the statement is an exec.
+func (s *SQLStep) Mutates() bool { return s.Exec != nil }
+
+// Check validates the statement: one of query/exec, one statement, and a
+// query that really only reads.
+func (s *SQLStep) Check(c *engine.Check) {
+	switch {
+	case s.Query == nil && s.Exec == nil:
+		c.Errorf(c.StepPos(), "sql step %q needs `query:` (read-only) or `exec:` (changes state)", c.StepName())
+		return
+	case s.Query != nil && s.Exec != nil:
+		c.Errorf(c.StepPos(), "sql step %q has both `query:` and `exec:`: use two steps", c.StepName())
+		return
+	}
+	t := s.Query
+	if t == nil {
+		t = s.Exec
+	}
+	if sqlkind.SplitsStatements(t.Raw) {
+		c.Errorf(t.Pos, "one statement per sql step: split %q into several steps", oneLine(t.Raw))
+	}
+	if s.Query != nil && sqlkind.Classify(s.Query.Raw) == sqlkind.Write {
+		c.Errorf(s.Query.Pos, "`query:` is read-only, but %q changes state (or flow cannot tell that it does not): use `exec:`", firstWords(s.Query.Raw))
+	}
+	if s.Exec != nil && sqlkind.Classify(s.Exec.Raw) == sqlkind.Read {
+		c.Warnf(s.Exec.Pos, "`exec:` %q only reads: use `query:` so a dry run executes it", firstWords(s.Exec.Raw))
+	}
+	if s.CheckQuery != nil && sqlkind.Classify(s.CheckQuery.Raw) == sqlkind.Write {
+		c.Errorf(s.CheckQuery.Pos, "`check:` must be a read-only query")
+	}
+	for _, st := range s.Session {
+		if w := sqlkind.Words(st.Raw, 2); len(w) < 2 || w[0] != "SET" || w[1] == "GLOBAL" || w[1] == "PERSIST" {
+			c.Errorf(st.Pos, "`session:` statements must be SET SESSION/SET @@session… statements")
+		}
+	}
+}
+
+func (s *SQLStep) statement() *engine.SQL {
+	if s.Exec != nil {
+		return s.Exec
+	}
+	return s.Query
+}
+
+// Render shows the statement and its target.
+func (s *SQLStep) Render(r *engine.Render) ([]engine.Action, error) {
+	target := r.MySQLTarget(&s.MySQLTarget)
+	var lines []string
+	for _, st := range s.Session {
+		lines = append(lines, r.SQL(st)+";")
+	}
+	lines = append(lines, r.SQL(s.statement()))
+	return []engine.Action{{Target: target, Text: strings.Join(lines, "\n")}}, nil
+}
+
+// Run executes the statement.
+func (s *SQLStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, error) {
+	db, target, err := x.MySQL(ctx, &s.MySQLTarget)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: cannot connect: %v (is the server up, and are the credentials in the config right?)", target, err)
+	}
+	defer conn.Close()
+	for _, st := range s.Session {
+		q, shown, err := x.SQL(st)
+		if err != nil {
+			return nil, err
+		}
+		x.Debugf("%s", shown)
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return nil, fmt.Errorf("%s: %s: %v", target, shown, err)
+		}
+	}
+	q, shown, err := x.SQL(s.statement())
+	if err != nil {
+		return nil, err
+	}
+	x.Debugf("%s", shown)
+	out := map[string]any{"target": target, "rows": []any{}, "row": map[string]any{}, "count": 0, "columns": []any{}, "rows_affected": 0}
+	if s.Exec != nil {
+		res, err := conn.ExecContext(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("%s: `%s`: %v", target, shown, err)
+		}
+		n, _ := res.RowsAffected()
+		out["rows_affected"] = int(n)
+		return out, nil
+	}
+	rows, err := conn.QueryContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("%s: `%s`: %v", target, shown, err)
+	}
+	defer rows.Close()
+	list, cols, err := ScanRows(rows)
+	if err != nil {
+		return nil, fmt.Errorf("%s: `%s`: %v", target, shown, err)
+	}
+	out["rows"] = list
+	out["count"] = len(list)
+	colsAny := make([]any, len(cols))
+	for i, c := range cols {
+		colsAny[i] = c
+	}
+	out["columns"] = colsAny
+	if len(list) > 0 {
+		out["row"] = list[0]
+	}
+	return out, nil
+}
+
+// ScanRows reads every row into maps of column name to value: text as
+// string, integers as int, decimals and floats as float64, NULL as nil.
+func ScanRows(rows *sql.Rows) ([]any, []string, error) {
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, nil, err
+	}
+	ctypes, _ := rows.ColumnTypes()
+	var out []any
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, nil, err
+		}
+		m := make(map[string]any, len(cols))
+		for i, c := range cols {
+			dbType := ""
+			if ctypes != nil && i < len(ctypes) {
+				dbType = ctypes[i].DatabaseTypeName()
+			}
+			m[c] = convertValue(vals[i], dbType)
+		}
+		out = append(out, m)
+	}
+	if out == nil {
+		out = []any{}
+	}
+	return out, cols, rows.Err()
+}
+
+func convertValue(v any, dbType string) any {
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case []byte:
+		s := string(x)
+		switch dbType {
+		case "INT", "BIGINT", "TINYINT", "SMALLINT", "MEDIUMINT", "UNSIGNED INT", "UNSIGNED BIGINT", "UNSIGNED TINYINT", "UNSIGNED SMALLINT", "YEAR":
+			if i, err := strconv.Atoi(s); err == nil {
+				return i
+			}
+		case "DECIMAL", "FLOAT", "DOUBLE":
+			if f, err := strconv.ParseFloat(s, 64); err == nil {
+				return f
+			}
+		}
+		return s
+	case int64:
+		return int(x)
+	case uint64:
+		return int(x)
+	case int32:
+		return int(x)
+	case float32:
+		return float64(x)
+	}
+	return v
+}
+
+func firstWords(s string) string {
+	f := strings.Fields(s)
+	if len(f) > 4 {
+		f = append(f[:4], "…")
+	}
+	return strings.Join(f, " ")
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 80 {
+		s = s[:77] + "..."
+	}
+	return s
+}
