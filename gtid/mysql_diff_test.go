@@ -15,6 +15,15 @@ import (
 // answers are the truth: every operation and the canonical text must match
 // the server byte for byte.
 
+// TestMySQL starts one server and runs the differential checks against it.
+func TestMySQL(t *testing.T) {
+	srv := mysqltest.Start(t)
+	db := srv.DB(t)
+	t.Run("Random", func(t *testing.T) { testDiffRandom(t, db) })
+	t.Run("Large", func(t *testing.T) { testDiffLarge(t, db) })
+	t.Run("ParseAgreement", func(t *testing.T) { testParseAgreement(t, srv, db) })
+}
+
 // diffCase is one pair of set texts and the server's answers for it.
 type diffCase struct {
 	a, b string
@@ -74,13 +83,12 @@ func queryCases(t *testing.T, db *sql.DB, cases []diffCase) {
 	}
 }
 
-// TestMySQLDifferential compares Subtract, Contains, Equal, Union and String
+// testDiffRandom compares Subtract, Contains, Equal, Union and String
 // with GTID_SUBTRACT and GTID_SUBSET on random sets: tagged and untagged,
 // overlapping, unsorted and repeated intervals, every UUID spelling, huge
 // intervals near MaxGNO, and from 0 to about 40 UUID elements per set over
 // UUID pools of different sizes.
-func TestMySQLDifferential(t *testing.T) {
-	db := mysqltest.Start(t).DB(t)
+func testDiffRandom(t *testing.T, db *sql.DB) {
 	gens := []*gen{
 		newGen(11, 3, 50, false),          // few UUIDs, dense overlaps
 		newGen(12, 20, 1000, true),        // moderate, with huge intervals
@@ -121,10 +129,9 @@ func TestMySQLDifferential(t *testing.T) {
 	t.Logf("%d random cases agree with the server (%d with a ⊇ b, %d equal, %d tagged)", total, contained, equal, tagged)
 }
 
-// TestMySQLDifferentialLarge compares one pair of sets with 1,000 UUIDs of
+// testDiffLarge compares one pair of sets with 1,000 UUIDs of
 // 20 fragmented intervals each (about 150 KB of text per set).
-func TestMySQLDifferentialLarge(t *testing.T) {
-	db := mysqltest.Start(t).DB(t)
+func testDiffLarge(t *testing.T, db *sql.DB) {
 	a, b := benchTexts(1000, 20)
 	// A VALUES table would cut its columns at 65,535 characters, so the
 	// texts go straight into the functions.
@@ -197,14 +204,12 @@ func must[T any](v T, err error) string {
 	return fmt.Sprint(v)
 }
 
-// TestMySQLParseAgreement checks that Parse accepts and rejects the same
+// testParseAgreement checks that Parse accepts and rejects the same
 // texts as the server, and reads accepted ones the same way. The one
 // deliberate difference is a reversed interval ("5-3"), which the server
 // reads as no transaction and Parse rejects; the test checks the server
 // still behaves that way, so the documented difference stays true.
-func TestMySQLParseAgreement(t *testing.T) {
-	srv := mysqltest.Start(t)
-	db := srv.DB(t)
+func testParseAgreement(t *testing.T, srv *mysqltest.Server, db *sql.DB) {
 	inputs := []string{
 		"", " ", ",", ",,", u1, u1 + ":", u1 + ":tag", u1 + ":tag:1:tag2", u1 + ":tag:tag2:1",
 		u1 + ":1,", "," + u1 + ":1", u1 + ":1,," + u1 + ":2", " " + u1 + " : 1 - 3 , " + u1 + " : 5 ",
@@ -228,6 +233,25 @@ func TestMySQLParseAgreement(t *testing.T) {
 			inputs = append(inputs, base[:i]+c+base[i+1:])
 		}
 	}
+	// And random damage to random sets: bytes replaced, deleted or inserted.
+	g := newGen(21, 3, 30, true)
+	const chars = " \t\n\r\v\f:,-{}_aAzZ09+.#"
+	for range 3000 {
+		b := []byte(g.set(1 + g.r.IntN(3)))
+		for k := 1 + g.r.IntN(3); k > 0 && len(b) > 0; k-- {
+			p, c := g.r.IntN(len(b)), chars[g.r.IntN(len(chars))]
+			switch g.r.IntN(3) {
+			case 0:
+				b[p] = c
+			case 1:
+				b = append(b[:p], b[p+1:]...)
+			default:
+				b = append(b[:p], append([]byte{c}, b[p:]...)...)
+			}
+		}
+		inputs = append(inputs, string(b))
+	}
+	accepted := 0
 	for _, in := range inputs {
 		var want string
 		serverErr := db.QueryRow("SELECT GTID_SUBTRACT(?, '')", in).Scan(&want)
@@ -245,7 +269,15 @@ func TestMySQLParseAgreement(t *testing.T) {
 		case serverErr == nil && got.String() != want:
 			t.Errorf("Parse(%q).String() = %q, MySQL says %q", in, got, want)
 		}
+		if serverErr == nil {
+			accepted++
+		}
 	}
+	// Both outcomes must be well represented for the comparison to mean much.
+	if accepted < len(inputs)/10 || accepted > len(inputs)*9/10 {
+		t.Errorf("MySQL accepted %d of %d inputs; the mix is too one-sided", accepted, len(inputs))
+	}
+	t.Logf("%d inputs: MySQL accepted %d, Parse agreed on all", len(inputs), accepted)
 	// The reversed interval really is silently empty on the server.
 	if got := srv.QueryString(t, "SELECT CONCAT('[', GTID_SUBTRACT('"+u1+":5-3', ''), ']')"); got != "[]" {
 		t.Errorf("MySQL now reads a reversed interval as %s; revisit Parse's deliberate difference", got)

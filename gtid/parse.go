@@ -43,31 +43,32 @@ func excerpt(s string, off int) string {
 	return out
 }
 
-// raw is one parsed interval before normalisation.
-type raw struct {
-	uuid [16]byte
-	tag  string
-	iv   span
-}
-
-func compareRaw(a, b raw) int {
-	if c := compareKey(&a.uuid, a.tag, &b.uuid, b.tag); c != 0 {
-		return c
-	}
-	switch {
-	case a.iv.lo < b.iv.lo:
-		return -1
-	case a.iv.lo > b.iv.lo:
-		return 1
-	}
-	return 0
+// group is a run of parsed intervals that share a UUID and a tag, in the
+// order the text gave them.
+type group struct {
+	uuid   [16]byte
+	tag    string
+	lo, hi int // parser.spans[lo:hi]
 }
 
 // parser holds the state of one Parse call.
 type parser struct {
-	s   string
-	pos int
-	out []raw
+	s      string
+	pos    int
+	spans  []span
+	groups []group
+}
+
+// startGroup closes the current group and opens one for (u, tag).
+func (p *parser) startGroup(u [16]byte, tag string) {
+	p.endGroup()
+	p.groups = append(p.groups, group{uuid: u, tag: tag, lo: len(p.spans)})
+}
+
+func (p *parser) endGroup() {
+	if n := len(p.groups); n > 0 {
+		p.groups[n-1].hi = len(p.spans)
+	}
 }
 
 // Parse reads a GTID set as MySQL's own parser does, in every form the
@@ -87,11 +88,14 @@ type parser struct {
 //
 // Errors are *ParseError values naming the bad part and its byte offset.
 func Parse(s string) (Set, error) {
-	p := parser{s: s}
+	// Every interval follows a ':', so this bounds their number and the
+	// intervals need a single allocation.
+	p := parser{s: s, spans: make([]span, 0, strings.Count(s, ":")), groups: make([]group, 0, strings.Count(s, ",")+1)}
 	if err := p.parse(); err != nil {
 		return Set{}, err
 	}
-	return build(p.out), nil
+	p.endGroup()
+	return build(p.groups, p.spans), nil
 }
 
 // MustParse is like Parse but panics on malformed input. It is meant for
@@ -104,27 +108,102 @@ func MustParse(s string) Set {
 	return set
 }
 
-// build turns parsed intervals into a canonical Set.
-func build(out []raw) Set {
-	if len(out) == 0 {
-		return Set{}
-	}
-	if !slices.IsSortedFunc(out, compareRaw) {
-		slices.SortFunc(out, compareRaw)
-	}
-	b := builder{s: Set{sids: make([]sid, 0, 4), ivs: make([]span, 0, len(out))}}
-	for i := range out {
-		r := &out[i]
-		if i == 0 || out[i-1].uuid != r.uuid || out[i-1].tag != r.tag {
-			if i > 0 {
-				b.end()
-			}
-			b.begin(&r.uuid, r.tag)
+// build turns parsed groups into a canonical Set. When the text was already
+// in canonical order (as everything MySQL prints is), it merges the intervals
+// in place; otherwise it sorts the groups and each UUID's intervals first.
+func build(groups []group, spans []span) Set {
+	inOrder := true
+	var prev *group
+	for i := range groups {
+		g := &groups[i]
+		if g.lo == g.hi {
+			continue
 		}
-		b.add(r.iv)
+		if (prev != nil && compareKey(&prev.uuid, prev.tag, &g.uuid, g.tag) >= 0) ||
+			!slices.IsSortedFunc(spans[g.lo:g.hi], compareLo) {
+			inOrder = false
+			break
+		}
+		prev = g
 	}
-	b.end()
+	var b builder
+	tags := tagInterner{}
+	if inOrder {
+		// add writes at most one span per span read, at an index no
+		// larger than the one read, so merging can reuse spans.
+		b.s = Set{sids: make([]sid, 0, len(groups)), ivs: spans[:0]}
+		for i := range groups {
+			g := &groups[i]
+			if g.lo == g.hi {
+				continue
+			}
+			b.begin(&g.uuid, tags.intern(g.tag))
+			for _, x := range spans[g.lo:g.hi] {
+				b.add(x)
+			}
+			b.end()
+		}
+		return b.finish()
+	}
+	order := make([]int, 0, len(groups))
+	for i := range groups {
+		if groups[i].lo < groups[i].hi {
+			order = append(order, i)
+		}
+	}
+	slices.SortFunc(order, func(x, y int) int {
+		return compareKey(&groups[x].uuid, groups[x].tag, &groups[y].uuid, groups[y].tag)
+	})
+	b.s = Set{sids: make([]sid, 0, len(order)), ivs: make([]span, 0, len(spans))}
+	var tmp []span
+	for i := 0; i < len(order); {
+		g := &groups[order[i]]
+		tmp = tmp[:0]
+		j := i
+		for ; j < len(order); j++ {
+			h := &groups[order[j]]
+			if h.uuid != g.uuid || h.tag != g.tag {
+				break
+			}
+			tmp = append(tmp, spans[h.lo:h.hi]...)
+		}
+		if !slices.IsSortedFunc(tmp, compareLo) {
+			slices.SortFunc(tmp, compareLo)
+		}
+		b.begin(&g.uuid, tags.intern(g.tag))
+		for _, x := range tmp {
+			b.add(x)
+		}
+		b.end()
+		i = j
+	}
 	return b.finish()
+}
+
+func compareLo(a, b span) int {
+	switch {
+	case a.lo < b.lo:
+		return -1
+	case a.lo > b.lo:
+		return 1
+	}
+	return 0
+}
+
+// tagInterner copies tags out of the parsed text, so that a Set does not
+// keep the whole input alive, and shares one copy per distinct tag.
+type tagInterner map[string]string
+
+func (t tagInterner) intern(tag string) string {
+	if tag == "" {
+		return ""
+	}
+	if c, ok := t[tag]; ok {
+		return c
+	}
+	c := strings.Clone(tag)
+	t[tag] = c
+	return c
 }
 
 func isSpace(c byte) bool {
@@ -176,7 +255,7 @@ func (p *parser) parse() error {
 		if err != nil {
 			return err
 		}
-		tag := ""
+		p.startGroup(u, "")
 		p.skipSpace()
 		for p.pos < len(p.s) && p.s[p.pos] == ':' {
 			p.pos++
@@ -188,11 +267,13 @@ func (p *parser) parse() error {
 				if err != nil {
 					return err
 				}
-				p.out = append(p.out, raw{uuid: u, tag: tag, iv: iv})
+				p.spans = append(p.spans, iv)
 			case p.pos < len(p.s) && isTagStart(p.s[p.pos]):
-				if tag, err = p.tag(); err != nil {
+				tag, err := p.tag()
+				if err != nil {
 					return err
 				}
+				p.startGroup(u, tag)
 			default:
 				return p.fail(off, p.token(off), "interval", "expected a number or a tag after ':'")
 			}

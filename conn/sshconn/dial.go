@@ -57,11 +57,19 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	deadline, _ := dctx.Deadline()
+	ctxDeadline, hasCtxDeadline := ctx.Deadline()
+	// timedOut words an error, telling apart the caller's context, our
+	// ConnectTimeout and other failures. The connection deadline can fire
+	// a moment before the context notices, hence the clock check.
 	timedOut := func(stage string, err error) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("ssh %s: %s: %w", name, stage, ctx.Err())
 		}
-		if dctx.Err() != nil {
+		if dctx.Err() != nil || !time.Now().Before(deadline) {
+			if hasCtxDeadline && !ctxDeadline.After(deadline) {
+				return fmt.Errorf("ssh %s: %s: %w", name, stage, context.DeadlineExceeded)
+			}
 			return fmt.Errorf("ssh %s: %s: no answer within ConnectTimeout %s: %w", name, stage, timeout, context.DeadlineExceeded)
 		}
 		return fmt.Errorf("ssh %s: %s: %w", name, stage, err)
@@ -102,7 +110,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		switch {
 		case errors.As(herr, &hke):
 			return nil, fmt.Errorf("ssh %s: %w", name, herr)
-		case dctx.Err() != nil:
+		case dctx.Err() != nil || !time.Now().Before(deadline):
 			return nil, timedOut("handshake", err)
 		case strings.Contains(err.Error(), "unable to authenticate"):
 			return nil, fmt.Errorf("ssh %s: authentication failed (offered: %s): %w", name, offered(cfg), err)

@@ -237,10 +237,11 @@ func TestStartReportsPid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(p.Pid) + "/cmdline")
-	if err != nil || !strings.Contains(string(cmdline), "sleep 901"+tok) {
-		t.Errorf("pid %d runs %q (%v), want the command", p.Pid, cmdline, err)
-	}
+	// The pid is printed just before the exec, so poll until it shows.
+	waitFor(t, "pid "+strconv.Itoa(p.Pid)+" to run the command", func() bool {
+		cmdline, _ := os.ReadFile("/proc/" + strconv.Itoa(p.Pid) + "/cmdline")
+		return strings.Contains(string(cmdline), "sleep 901"+tok)
+	})
 	if pgid, err := syscallGetpgid(p.Pid); err != nil || pgid != p.Pid {
 		t.Errorf("pid %d has process group %d (%v), want it to lead its group", p.Pid, pgid, err)
 	}

@@ -101,3 +101,19 @@ func (JSON) Format(e *logrus.Entry) ([]byte, error) {
 	}
 	return append(b, '\n'), nil
 }
+
+// Masked wraps a formatter and passes every formatted line through Mask
+// (the run's secret masker), so no secret reaches the log.
+type Masked struct {
+	Inner logrus.Formatter
+	Mask  func(string) string
+}
+
+// Format implements logrus.Formatter.
+func (m Masked) Format(e *logrus.Entry) ([]byte, error) {
+	b, err := m.Inner.Format(e)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(m.Mask(string(b))), nil
+}

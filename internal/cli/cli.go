@@ -17,8 +17,7 @@ import (
 	"github.com/flowdba/flow/engine/config"
 	_ "github.com/flowdba/flow/engine/funcs" // expression functions
 	"github.com/flowdba/flow/engine/logfmt"
-	"github.com/flowdba/flow/engine/secret"
-	_ "github.com/flowdba/flow/steps" // step types register themselves
+	"github.com/flowdba/flow/steps" // step types register themselves
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -167,20 +166,6 @@ func loadPlaybook(st *streams, path string) (*engine.Playbook, error) {
 	return pb, nil
 }
 
-// maskingFormatter masks secrets in every formatted line.
-type maskingFormatter struct {
-	inner  logrus.Formatter
-	masker *secret.Masker
-}
-
-func (m maskingFormatter) Format(e *logrus.Entry) ([]byte, error) {
-	b, err := m.inner.Format(e)
-	if err != nil {
-		return nil, err
-	}
-	return []byte(m.masker.Apply(string(b))), nil
-}
-
 func newLogger(w io.Writer, format, level string) (*logrus.Logger, bool, error) {
 	log := logrus.New()
 	log.SetOutput(w)
@@ -282,8 +267,8 @@ func execute(ctx context.Context, st *streams, path string, f *runFlags, mode en
 	}
 	r := engine.NewRunner(engine.Options{Mode: mode, Config: cfg, Vars: vars, Yes: f.yes,
 		Interactive: isTerminal(st.in), Stdin: st.in, Out: out, Log: log, JSON: json,
-		SSHDial: dialSSH, Operator: operator(), Host: hostname()})
-	log.SetFormatter(maskingFormatter{inner: log.Formatter, masker: r.Masker()})
+		SSHDial: steps.DialSSH, Operator: operator(), Host: hostname()})
+	log.SetFormatter(logfmt.Masked{Inner: log.Formatter, Mask: r.Masker().Apply})
 	if mode == engine.ModeDryRun {
 		fmt.Fprintf(st.out, "Dry run of %s: read-only steps run for real; state-changing steps are listed, not executed.\n\n", path)
 	}

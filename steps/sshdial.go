@@ -1,4 +1,4 @@
-package cli
+package steps
 
 import (
 	"context"
@@ -22,8 +22,9 @@ func (a sshAdapter) DialTCP(ctx context.Context, addr string) (net.Conn, error) 
 
 func (a sshAdapter) Close() error { return a.c.Close() }
 
-// dialSSH is the engine's SSH dialer.
-func dialSSH(ctx context.Context, p engine.SSHParams) (engine.SSHClient, error) {
+// DialSSH is the engine's SSH dialer: it opens an sshconn client (host
+// keys always verified against the connection's known_hosts file).
+func DialSSH(ctx context.Context, p engine.SSHParams) (engine.SSHClient, error) {
 	c, err := sshconn.Dial(ctx, sshconn.Config{Host: p.Host, Port: p.Port, User: p.User, KeyFile: p.KeyFile,
 		Password: p.Password, KnownHostsFile: p.KnownHosts, ConnectTimeout: p.ConnectTimeout})
 	if err != nil {

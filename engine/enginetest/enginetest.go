@@ -1,0 +1,121 @@
+// Package enginetest runs playbooks in tests: it writes the YAML to a temp
+// file, loads it, runs it in the chosen mode and returns the log, the
+// dry-run/plan listing and the error.
+package enginetest
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flowdba/flow/engine"
+	"github.com/flowdba/flow/engine/config"
+	_ "github.com/flowdba/flow/engine/funcs" // expression functions
+	"github.com/flowdba/flow/engine/logfmt"
+	"github.com/sirupsen/logrus"
+)
+
+// Result is what a test run produced.
+type Result struct {
+	Log     string // log lines (text or JSON)
+	Out     string // plan / dry-run listing
+	Err     error
+	Runner  *engine.Runner
+	File    string
+	Elapsed time.Duration
+}
+
+// Options tune a test run.
+type Options struct {
+	Mode    engine.Mode
+	Vars    map[string]string
+	JSON    bool
+	Config  *config.Config
+	SSHDial engine.SSHDialer
+	Timeout time.Duration
+	Yes     bool
+	// Files are extra files written next to the playbook (name → content).
+	Files map[string]string
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Write writes a playbook (and extra files) into a temp dir and returns its path.
+func Write(t testing.TB, yaml string, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "test.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Load loads a playbook and fails the test on any error.
+func Load(t testing.TB, path string) *engine.Playbook {
+	t.Helper()
+	pb, diags := engine.Load(path)
+	if pb == nil {
+		t.Fatalf("load %s:\n%v", path, diags)
+	}
+	return pb
+}
+
+// Run loads and runs a playbook given as YAML text.
+func Run(t testing.TB, yaml string, o Options) *Result {
+	t.Helper()
+	path := Write(t, yaml, o.Files)
+	pb := Load(t, path)
+	return RunPlaybook(t, pb, o)
+}
+
+// RunPlaybook runs a loaded playbook.
+func RunPlaybook(t testing.TB, pb *engine.Playbook, o Options) *Result {
+	t.Helper()
+	logBuf, outBuf := &syncBuffer{}, &syncBuffer{}
+	log := logrus.New()
+	log.SetOutput(logBuf)
+	log.SetLevel(logrus.DebugLevel)
+	if o.JSON {
+		log.SetFormatter(logfmt.JSON{})
+	} else {
+		log.SetFormatter(logfmt.Text{})
+	}
+	timeout := o.Timeout
+	if timeout == 0 {
+		timeout = 2 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	r := engine.NewRunner(engine.Options{Mode: o.Mode, Vars: o.Vars, JSON: o.JSON, Config: o.Config, Log: log,
+		Out: outBuf, SSHDial: o.SSHDial, Yes: o.Yes, Operator: "test", Host: "test"})
+	log.SetFormatter(logfmt.Masked{Inner: log.Formatter, Mask: r.Masker().Apply})
+	start := time.Now()
+	err := r.Run(ctx, pb)
+	return &Result{Log: logBuf.String(), Out: outBuf.String(), Err: err, Runner: r, File: pb.File, Elapsed: time.Since(start)}
+}
