@@ -12,7 +12,7 @@ const maxTagLen = 32
 // ParseError reports malformed GTID set text. Its message quotes the bad part,
 // its byte offset and the input, for example
 //
-//	gtid: bad interval "5-3" at offset 40 in "3e11fa47-71ca-11e1-9e33-c80aa9429562:5-3": end is before start
+//	gtid: bad interval "5-3" at offset 37 in "3e11fa47-71ca-11e1-9e33-c80aa9429562:5-3": end is before start
 type ParseError struct {
 	Input  string // the whole text given to Parse
 	Offset int    // byte offset of Part in Input
