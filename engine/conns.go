@@ -152,8 +152,15 @@ func (r *Runner) mysqlDB(ctx context.Context, ep *endpoint, env *evalEnv) (*sql.
 	}
 	key := cfg.User + "@" + cfg.Addr + "/" + cfg.DBName
 	via := ep.str("via")
+	to := ep.str("tunnel_to")
+	switch to {
+	case "":
+		to = "127.0.0.1"
+	case "self":
+		to = ep.host // the instance listens on the node's own address
+	}
 	if via != "" {
-		key += " via " + via
+		key += " via " + via + " to " + to
 	}
 	p := r.pool
 	p.mu.Lock()
@@ -171,10 +178,8 @@ func (r *Runner) mysqlDB(ctx context.Context, ep *endpoint, env *evalEnv) (*sql.
 		if err != nil {
 			return nil, err
 		}
-		if _, ok := ep.fields["via_host"]; !ok {
-			// the tunnel goes to the node the MySQL endpoint names
-			sep.host = ep.host
-		}
+		// the SSH connection goes to the node the MySQL endpoint names
+		sep.host = ep.host
 		cl, err := r.sshClient(ctx, sep)
 		if err != nil {
 			return nil, err
@@ -183,7 +188,9 @@ func (r *Runner) mysqlDB(ctx context.Context, ep *endpoint, env *evalEnv) (*sql.
 		dialerSeq.n++
 		name := fmt.Sprintf("flow-ssh-%d", dialerSeq.n)
 		dialerSeq.Unlock()
-		target := net.JoinHostPort("127.0.0.1", strconv.Itoa(ep.port))
+		// from the node, the tunnel reaches tunnel_to (default 127.0.0.1):
+		// an instance that listens on the node's loopback only
+		target := net.JoinHostPort(to, strconv.Itoa(ep.port))
 		mysql.RegisterDialContext(name, func(ctx context.Context, _ string) (net.Conn, error) {
 			return cl.DialTCP(ctx, target)
 		})

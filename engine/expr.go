@@ -31,6 +31,10 @@ type Expr struct {
 	parts  []*vm.Program
 	pnames []string
 	secret bool
+	// inLine and inCol place Src inside its YAML scalar when it is part of a
+	// template: the 0-based line of the scalar's value it starts on and its
+	// 0-based column (in characters) on that line.
+	inLine, inCol int
 }
 
 // UnmarshalYAML keeps the node for positions; compilation happens later.
@@ -248,7 +252,14 @@ func (c *compiler) exprError(e *Expr, err error) {
 	if errors.As(err, &fe) {
 		msg = fe.Message
 		if e.node != nil {
-			pos = exprPos(c.file, e.node, fe.Line, fe.Column)
+			line, col := fe.Line, fe.Column
+			if line <= 1 {
+				col += e.inCol
+			}
+			pos = exprPos(c.file, e.node, line+e.inLine, col)
+			if e.node.Style == yaml.LiteralStyle {
+				pos.Col += blockIndent(c.pb.Source, e.node.Line)
+			}
 		}
 	}
 	if i := strings.IndexByte(msg, '\n'); i >= 0 {
@@ -279,6 +290,19 @@ func exprPos(fileName string, n *yaml.Node, line, col int) Pos {
 		}
 	}
 	return p
+}
+
+// blockIndent is the indentation of a literal block scalar whose indicator
+// (`|`) is on line: that of its first non-blank content line.
+func blockIndent(src []byte, line int) int {
+	lines := strings.Split(string(src), "\n")
+	for i := line; i < len(lines); i++ { // lines[line] is the line after the indicator
+		trimmed := strings.TrimLeft(lines[i], " ")
+		if strings.TrimSpace(trimmed) != "" {
+			return len(lines[i]) - len(trimmed)
+		}
+	}
+	return 0
 }
 
 func oneLine(s string) string {

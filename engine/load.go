@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -23,7 +24,7 @@ import (
 var commonKeys = map[string]bool{
 	"id": true, "name": true, "when": true, "pre": true, "post": true, "register": true,
 	"retries": true, "until": true, "interval": true, "timeout": true, "effect": true,
-	"confirm": true, "rescue": true, "always": true,
+	"confirm": true, "rescue": true, "always": true, "ignore_errors": true,
 	"steps": true, "for_each": true, "as": true, "parallel": true,
 	"include": true, "with": true,
 }
@@ -40,6 +41,28 @@ type loader struct {
 	diags   Diags
 	loaded  map[string]*Playbook
 	loading []string // absolute paths, for include cycles
+	// merged and steps count the work aliases can multiply (keys merged by
+	// `<<`, steps parsed), so an alias bomb fails fast instead of hanging.
+	merged, steps int
+	bombed        bool
+	// depth is the nesting of parseStep calls; top the position of the
+	// top-level step being parsed (where an alias bomb is reported).
+	depth int
+	top   Pos
+}
+
+// Bounds on what aliases can expand to in one Load.
+const (
+	maxMergedKeys = 100000
+	maxSteps      = 20000
+)
+
+// bomb reports an alias bomb once per Load.
+func (l *loader) bomb(p Pos, what string) {
+	if !l.bombed {
+		l.bombed = true
+		l.errorf(p, "%s: aliases expand to too much (an alias bomb?): write the content out or use fewer aliases", what)
+	}
 }
 
 func (l *loader) errorf(p Pos, format string, args ...any) {
@@ -89,14 +112,14 @@ func (l *loader) load(path string, from Pos) *Playbook {
 	if pb, ok := l.loaded[abs]; ok {
 		return pb
 	}
-	data, err := os.ReadFile(path)
+	data, err := readBounded(path, len(l.loading) > 0)
 	if err != nil {
 		l.errorf(from, "cannot read playbook: %v", err)
 		return nil
 	}
 	file := path
 	if len(data) > maxFileSize {
-		l.errorf(Pos{File: file, Line: 1, Col: 1}, "file is %d bytes; a playbook may be at most %d", len(data), maxFileSize)
+		l.errorf(Pos{File: file, Line: 1, Col: 1}, "the file is larger than %d bytes, the most a playbook may be", maxFileSize)
 		return nil
 	}
 	if !utf8.Valid(data) || bytes.IndexByte(data, 0) >= 0 {
@@ -134,6 +157,27 @@ func (l *loader) load(path string, from Pos) *Playbook {
 }
 
 var errEOF = errors.New("EOF")
+
+// readBounded reads at most maxFileSize+1 bytes of a playbook, so a huge
+// file or a device such as /dev/zero cannot exhaust memory. An include must
+// be a regular file: opening a FIFO would block.
+func readBounded(path string, include bool) ([]byte, error) {
+	if include {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil, err
+		}
+		if !fi.Mode().IsRegular() {
+			return nil, fmt.Errorf("%s is not a regular file", path)
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, maxFileSize+1))
+}
 
 func firstInvalid(b []byte) int {
 	for i := 0; i < len(b); {
@@ -194,14 +238,28 @@ func (l *loader) mapping(file string, n *yaml.Node, what string, allowed []strin
 		return nil
 	}
 	m := &mapping{vals: map[string]*yaml.Node{}, knodes: map[string]*yaml.Node{}}
-	l.mergeInto(file, m, n, what, allowed, 0)
+	l.mergeInto(file, m, n, what, allowed, 0, map[*yaml.Node]bool{})
 	return m
 }
 
-func (l *loader) mergeInto(file string, m *mapping, n *yaml.Node, what string, allowed []string, depth int) {
+// mergeInto adds n's keys to m, then those of the mappings n merges with
+// `<<` (explicit keys win; the first merge wins over later ones). seen holds
+// the mappings already merged: merging one twice adds nothing.
+func (l *loader) mergeInto(file string, m *mapping, n *yaml.Node, what string, allowed []string, depth int, seen map[*yaml.Node]bool) {
 	if depth > 8 {
 		l.errorf(posOf(file, n), "merge keys nested too deep in %s", what)
 		return
+	}
+	if seen[n] {
+		return
+	}
+	seen[n] = true
+	if depth > 0 {
+		l.merged += len(n.Content) / 2
+		if l.merged > maxMergedKeys {
+			l.bomb(posOf(file, n), "merge keys in "+what)
+			return
+		}
 	}
 	var merges []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -232,11 +290,11 @@ func (l *loader) mergeInto(file string, m *mapping, n *yaml.Node, what string, a
 		mv = deref(mv)
 		switch {
 		case mv != nil && mv.Kind == yaml.MappingNode:
-			l.mergeInto(file, m, mv, what, allowed, depth+1)
+			l.mergeInto(file, m, mv, what, allowed, depth+1, seen)
 		case mv != nil && mv.Kind == yaml.SequenceNode:
 			for _, item := range mv.Content {
 				if d := deref(item); d != nil && d.Kind == yaml.MappingNode {
-					l.mergeInto(file, m, d, what, allowed, depth+1)
+					l.mergeInto(file, m, d, what, allowed, depth+1, seen)
 				}
 			}
 		default:
@@ -661,6 +719,15 @@ func (l *loader) parseStep(pb *Playbook, n *yaml.Node, what string) *Step {
 	f := pb.File
 	d := deref(n)
 	s := &Step{Pos: posOf(f, d), Playbook: pb, Interval: 0}
+	if l.depth == 0 {
+		l.top = posOf(f, n)
+	}
+	if l.steps++; l.steps > maxSteps {
+		l.bomb(l.top, fmt.Sprintf("more than %d steps", maxSteps))
+		return nil
+	}
+	l.depth++
+	defer func() { l.depth-- }()
 	if d == nil || d.Kind != yaml.MappingNode {
 		l.errorf(posOf(f, n), "%s: a step must be a mapping, not %s", what, kindName(d))
 		return nil
@@ -747,6 +814,8 @@ func (l *loader) parseStep(pb *Playbook, n *yaml.Node, what string) *Step {
 			}
 		case "confirm":
 			s.Confirm = l.text(f, v, "confirm")
+		case "ignore_errors":
+			s.IgnoreErrors = l.boolean(f, v, "ignore_errors")
 		case "rescue":
 			s.Rescue = l.parseSteps(pb, v, "rescue")
 		case "always":
@@ -869,6 +938,13 @@ func (l *loader) decodeSpec(pb *Playbook, typ string, kn, n *yaml.Node) StepSpec
 	if d == nil || d.Kind != yaml.MappingNode {
 		l.errorf(posOf(f, n), "`%s:` must be a mapping of its fields, not %s", typ, kindName(d))
 		return nil
+	}
+	if _, custom := spec.(yaml.Unmarshaler); custom {
+		if err := d.Decode(spec); err != nil {
+			l.specError(f, typ, d, err)
+			return nil
+		}
+		return spec
 	}
 	if reflect.TypeOf(spec).Elem().Kind() == reflect.Map {
 		m := l.mapping(f, d, typ, nil)

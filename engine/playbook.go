@@ -59,7 +59,7 @@ func (c *Conn) pb() *Playbook { return c.owner }
 
 // connFields lists the keys each connection kind accepts.
 var connFields = map[string][]string{
-	"mysql": {"host", "port", "user", "password", "database", "via", "connect_timeout", "params"},
+	"mysql": {"host", "port", "user", "password", "database", "via", "tunnel_to", "connect_timeout"},
 	"ssh":   {"host", "port", "user", "key_file", "password", "known_hosts", "connect_timeout"},
 }
 
@@ -91,6 +91,9 @@ type Step struct {
 	Confirm  *Text
 	Rescue   []*Step
 	Always   []*Step
+	// IgnoreErrors logs a failure as a warning and goes on (best-effort
+	// cleanup in rescue sections).
+	IgnoreErrors bool
 
 	// group
 	Steps    []*Step

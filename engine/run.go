@@ -467,6 +467,10 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 		if !errors.As(err, &se) && s.Type != "group" && s.Type != "include" {
 			err = &StepError{Pos: s.Pos, Step: name, Err: err}
 		}
+		if s.IgnoreErrors && ctx.Err() == nil {
+			log.Warnf("%s: error ignored (ignore_errors): %s", name, r.masker.Apply(err.Error()))
+			return nil
+		}
 		return err
 	}
 	log.Infof("%s success", name)

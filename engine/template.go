@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/flowdba/flow/engine/quote"
 	"github.com/flowdba/flow/engine/secret"
@@ -121,9 +122,14 @@ func (c *compiler) compileTemplate(t *Template, kind tmplKind, sc *schema) {
 			shState.Feed("0")
 		}
 		e := &Expr{Src: src, node: t.node}
+		// place the expression inside the scalar, for error positions
+		inner := s[i+2 : i+j]
+		start := offset + i + 2 + len(inner) - len(strings.TrimLeft(inner, " \t\r\n"))
+		before := t.Raw[:start]
+		e.inLine = strings.Count(before, "\n")
+		e.inCol = utf8.RuneCountInString(before[strings.LastIndexByte(before, '\n')+1:])
 		c.compileExpr(e, sc, reflect.Invalid)
 		e.Pos = t.Pos
-		_ = offset
 		if e.secret {
 			t.secret = true
 		}

@@ -18,6 +18,9 @@ type SSHStep struct {
 	// Stdin is fed to the command; it is the place for secrets (never on a
 	// command line, never logged).
 	Stdin *engine.Text `yaml:"stdin" flow:"secret"`
+	// StdinSQL is SQL fed to the command (a mysql client): interpolated
+	// values are quoted as SQL literals, secrets allowed, never logged.
+	StdinSQL *engine.SQL `yaml:"stdin_sql"`
 	// Changes says whether the command changes state (default true); a
 	// read-only command runs during a dry run.
 	Changes *bool `yaml:"changes"`
@@ -47,12 +50,15 @@ func (s *SSHStep) Check(c *engine.Check) {
 	if s.Command == nil {
 		c.Errorf(c.StepPos(), "ssh step %q needs `command:`", c.StepName())
 	}
+	if s.Stdin != nil && s.StdinSQL != nil {
+		c.Errorf(c.StepPos(), "ssh step %q: use `stdin:` or `stdin_sql:`, not both", c.StepName())
+	}
 }
 
 // Render shows the command and its host.
 func (s *SSHStep) Render(r *engine.Render) ([]engine.Action, error) {
 	text := r.Shell(s.Command)
-	if s.Stdin != nil {
+	if s.Stdin != nil || s.StdinSQL != nil {
 		text += "   (with stdin: ******)"
 	}
 	return []engine.Action{{Target: r.SSHTarget(&s.SSHTarget), Text: text}}, nil
@@ -76,6 +82,13 @@ func (s *SSHStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, erro
 		}
 		stdin = []byte(in)
 		x.AddSecret(strings.Fields(in)...)
+	}
+	if s.StdinSQL != nil {
+		in, _, err := x.SQL(s.StdinSQL)
+		if err != nil {
+			return nil, err
+		}
+		stdin = []byte(in)
 	}
 	x.Debugf("%s", cmd)
 	stdout, stderr, rc, err := cl.Run(ctx, cmd, stdin)
