@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"io"
+	"log"
 	"database/sql"
 	"fmt"
 	"net"
@@ -20,6 +22,12 @@ type connPool struct {
 	sshs   map[string]SSHClient
 	dial   SSHDialer
 	closed bool
+}
+
+func init() {
+	// go-sql-driver logs dropped idle connections ("bad idle connection")
+	// to stderr; a clone restarting its recipient causes them on purpose.
+	_ = mysql.SetLogger(log.New(io.Discard, "", 0))
 }
 
 var dialerSeq struct {

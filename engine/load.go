@@ -460,7 +460,7 @@ func (l *loader) value(file string, n *yaml.Node, what string) *Value {
 				l.errorf(posOf(file, n), "%s: %v", what, err)
 				return nil
 			}
-			v.lit, v.node, v.set, v.Raw = normaliseYAML(x), d, true, ""
+			v.lit, v.isLit, v.node, v.set, v.Raw = normaliseYAML(x), true, d, true, ""
 			return v
 		}
 		l.errorf(posOf(file, n), "%s must be a value, not %s", what, kindName(d))

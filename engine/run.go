@@ -206,6 +206,9 @@ func (r *Runner) bindParams(pb *Playbook, sc *scope, with map[string]any) error 
 		}
 		if !ok {
 			if p.Default != nil {
+				if s, isStr := p.Default.(string); isStr && p.Secret {
+					r.masker.Add(s)
+				}
 				sc.set(p.Name, p.Default, false)
 				continue
 			}

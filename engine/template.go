@@ -65,6 +65,8 @@ type Shell struct{ Template }
 type Value struct {
 	Template
 	lit any
+	// isLit says lit holds the value (which may be nil: a YAML null).
+	isLit bool
 }
 
 // UnmarshalYAML accepts any scalar.
@@ -78,7 +80,7 @@ func (v *Value) UnmarshalYAML(n *yaml.Node) error {
 		if err := n.Decode(&x); err != nil {
 			return err
 		}
-		v.lit = x
+		v.lit, v.isLit = x, true
 	}
 	return nil
 }
@@ -105,6 +107,9 @@ func (c *compiler) compileTemplate(t *Template, kind tmplKind, sc *schema) {
 			return
 		}
 		lit := s[:i]
+		if strings.Contains(lit, "}}") {
+			c.errorf(t.Pos, "unmatched `}}` in %q", oneLine(t.Raw))
+		}
 		src := strings.TrimSpace(s[i+2 : i+j])
 		t.parts = append(t.parts, tpart{lit: lit})
 		switch kind {
@@ -198,10 +203,10 @@ func (t *Template) render(kind tmplKind, env *evalEnv, mode renderMode) (out str
 // value evaluates a Value template: a literal, a lone expression's typed
 // result, or an interpolated string.
 func (v *Value) value(env *evalEnv) (any, bool, error) {
-	if v.lit != nil || (len(v.parts) == 1 && v.parts[0].e == nil) {
-		if v.lit != nil {
-			return v.lit, false, nil
-		}
+	if v.isLit {
+		return v.lit, false, nil
+	}
+	if len(v.parts) == 1 && v.parts[0].e == nil {
 		return v.parts[0].lit, false, nil
 	}
 	if len(v.parts) == 3 && v.parts[0].lit == "" && v.parts[2].lit == "" && v.parts[1].e != nil {
@@ -221,7 +226,7 @@ func (v *Value) value(env *evalEnv) (any, bool, error) {
 
 // valueType gives the expression type of a compiled Value.
 func (v *Value) valueType() any {
-	if v.lit != nil {
+	if v.isLit {
 		return typeOfValue(v.lit)
 	}
 	if len(v.parts) == 3 && v.parts[0].lit == "" && v.parts[2].lit == "" && v.parts[1].e != nil {

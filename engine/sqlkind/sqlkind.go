@@ -78,8 +78,8 @@ func Classify(stmt string) Kind {
 		if len(w) > 1 && w[1] == "SHOW" {
 			return Read
 		}
-		if len(w) > 3 && w[1] == "REQUEST" && w[2] == "CLUSTER" && w[3] == "INFO" {
-			return Read
+		if len(w) > 3 && w[1] == "REQUEST" && (w[2] == "CLUSTER" && w[3] == "INFO" || w[2] == "NEXT" && w[3] == "GROUP") {
+			return Read // request next group id only proposes an id (it is max+1)
 		}
 		return Write
 	}

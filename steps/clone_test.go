@@ -1,0 +1,277 @@
+package steps_test
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowdba/flow/engine"
+	"github.com/flowdba/flow/engine/enginetest"
+	"github.com/flowdba/flow/lab/mysqld"
+	"github.com/flowdba/flow/lab/mysqltest"
+)
+
+// clonePlaybook clones `donor_host:donor_port` into the recipient. The
+// donor's password is a literal of the playbook (not a secret parameter), so
+// only the step itself can keep it out of the log.
+func clonePlaybook(donorPassword string) string {
+	return `name: clone-test
+params:
+  host: {type: string, required: true}
+  port: {type: int, required: true}
+  user: {type: string, required: true}
+  password: {type: string, required: true, secret: true}
+  donor_host: {type: string, required: true}
+  donor_port: {type: int, required: true}
+connections:
+  recipient: {mysql: {host: "{{ host }}", port: "{{ port }}", user: "{{ user }}", password: "{{ password }}"}}
+steps:
+  - name: Step 16 clone donor node
+    register: cl
+    clone:
+      on: recipient
+      donor_host: "{{ donor_host }}"
+      donor_port: "{{ donor_port }}"
+      donor_user: flowclone
+      donor_password: "` + donorPassword + `"
+      buffer_size: 4M
+      max_concurrency: 2
+      autotune: false
+      restart_timeout: 2m
+      timeout: 5m
+      progress: 100ms
+  - assert:
+      that: cl.state == "Completed" && cl.bytes > 0 && cl.seconds > 0 && cl.copy_seconds > 0 && cl.mb_per_s > 0 && len(cl.stages) >= 3
+      message: "clone output {{ cl }}"
+  - name: Step 17 rows on the recipient
+    register: n
+    sql: {on: recipient, query: "SELECT COUNT(*) AS n, @@GLOBAL.gtid_executed AS g FROM c.t"}
+  - assert:
+      that: gtid_equal(n.row.g, cl.gtid_executed)
+      message: "gtid_executed {{ n.row.g }} is not the clone's {{ cl.gtid_executed }}"
+`
+}
+
+// cloneAccounts creates the accounts the test uses: flowadmin (the
+// playbook's connection, on every server, so that it survives the clone) and
+// flowclone (the donor account, BACKUP_ADMIN only).
+func cloneAccounts(t *testing.T, s *mysqltest.Server, adminPW, clonePW string) {
+	t.Helper()
+	s.Exec(t,
+		fmt.Sprintf("CREATE USER 'flowadmin'@'127.%%' IDENTIFIED BY '%s'", adminPW),
+		"GRANT ALL ON *.* TO 'flowadmin'@'127.%' WITH GRANT OPTION",
+		fmt.Sprintf("CREATE USER 'flowclone'@'127.%%' IDENTIFIED BY '%s'", clonePW),
+		"GRANT BACKUP_ADMIN ON *.* TO 'flowclone'@'127.%'")
+}
+
+func cloneVars(rec, donor *mysqltest.Server, adminPW string) map[string]string {
+	return map[string]string{"host": rec.Host, "port": strconv.Itoa(rec.Port), "user": "flowadmin", "password": adminPW,
+		"donor_host": donor.Host, "donor_port": strconv.Itoa(donor.Port)}
+}
+
+// adoptDonorAccounts points the test's handle of a cloned recipient at the
+// donor's admin account (the recipient has the donor's accounts now).
+func adoptDonorAccounts(rec, donor *mysqltest.Server) {
+	rec.Password = donor.Password
+	rec.Inst.AdminPassword = donor.Password
+}
+
+func assertNoSecret(t *testing.T, what, text string, secrets ...string) {
+	t.Helper()
+	for _, s := range secrets {
+		if strings.Contains(text, s) {
+			t.Errorf("a password leaked into the %s:\n%s", what, text)
+		}
+	}
+}
+
+// TestCloneAgainstMySQL clones real donors into real recipients: under
+// mysqld_safe the recipient comes back with the donor's rows and GTIDs; a
+// wrong password fails quoting the server; a donor whose mysql.plugin lacks
+// the plugin still gives a readable outcome; without a supervisor the step
+// fails at once with the 3707 explanation. The donor's password appears in
+// no log line, event, listing or error.
+func TestCloneAgainstMySQL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs MySQL")
+	}
+	adminPW, clonePW := "Adm-"+mysqld.NewPassword(), "Cln-"+mysqld.NewPassword()
+	donor := mysqltest.Start(t)
+	cloneAccounts(t, donor, adminPW, clonePW)
+	stmts := []string{"INSTALL PLUGIN clone SONAME 'mysql_clone.so'", "CREATE DATABASE c", "CREATE TABLE c.t (id INT PRIMARY KEY, v VARCHAR(200))"}
+	for i := 1; i <= 200; i++ {
+		stmts = append(stmts, fmt.Sprintf("INSERT INTO c.t VALUES (%d, REPEAT('x', 200))", i))
+	}
+	donor.Exec(t, stmts...)
+	rec := mysqltest.Start(t, mysqltest.WithSupervisor(true))
+	cloneAccounts(t, rec, adminPW, "unused-"+mysqld.NewPassword())
+	pb := clonePlaybook(clonePW)
+
+	t.Run("plan and dry run change nothing and mask the password", func(t *testing.T) {
+		vars := cloneVars(rec, donor, adminPW)
+		plan := rawRun(t, pb, engine.ModePlan, vars, false, time.Minute, nil)
+		dry := rawRun(t, pb, engine.ModeDryRun, vars, false, time.Minute, nil)
+		for _, r := range []*rawResult{plan, dry} {
+			if !strings.Contains(r.Out, fmt.Sprintf("CLONE INSTANCE FROM 'flowclone'@'%s':%d IDENTIFIED BY '******'", donor.Host, donor.Port)) ||
+				!strings.Contains(r.Out, fmt.Sprintf("SET GLOBAL clone_valid_donor_list = '%s'", donor.Addr())) ||
+				!strings.Contains(r.Out, "SET GLOBAL clone_buffer_size = 4194304") ||
+				!strings.Contains(r.Out, "SET GLOBAL clone_autotune_concurrency = OFF") {
+				t.Errorf("listing lacks the statements:\n%s", r.Out)
+			}
+			assertNoSecret(t, "listing", r.Out+r.Log, clonePW, adminPW)
+		}
+		if got := rec.QueryString(t, "SELECT COUNT(*) FROM INFORMATION_SCHEMA.PLUGINS WHERE PLUGIN_NAME = 'clone'"); got != "0" {
+			t.Fatalf("the dry run installed the clone plugin")
+		}
+	})
+
+	t.Run("supervised recipient comes back with the donor's data", func(t *testing.T) {
+		res := rawRun(t, pb, engine.ModeRun, cloneVars(rec, donor, adminPW), true, 5*time.Minute, nil)
+		assertNoSecret(t, "log or error", res.Log+fmt.Sprint(res.Err), clonePW, adminPW)
+		if res.Err != nil {
+			t.Fatalf("%v\n%s", res.Err, res.Log)
+		}
+		adoptDonorAccounts(rec, donor)
+		if got, want := rec.QueryString(t, "SELECT CONCAT(COUNT(*), ':', SUM(LENGTH(v))) FROM c.t"), "200:40000"; got != want {
+			t.Fatalf("recipient rows %s, want %s", got, want)
+		}
+		if got, want := rec.GTIDExecuted(t), donor.GTIDExecuted(t); got != want || got == "" {
+			t.Fatalf("recipient gtid_executed %q, donor %q", got, want)
+		}
+		for _, want := range []string{
+			fmt.Sprintf("CLONE INSTANCE FROM 'flowclone'@'%s':%d IDENTIFIED BY '******'", donor.Host, donor.Port),
+			"INSTALL PLUGIN clone SONAME 'mysql_clone.so'", "SET GLOBAL clone_max_concurrency = 2",
+			`"event":"clone_started"`, `"event":"clone_progress"`, `"event":"clone_finished"`, `"state":"Completed"`, "MiB/s",
+		} {
+			if !strings.Contains(res.Log, want) {
+				t.Errorf("log lacks %q", want)
+			}
+		}
+		t.Logf("clone log:\n%s", grepLines(res.Log, "clone", "CLONE", "recipient"))
+	})
+
+	t.Run("a wrong donor password fails quoting the server", func(t *testing.T) {
+		wrong := "Wrong-" + mysqld.NewPassword()
+		res := rawRun(t, clonePlaybook(wrong), engine.ModeRun, cloneVars(rec, donor, adminPW), false, 2*time.Minute, nil)
+		if res.Err == nil {
+			t.Fatal("a clone with a wrong password succeeded")
+		}
+		msg := res.Err.Error()
+		t.Logf("error: %s", msg)
+		for _, want := range []string{"IDENTIFIED BY '******'", "Access denied", "flowclone"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("error lacks %q: %s", want, msg)
+			}
+		}
+		assertNoSecret(t, "log or error", res.Log+msg, wrong, adminPW)
+	})
+
+	t.Run("donor loading the plugin from its option file", func(t *testing.T) {
+		// this donor's mysql.plugin does not list the plugin, so the
+		// restarted recipient has none until the step installs it again
+		donor2 := mysqltest.Start(t, mysqltest.WithClone())
+		cloneAccounts(t, donor2, adminPW, clonePW)
+		donor2.Exec(t, "CREATE DATABASE c", "CREATE TABLE c.t (id INT PRIMARY KEY, v VARCHAR(200))", "INSERT INTO c.t VALUES (1, 'one'), (2, 'two')")
+		res := rawRun(t, pb, engine.ModeRun, cloneVars(rec, donor2, adminPW), false, 5*time.Minute, nil)
+		assertNoSecret(t, "log or error", res.Log+fmt.Sprint(res.Err), clonePW, adminPW)
+		if res.Err != nil {
+			t.Fatalf("%v\n%s", res.Err, res.Log)
+		}
+		if !strings.Contains(res.Log, "installing it again to read clone_status") {
+			t.Errorf("the plugin was not installed again:\n%s", res.Log)
+		}
+		adoptDonorAccounts(rec, donor2)
+		if got := rec.QueryString(t, "SELECT GROUP_CONCAT(v ORDER BY id) FROM c.t"); got != "one,two" {
+			t.Fatalf("recipient rows %q", got)
+		}
+		if got, want := rec.GTIDExecuted(t), donor2.GTIDExecuted(t); got != want {
+			t.Fatalf("recipient gtid_executed %q, donor %q", got, want)
+		}
+	})
+
+	t.Run("no supervisor: error 3707 explained at once", func(t *testing.T) {
+		bare := mysqltest.Start(t, mysqltest.WithSupervisor(false))
+		cloneAccounts(t, bare, adminPW, "unused-"+mysqld.NewPassword())
+		res := rawRun(t, pb, engine.ModeRun, cloneVars(bare, donor, adminPW), true, 2*time.Minute, nil)
+		if res.Err == nil {
+			t.Fatalf("a clone into an unsupervised recipient succeeded:\n%s", res.Log)
+		}
+		msg := res.Err.Error()
+		t.Logf("error: %s", msg)
+		for _, want := range []string{"the recipient has no supervisor (mysqld_safe/systemd) to restart it", "3707", "start it by hand", "copied the data"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("error lacks %q: %s", want, msg)
+			}
+		}
+		assertNoSecret(t, "log or error", res.Log+msg, clonePW, adminPW)
+	})
+}
+
+// grepLines returns the lines of s containing any of words.
+func grepLines(s string, words ...string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		for _, w := range words {
+			if strings.Contains(l, w) {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestCloneLoadErrors checks the fields' validation when a playbook loads.
+func TestCloneLoadErrors(t *testing.T) {
+	base := strings.Split(clonePlaybook("x"), "      donor_host:")[0]
+	for _, c := range []struct{ fields, want string }{
+		{"      donor_host: h\n", "needs `donor_port:`"},
+		{"      donor_host: h\n      donor_port: 99999\n      donor_user: u\n      donor_password: p\n", "`donor_port: 99999` is not a TCP port"},
+		{"      donor_host: h\n      donor_port: 1\n      donor_user: u\n      donor_password: p\n      buffer_size: lots\n", "`buffer_size: lots`: not a size"},
+		{"      donor_host: h\n      donor_port: 1\n      donor_user: u\n      donor_password: p\n      autotune: maybe\n", "`autotune: maybe`: not a boolean"},
+		{"      donor_host: h\n      donor_port: 1\n      donor_user: u\n      donor_password: p\n      max_concurrency: 0\n", "`max_concurrency: 0` must be a whole number"},
+		{"      donor_host: h\n      donor_port: 1\n      donor_user: u\n      donor_password: p\n      restart_timeout: 5\n", "`restart_timeout: 5`: not a duration"},
+		{"      donor_host: h\n      donor_port: 1\n      donor_user: \"{{ password }}\"\n      donor_password: p\n", "would carry a secret into a log"},
+	} {
+		_, diags := engine.Load(enginetest.Write(t, base+c.fields, nil))
+		if !strings.Contains(diags.Error(), c.want) {
+			t.Errorf("%q: want %q, got %v", c.fields, c.want, diags)
+		}
+	}
+}
+
+// TestClonePlanOffline renders the clone without any server: the password,
+// literal or a secret parameter, is masked.
+func TestClonePlanOffline(t *testing.T) {
+	pb := `name: clone-plan
+params:
+  pw: {type: string, required: true, secret: true}
+  donor: {type: map, default: {host: 127.0.0.5, port: 16315}}
+connections:
+  rec: {mysql: {host: 127.0.0.6, port: 18000, user: admin, password: "{{ pw }}"}}
+steps:
+  - name: Step 16 clone (secret parameter)
+    clone: {on: rec, donor_host: "{{ donor.host }}", donor_port: "{{ donor.port }}", donor_user: admin, donor_password: "{{ pw }}"}
+  - name: Step 17 clone (literal)
+    clone: {on: rec, donor_host: 127.0.0.7, donor_port: 16315, donor_user: "O'Neil", donor_password: "Literal-Pass-99", buffer_size: 32M, max_concurrency: 32, autotune: true, timeout: 1h}
+`
+	res := rawRun(t, pb, engine.ModePlan, map[string]string{"pw": "Param-Pass-42"}, false, time.Minute, nil)
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	for _, want := range []string{
+		"on mysql rec (127.0.0.6:18000):",
+		"SET GLOBAL clone_valid_donor_list = '127.0.0.5:16315'",
+		"CLONE INSTANCE FROM 'admin'@'127.0.0.5':16315 IDENTIFIED BY '******'",
+		"CLONE INSTANCE FROM 'O''Neil'@'127.0.0.7':16315 IDENTIFIED BY '******'",
+		"SET GLOBAL clone_buffer_size = 33554432", "SET GLOBAL clone_max_concurrency = 32", "SET GLOBAL clone_autotune_concurrency = ON",
+		"wait up to 5m for it", "(step timeout 6h)", "(step timeout 1h)", "Summary: 2 change(s)",
+	} {
+		if !strings.Contains(res.Out, want) {
+			t.Errorf("plan lacks %q:\n%s", want, res.Out)
+		}
+	}
+	assertNoSecret(t, "plan", res.Out+res.Log, "Param-Pass-42", "Literal-Pass-99")
+}
