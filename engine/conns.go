@@ -2,10 +2,10 @@ package engine
 
 import (
 	"context"
-	"io"
-	"log"
 	"database/sql"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"strconv"
 	"sync"

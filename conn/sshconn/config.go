@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -73,28 +74,31 @@ func (c Config) GoString() string {
 	return "sshconn.Config(" + c.String() + ")"
 }
 
-// validate checks the fields Dial needs.
+// validate checks the fields Dial needs and lists every problem.
 func (c Config) validate() error {
-	var problems []error
+	var problems []string
 	if c.Host == "" {
-		problems = append(problems, errors.New("Host is empty"))
+		problems = append(problems, "Host is empty")
 	}
 	if c.Port < 0 || c.Port > 65535 {
-		problems = append(problems, fmt.Errorf("Port %d is out of range", c.Port))
+		problems = append(problems, fmt.Sprintf("Port %d is out of range", c.Port))
 	}
 	if c.User == "" {
-		problems = append(problems, errors.New("User is empty"))
+		problems = append(problems, "User is empty")
 	}
 	if c.KnownHostsFile == "" {
-		problems = append(problems, errors.New("KnownHostsFile is empty (host keys are always verified)"))
+		problems = append(problems, "KnownHostsFile is empty (host keys are always verified)")
 	}
 	if c.KeyFile == "" && c.Password == "" {
-		problems = append(problems, errors.New("neither KeyFile nor Password is set"))
+		problems = append(problems, "neither KeyFile nor Password is set")
 	}
 	if c.ConnectTimeout < 0 {
-		problems = append(problems, fmt.Errorf("ConnectTimeout %s is negative", c.ConnectTimeout))
+		problems = append(problems, fmt.Sprintf("ConnectTimeout %s is negative", c.ConnectTimeout))
 	}
-	return errors.Join(problems...)
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
 }
 
 // key identifies the server and login a Config is for (used by Pool).

@@ -13,10 +13,15 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// maxSessions caps the sessions open at once on one connection. OpenSSH
-// refuses more than MaxSessions (default 10) per connection; further Run and
-// Start calls wait for a free slot (bounded by their context).
-const maxSessions = 8
+// OpenSSH refuses more than MaxSessions (default 10) sessions per
+// connection. Commands get maxSessions of them (further Run and Start calls
+// wait for a free slot, bounded by their context); the kill(1) sessions that
+// stop cancelled commands get the other maxKillSessions, so a kill never
+// waits for the commands it is meant to stop.
+const (
+	maxSessions     = 8
+	maxKillSessions = 2
+)
 
 // closeWait bounds how long Close and a killed command wait for the SSH
 // library to finish after the connection or session was closed.
@@ -25,10 +30,11 @@ const closeWait = 5 * time.Second
 // Client is an authenticated SSH connection to one host. It is safe for
 // concurrent use; each Run or Start opens its own session.
 type Client struct {
-	name string // user@host:port, for messages
-	conn *ssh.Client
-	sem  chan struct{}
-	done chan struct{} // closed when the connection has ended
+	name    string // user@host:port, for messages
+	conn    *ssh.Client
+	sem     chan struct{} // command session slots
+	killSem chan struct{} // kill session slots
+	done    chan struct{} // closed when the connection has ended
 
 	mu  sync.Mutex
 	err error // why the connection ended
@@ -128,10 +134,11 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	_ = nc.SetDeadline(time.Time{})
 
 	c := &Client{
-		name: name,
-		conn: ssh.NewClient(sc, chans, reqs),
-		sem:  make(chan struct{}, maxSessions),
-		done: make(chan struct{}),
+		name:    name,
+		conn:    ssh.NewClient(sc, chans, reqs),
+		sem:     make(chan struct{}, maxSessions),
+		killSem: make(chan struct{}, maxKillSessions),
+		done:    make(chan struct{}),
 	}
 	go func() {
 		err := c.conn.Wait()
@@ -288,15 +295,18 @@ func (c *Client) keepalive(interval time.Duration) {
 	}
 }
 
-// acquire takes a session slot, waiting for one while ctx allows.
-func (c *Client) acquire(ctx context.Context) error {
+// acquire takes a command session slot, waiting for one while ctx allows.
+func (c *Client) acquire(ctx context.Context) error { return c.acquireFrom(ctx, c.sem) }
+
+// acquireFrom takes a slot of sem, waiting for one while ctx allows.
+func (c *Client) acquireFrom(ctx context.Context, sem chan struct{}) error {
 	select {
-	case c.sem <- struct{}{}:
+	case sem <- struct{}{}:
 		return nil
 	default:
 	}
 	select {
-	case c.sem <- struct{}{}:
+	case sem <- struct{}{}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -305,7 +315,7 @@ func (c *Client) acquire(ctx context.Context) error {
 	}
 }
 
-// release frees a session slot.
+// release frees a command session slot.
 func (c *Client) release() { <-c.sem }
 
 // newSession opens a session, bounded by ctx. The caller holds a slot.

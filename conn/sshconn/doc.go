@@ -3,12 +3,21 @@
 // Host keys are always verified against a known_hosts file; there is no
 // option to skip the check. An unknown or changed host key is refused with a
 // [*HostKeyError] that names the host, the file, the presented fingerprint and
-// the command that fixes it once the fingerprint has been checked.
+// the command that fixes it once the fingerprint has been checked. The host
+// key algorithms offered are restricted to the key types known_hosts holds
+// for the host (golang/go#49631).
 //
 // Every network wait is bounded by a context: [Dial] bounds the TCP connect
-// and the SSH handshake, [Client.Run] kills the remote command (SIGKILL to its
-// process group, then closing the session) when the context ends, and
-// [Client.DialTCP] bounds the opening of a forwarded connection.
+// and the SSH handshake, [Client.Run] kills the remote command when the
+// context ends, and [Client.DialTCP] bounds the opening of a forwarded
+// connection.
+//
+// Commands run as `/bin/sh -c CMD`, started by the remote login shell (which
+// must be a POSIX shell) after it printed its pid. The pid is what lets a
+// cancelled command be killed for sure: OpenSSH ignores SSH signal requests
+// in sessions of root logins and leaves a command running when its session
+// is closed, so the client also runs `kill -s KILL -- -PID` on the command's
+// process group in a second session.
 //
 // Secrets: [Config.Password] and [Command.Stdin] never appear in an error or a
 // formatted value produced by this package; pass secrets to remote commands on
@@ -28,6 +37,5 @@
 //
 // The connections returned by DialTCP support deadlines, so the driver's
 // readTimeout and writeTimeout parameters work. A registered name stays bound
-// to that client: register a fresh name (or register again) after
-// re-dialling.
+// to that client: register the name again after re-dialling.
 package sshconn

@@ -43,9 +43,9 @@ func (e *HostKeyError) Error() string {
 			e.Addr, e.File, e.KeyType, e.Fingerprint)
 	case len(e.Known) == 0:
 		return fmt.Sprintf("host %s is unknown: no entry in known_hosts file %s; it presented %s key %s. "+
-			"Check this fingerprint with the host's administrator (on the host: ssh-keygen -lf on its host key), "+
+			"Check this fingerprint with the host's administrator (on the host: ssh-keygen -lf %s), "+
 			"then add the host with: %s",
-			e.Addr, e.File, e.KeyType, e.Fingerprint, scan)
+			e.Addr, e.File, e.KeyType, e.Fingerprint, hostKeyPath(e.KeyType), scan)
 	default:
 		remove := "ssh-keygen -R " + ShellQuote(knownhosts.Normalize(e.Addr)) + " -f " + ShellQuote(e.File)
 		return fmt.Sprintf("HOST KEY CHANGED for %s: it presented %s key %s but known_hosts file %s has [%s]. "+
@@ -138,6 +138,19 @@ func loadKnownHosts(cfg Config) (ssh.HostKeyCallback, error) {
 		return nil, fmt.Errorf("known_hosts file %s: %w", cfg.KnownHostsFile, err)
 	}
 	return cb, nil
+}
+
+// hostKeyPath guesses where a host keeps its public key of the given type.
+func hostKeyPath(keyType string) string {
+	switch {
+	case strings.Contains(keyType, "ed25519"):
+		return "/etc/ssh/ssh_host_ed25519_key.pub"
+	case strings.Contains(keyType, "ecdsa"):
+		return "/etc/ssh/ssh_host_ecdsa_key.pub"
+	case strings.Contains(keyType, "rsa"):
+		return "/etc/ssh/ssh_host_rsa_key.pub"
+	}
+	return "/etc/ssh/ssh_host_*_key.pub"
 }
 
 // scanHint returns the ssh-keyscan command that adds the host to the file.

@@ -13,11 +13,11 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// Command is a command line for the remote login shell.
+// Command is a command line for /bin/sh on the remote host.
 type Command struct {
-	// Cmd is run by the remote user's login shell (sh -c style). Quote
-	// interpolated values with ShellQuote. Its first words appear in error
-	// messages, so it must not contain secrets.
+	// Cmd is run as `/bin/sh -c Cmd` (see Client.Run). Quote interpolated
+	// values with ShellQuote. Its first words appear in error messages, so
+	// it must not contain secrets.
 	Cmd string
 	// Stdin is fed to the command, then closed. It may hold secrets: it is
 	// never logged nor put into errors.
@@ -29,7 +29,8 @@ type Result struct {
 	Stdout, Stderr string
 	// ExitCode is the command's exit status. A non-zero status is not a Go
 	// error: the caller decides what it means. For a command killed by a
-	// signal it is 128 plus the signal number, as in a shell.
+	// signal it is 128 plus the signal number, as in a shell; -1 when
+	// unknown.
 	ExitCode int
 }
 
@@ -50,11 +51,11 @@ func (e *KilledError) Error() string {
 	return s
 }
 
-// Process is a remote command started by Start.
+// Process is a remote command started by Start (Run uses one internally).
 type Process struct {
-	// Pid is the remote process id of the shell running the command. It
-	// leads the command's process group, so `kill -- -PID` on the host
-	// reaches all of it.
+	// Pid is the remote process id of the shell running the command. sshd
+	// starts every session in a new session and process group, so Pid
+	// leads the command's process group: `kill -- -PID` reaches all of it.
 	Pid int
 
 	c      *Client
@@ -62,6 +63,10 @@ type Process struct {
 	sess   *ssh.Session
 	stdout lockedBuffer
 	stderr lockedBuffer
+
+	pidOnce  sync.Once
+	pidReady chan struct{} // closed once the pid line was read (Pid set) or never will be
+	pidLine  string        // the first line when it was not a pid
 
 	waitDone chan struct{} // closed after sess.Wait returned and res/err are set
 	res      Result
@@ -71,40 +76,46 @@ type Process struct {
 	killedFirst bool
 
 	killOnce sync.Once
-	killed   chan struct{} // closed when the context ended and we killed the command
+	killing  chan struct{} // closed when the context ended and the kill began (ctxErr set)
+	killed   chan struct{} // closed when the kill is done
 	ctxErr   error
 }
 
 // Run runs cmd and waits for it. A non-zero exit status is reported in
 // Result.ExitCode with a nil error; a command that could not be run, was
-// killed by a signal, or reported no status is an error. When ctx ends first,
-// the remote command's process group is sent SIGKILL, the session is closed,
-// and the error wraps ctx.Err().
+// killed by a signal, or reported no status is an error.
+//
+// The remote login shell (which must be a POSIX shell) runs `echo $$; exec
+// /bin/sh -c CMD`, so the command runs under /bin/sh whatever the login shell
+// is, and its pid is known. When ctx ends first, the command's whole process
+// group is killed: SIGKILL is sent both as an SSH signal request and by a
+// `kill -s KILL -- -PID` in a second session (OpenSSH ignores signal requests
+// in sessions of root logins), the session is closed, and the error wraps
+// ctx.Err() and names the command's first words.
 func (c *Client) Run(ctx context.Context, cmd Command) (Result, error) {
-	p, err := c.start(ctx, cmd, cmd.Cmd, false)
+	p, err := c.start(ctx, cmd, false)
 	if err != nil {
 		return Result{}, err
 	}
 	return p.Wait()
 }
 
-// Start starts cmd and returns once its remote pid is known. The command
-// runs in `/bin/sh -c` under the login shell, which first prints its pid and
-// then execs it, so Process.Pid is the process running the command. ctx
-// governs the command's whole life, as with Run: when it ends, the remote
-// command is killed.
+// Start starts cmd as Run does and returns once its remote pid is known (see
+// Process.Pid). ctx governs the command's whole life, as with Run: when it
+// ends, the remote command is killed.
 func (c *Client) Start(ctx context.Context, cmd Command) (*Process, error) {
-	wrapped := "echo $$; exec /bin/sh -c " + ShellQuote(cmd.Cmd)
-	return c.start(ctx, cmd, wrapped, true)
+	return c.start(ctx, cmd, true)
 }
 
-// start opens a session and starts line on it. With wantPid, the first
-// stdout line is parsed as the pid and not kept in Stdout.
-func (c *Client) start(ctx context.Context, cmd Command, line string, wantPid bool) (*Process, error) {
+// start opens a session and starts the wrapped command. With waitPid it
+// returns only once the pid is known.
+func (c *Client) start(ctx context.Context, cmd Command, waitPid bool) (*Process, error) {
 	p := &Process{
 		c:        c,
 		label:    firstWords(cmd.Cmd),
+		pidReady: make(chan struct{}),
 		waitDone: make(chan struct{}),
+		killing:  make(chan struct{}),
 		killed:   make(chan struct{}),
 	}
 	if strings.TrimSpace(cmd.Cmd) == "" {
@@ -119,24 +130,18 @@ func (c *Client) start(ctx context.Context, cmd Command, line string, wantPid bo
 	sess, err := c.newSession(ctx)
 	if err != nil {
 		c.release()
-		return nil, p.errorf("open session: %w", err)
+		return nil, p.errorf("open session: %w", c.connErr(err))
 	}
 	p.sess = sess
-	var pidc chan string
-	if wantPid {
-		pidc = make(chan string, 1)
-		sess.Stdout = &pidSniffer{out: &p.stdout, pid: pidc}
-	} else {
-		sess.Stdout = &p.stdout
-	}
+	sess.Stdout = &pidSniffer{p: p}
 	sess.Stderr = &p.stderr
 	if cmd.Stdin != nil {
 		sess.Stdin = bytes.NewReader(cmd.Stdin)
 	}
-	if err := sess.Start(line); err != nil {
+	if err := sess.Start("echo $$; exec /bin/sh -c " + ShellQuote(cmd.Cmd)); err != nil {
 		_ = sess.Close()
 		c.release()
-		return nil, p.errorf("start: %w", err)
+		return nil, p.errorf("start: %w", c.connErr(err))
 	}
 	go func() {
 		err := sess.Wait()
@@ -149,34 +154,23 @@ func (c *Client) start(ctx context.Context, cmd Command, line string, wantPid bo
 		case <-p.waitDone:
 		}
 	}()
-	if !wantPid {
-		return p, nil
-	}
-	gotPid := func(s string) (*Process, error) {
-		pid, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || pid <= 0 {
-			p.kill(errors.New("the remote shell did not print its pid"))
-			return nil, p.errorf("the remote shell printed %q instead of its pid (is the login shell a POSIX shell?)", firstWords(s))
-		}
-		p.Pid = pid
+	if !waitPid {
 		return p, nil
 	}
 	select {
-	case s := <-pidc:
-		return gotPid(s)
-	case <-p.waitDone:
-		// The stdout copy has finished before Wait returned, so a pid
-		// that was printed is in pidc by now.
-		select {
-		case s := <-pidc:
-			return gotPid(s)
-		default:
+	case <-p.pidReady:
+		if p.Pid > 0 {
+			return p, nil
 		}
-		if p.err != nil {
-			return nil, p.err
+		if p.pidLine != "" {
+			p.kill(errors.New("the remote shell did not print its pid"))
+			return nil, p.errorf("the remote shell printed %q instead of its pid (is the login shell a POSIX shell?)", firstWords(p.pidLine))
 		}
-		return nil, p.errorf("the command ended (exit status %d) before printing its pid; stderr: %s",
-			p.res.ExitCode, firstLine(p.res.Stderr))
+		res, err := p.Wait() // ended without printing anything
+		if err != nil {
+			return nil, err
+		}
+		return nil, p.errorf("the command ended (exit status %d) before printing its pid; stderr: %s", res.ExitCode, firstLine(res.Stderr))
 	case <-p.killed:
 		_, err := p.Wait()
 		return nil, err
@@ -204,20 +198,81 @@ func (p *Process) Wait() (Result, error) {
 	return Result{Stdout: p.stdout.String(), Stderr: p.stderr.String(), ExitCode: -1}, p.errorf("%w", p.ctxErr)
 }
 
-// Signal sends sig to the remote command's process group (OpenSSH delivers
-// session signals with killpg). The command's end is reported by Wait.
+// Signal sends sig (an SSH signal name such as "TERM") to the command's
+// process group by running `kill -s SIG -- -PID` in a second session, which
+// works where OpenSSH ignores signal requests (root logins). The command's
+// end is reported by Wait.
 func (p *Process) Signal(sig ssh.Signal) error {
-	if err := p.sess.Signal(sig); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), closeWait)
+	defer cancel()
+	if err := p.c.killGroup(ctx, p.Pid, sig); err != nil {
 		return p.errorf("signal %s: %w", sig, err)
 	}
 	return nil
 }
 
-// kill sends SIGKILL to the remote command and closes its session.
+// killGroup runs `kill -s SIG -- -PID` in a new session, using a kill slot
+// rather than a command slot.
+func (c *Client) killGroup(ctx context.Context, pid int, sig ssh.Signal) error {
+	if pid <= 0 {
+		return errors.New("no remote pid")
+	}
+	name := string(sig)
+	if name == "" || strings.Trim(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != "" {
+		return fmt.Errorf("invalid signal name %q", name)
+	}
+	if err := c.acquireFrom(ctx, c.killSem); err != nil {
+		return fmt.Errorf("waiting for a session to run kill: %w", err)
+	}
+	defer func() { <-c.killSem }()
+	sess, err := c.newSession(ctx)
+	if err != nil {
+		return c.connErr(err)
+	}
+	defer sess.Close()
+	var out lockedBuffer
+	sess.Stdout, sess.Stderr = &out, &out
+	done := make(chan error, 1)
+	go func() { done <- sess.Run("kill -s " + name + " -- -" + strconv.Itoa(pid)) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("kill -s %s -- -%d: %w: %s", name, pid, err, strings.TrimSpace(out.String()))
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("kill -s %s -- -%d: %w", name, pid, ctx.Err())
+	}
+}
+
+// kill ends the command after its context ended: SIGKILL as a signal
+// request and by kill(1) on its process group, then closes the session.
+// Bounded by closeWait.
 func (p *Process) kill(reason error) {
 	p.killOnce.Do(func() {
 		p.ctxErr = reason
+		close(p.killing)
 		_ = p.sess.Signal(ssh.SIGKILL)
+		ctx, cancel := context.WithTimeout(context.Background(), closeWait)
+		defer cancel()
+		select {
+		case <-p.pidReady:
+		case <-p.waitDone:
+		case <-ctx.Done():
+		}
+		pid := 0
+		select {
+		case <-p.pidReady:
+			pid = p.Pid
+		default:
+		}
+		select {
+		case <-p.waitDone: // ended meanwhile: its pid may be reused
+		default:
+			if pid > 0 {
+				_ = p.c.killGroup(ctx, pid, ssh.SIGKILL)
+			}
+		}
 		_ = p.sess.Close()
 		close(p.killed)
 	})
@@ -227,8 +282,9 @@ func (p *Process) kill(reason error) {
 func (p *Process) finish(err error) {
 	defer p.c.release()
 	defer close(p.waitDone)
+	p.pidOnce.Do(func() { close(p.pidReady) }) // no pid line came
 	select {
-	case <-p.killed:
+	case <-p.killing:
 		p.killedFirst = true
 	default:
 	}
@@ -257,7 +313,7 @@ func (p *Process) errorf(format string, args ...any) error {
 	return fmt.Errorf("ssh %s: run %q: "+format, append([]any{p.c.name, p.label}, args...)...)
 }
 
-// connErr prefers the reason the connection ended, when it did.
+// connErr adds the reason the connection ended, when it did.
 func (c *Client) connErr(err error) error {
 	if cerr := c.Err(); cerr != nil {
 		return fmt.Errorf("%w (connection: %v)", err, cerr)
@@ -292,11 +348,13 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-// pidSniffer passes the first line written to it to pid and the rest to
-// out.
+// maxPidLine bounds the first line we buffer while looking for the pid.
+const maxPidLine = 64
+
+// pidSniffer takes the first stdout line as the process's pid and passes the
+// rest to its stdout buffer.
 type pidSniffer struct {
-	out  *lockedBuffer
-	pid  chan string
+	p    *Process
 	line []byte
 	done bool
 }
@@ -305,24 +363,30 @@ func (s *pidSniffer) Write(b []byte) (int, error) {
 	n := len(b)
 	if !s.done {
 		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			if len(s.line)+len(b) > 64 { // not a pid: give up, keep the text
-				s.done = true
-				s.pid <- string(append(s.line, b...))
-				_, err := s.out.Write(append(s.line, b...))
-				return n, err
-			}
+		if i < 0 && len(s.line)+len(b) <= maxPidLine {
 			s.line = append(s.line, b...)
 			return n, nil
 		}
+		if i < 0 { // far too long for a pid: keep it as output
+			i = len(b)
+		}
 		s.line = append(s.line, b[:i]...)
 		s.done = true
-		s.pid <- string(s.line)
-		b = b[i+1:]
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(s.line))); err == nil && pid > 0 {
+			s.p.Pid = pid
+		} else {
+			s.p.pidLine = string(s.line)
+			_, _ = s.p.stdout.Write(s.line)
+		}
+		s.p.pidOnce.Do(func() { close(s.p.pidReady) })
+		if i < len(b) {
+			i++ // the newline
+		}
+		b = b[i:]
 	}
 	if len(b) == 0 {
 		return n, nil
 	}
-	_, err := s.out.Write(b)
+	_, err := s.p.stdout.Write(b)
 	return n, err
 }

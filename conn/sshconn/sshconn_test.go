@@ -78,15 +78,36 @@ func token(t *testing.T) string {
 // pgrep returns the pids whose command line matches pattern.
 func pgrep(t *testing.T, pattern string) []string {
 	t.Helper()
+	pids, err := pgrepErr(pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pids
+}
+
+func pgrepErr(pattern string) ([]string, error) {
 	out, err := exec.Command("pgrep", "-f", pattern).Output()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ee.ExitCode() == 1 {
-		return nil // nothing matched
+		return nil, nil // nothing matched
 	}
 	if err != nil {
-		t.Fatalf("pgrep -f %q: %v", pattern, err)
+		return nil, fmt.Errorf("pgrep -f %q: %v", pattern, err)
 	}
-	return strings.Fields(string(out))
+	return strings.Fields(string(out)), nil
+}
+
+// pollPgrep polls (every 10 ms, for at most testTimeout) until a process
+// matches pattern. Safe to call from any goroutine.
+func pollPgrep(pattern string) bool {
+	deadline := time.Now().Add(testTimeout)
+	for time.Now().Before(deadline) {
+		if pids, err := pgrepErr(pattern); err != nil || len(pids) > 0 {
+			return err == nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
 }
 
 // waitFor polls cond every 10 ms until it holds or testTimeout passes.
@@ -163,7 +184,15 @@ func TestRunKilledBySignalIsAnError(t *testing.T) {
 }
 
 func TestRunCancelKillsRemoteCommand(t *testing.T) {
+	t.Run("server honours signals", func(t *testing.T) { testRunCancel(t, false) })
+	// Like OpenSSH in root sessions: only the kill(1) in a second session
+	// can stop the command.
+	t.Run("server ignores signals", func(t *testing.T) { testRunCancel(t, true) })
+}
+
+func testRunCancel(t *testing.T, ignoreSignals bool) {
 	srv := sshtest.Start(t)
+	srv.SetIgnoreSignals(ignoreSignals)
 	c := dial(t, keyConfig(t, srv))
 	tok := token(t)
 	secret := "stdin-secret-" + tok
@@ -172,14 +201,15 @@ func TestRunCancelKillsRemoteCommand(t *testing.T) {
 	cmd := sshconn.Command{Cmd: "sleep 900" + tok + "; echo after", Stdin: []byte(secret)}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	found := make(chan bool, 1)
 	go func() {
-		deadline := time.Now().Add(testTimeout)
-		for len(pgrep(t, "sleep 900"+tok)) == 0 && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		cancel()
+		defer cancel()
+		found <- pollPgrep("sleep 900" + tok)
 	}()
 	res, err := c.Run(ctx, cmd)
+	if !<-found {
+		t.Fatalf("the remote sleep never showed up in pgrep (Run: %v)", err)
+	}
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("want context.Canceled, got %v (%+v)", err, res)
 	}
@@ -254,6 +284,7 @@ func TestStartReportsPid(t *testing.T) {
 
 func TestProcessSignal(t *testing.T) {
 	srv := sshtest.Start(t)
+	srv.SetIgnoreSignals(true) // Signal must not depend on signal requests
 	c := dial(t, keyConfig(t, srv))
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -317,6 +348,7 @@ func TestUnknownHostKeyRefused(t *testing.T) {
 		t.Fatalf("want an unknown-host HostKeyError, got %v", err)
 	}
 	msg := err.Error()
+	t.Logf("unknown host: %s", msg)
 	for _, want := range []string{
 		sshtest.User + "@" + srv.Addr(),
 		"unknown",
@@ -390,6 +422,7 @@ func TestChangedHostKeyRefused(t *testing.T) {
 		t.Fatalf("want a changed-key HostKeyError, got %v", err)
 	}
 	msg := err.Error()
+	t.Logf("changed key: %s", msg)
 	for _, want := range []string{
 		srv.Addr(), "HOST KEY CHANGED", cfg.KnownHostsFile + ":1", ssh.FingerprintSHA256(other),
 		ssh.FingerprintSHA256(srv.HostKey()), "ssh-keygen -R", "ssh-keyscan -p " + strconv.Itoa(srv.Port),
