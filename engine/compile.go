@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"reflect"
+	"strings"
 
 	"github.com/expr-lang/expr/types"
 )
@@ -18,6 +19,11 @@ type compiler struct {
 	// regs are register names with their output types.
 	regs    map[string]types.Type
 	secrets map[string]bool
+	// cur is the step whose expressions are being compiled (nil outside
+	// steps); done holds the ids whose steps.<id> result exists by the time
+	// cur starts, in run order.
+	cur  *Step
+	done map[string]bool
 }
 
 func (c *compiler) errorf(p Pos, format string, args ...any) { c.l.errorf(p, format, args...) }
@@ -37,7 +43,7 @@ var runType = types.Map{
 
 func (l *loader) compile(pb *Playbook) {
 	c := &compiler{l: l, pb: pb, file: pb.File, ids: map[string]*Step{}, sets: map[string]Pos{},
-		regs: map[string]types.Type{}, secrets: map[string]bool{}}
+		regs: map[string]types.Type{}, secrets: map[string]bool{}, done: map[string]bool{}}
 	base := types.Map{"run": runType}
 	for _, p := range pb.Params {
 		if _, dup := base[p.Name]; dup {
@@ -229,6 +235,9 @@ func (c *compiler) steps(steps []*Step, sc *schema, guarded bool) {
 }
 
 func (c *compiler) step(s *Step, sc *schema, guarded bool) {
+	prev := c.cur
+	c.cur = s
+	defer func() { c.cur = prev }()
 	local := sc
 	if s.Type == "group" && s.ForEach != nil {
 		c.compileExpr(s.ForEach, sc, reflect.Invalid)
@@ -278,9 +287,11 @@ func (c *compiler) step(s *Step, sc *schema, guarded bool) {
 	if len(s.Effect) > 0 && !s.Mutates() {
 		c.warnf(s.Pos, "`effect:` on a read-only step is ignored: a dry run executes it for real")
 	}
+	// results set inside a for_each item stay in that item's scope
+	doneBefore := c.snapshotDone()
 	switch s.Type {
 	case "group":
-		c.steps(s.Steps, local, guarded || len(s.Rescue) > 0)
+		c.steps(s.Steps, local, guarded || len(s.Rescue) > 0 || s.When != nil || len(s.Pre) > 0)
 	case "include":
 		c.include(s, local)
 	default:
@@ -299,9 +310,43 @@ func (c *compiler) step(s *Step, sc *schema, guarded bool) {
 			}
 		}
 	}
+	if s.ForEach != nil {
+		c.done = doneBefore
+	}
+	if s.ID != "" {
+		c.done[s.ID] = true
+	}
 	errSc := local.with("error", types.String, false)
+	// a rescue runs only when the step failed, and the run stops after it:
+	// what it records is not there for the steps that follow
+	doneBefore = c.snapshotDone()
 	c.steps(s.Rescue, errSc, true)
+	c.done = doneBefore
 	c.steps(s.Always, errSc, guarded)
+}
+
+func (c *compiler) snapshotDone() map[string]bool {
+	out := make(map[string]bool, len(c.done))
+	for k, v := range c.done {
+		out[k] = v
+	}
+	return out
+}
+
+// checkStepRefs reports reads of steps.<id> before that step has run.
+func (c *compiler) checkStepRefs(e *Expr) {
+	if c.cur == nil {
+		return
+	}
+	for _, r := range e.refs {
+		id, ok := strings.CutPrefix(r, "steps.")
+		if !ok || c.done[id] {
+			continue
+		}
+		if s := c.ids[id]; s != nil {
+			c.errorf(e.Pos, "`steps.%s` is read before step %q (line %d) has run: a step's result exists once it has run (it cannot be read by the step itself, by steps before it, or from outside the for_each group or rescue section it is in)", id, id, s.Pos.Line)
+		}
+	}
 }
 
 func (c *compiler) guard(g *Guard, sc *schema) {

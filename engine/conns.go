@@ -62,7 +62,11 @@ type endpoint struct {
 }
 
 func (e *endpoint) label() string {
-	return fmt.Sprintf("%s %s (%s)", e.conn.Kind, e.conn.Name, net.JoinHostPort(e.host, strconv.Itoa(e.port)))
+	port := strconv.Itoa(e.port)
+	if u, ok := e.fields["port"].(Unknown); ok {
+		port = "{{ " + u.Why + " }}"
+	}
+	return fmt.Sprintf("%s %s (%s)", e.conn.Kind, e.conn.Name, net.JoinHostPort(e.host, port))
 }
 
 func (e *endpoint) str(k string) string {

@@ -209,6 +209,7 @@ func (c *compiler) compileExpr(e *Expr, sc *schema, want reflect.Kind) {
 		}
 	}
 	sort.Strings(e.refs)
+	c.checkStepRefs(e)
 	for fn := range vis.calls {
 		if f, ok := funcs[fn]; ok && f.Secret {
 			e.secret = true

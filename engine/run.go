@@ -112,6 +112,12 @@ func (r *Runner) Verdicts() []Verdict { return r.verdicts }
 // Changes is the number of state-changing steps that would run (dry run and plan).
 func (r *Runner) Changes() int { return int(r.changes.Load()) }
 
+type speculativeKey struct{}
+
+// speculative reports whether ctx is inside a part of a plan or dry run
+// that only a real run can decide: its steps are listed, never executed.
+func speculative(ctx context.Context) bool { return ctx.Value(speculativeKey{}) != nil }
+
 // worker carries the log context of one sequential flow of steps.
 type worker struct {
 	id int64
@@ -375,6 +381,15 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 				return fmt.Errorf("%s: `when` reads unknown values %v", s.When.Pos, env.unknownRefs(s.When))
 			}
 			r.verdict(s, name, "UNKNOWN", fmt.Sprintf("`when: %s` depends on %s", oneLine(s.When.Src), strings.Join(env.unknownRefs(s.When), ", ")), nil)
+			if s.Type == "group" || s.Type == "include" {
+				// list what the group would do, executing nothing in it
+				sctx := context.WithValue(ctx, speculativeKey{}, true)
+				if s.Type == "group" {
+					_ = r.group(sctx, w, sc, s, name)
+				} else {
+					_ = r.include(sctx, w, sc, s, name)
+				}
+			}
 			r.markUnknown(sc, s)
 			return nil
 		}
@@ -573,14 +588,14 @@ func (r *Runner) leaf(ctx context.Context, w *worker, sc *scope, s *Step, name s
 	env := sc.env()
 	x := &Exec{r: r, step: s, sc: sc, env: env, log: log, w: w, name: name}
 	mut := s.Spec.Mutates()
-	if r.opts.Mode == ModePlan || (r.opts.Mode == ModeDryRun && mut) {
+	if r.opts.Mode == ModePlan || (r.opts.Mode == ModeDryRun && mut) || (r.opts.Mode != ModeRun && speculative(ctx)) {
 		rd := &Render{r: r, env: env, step: s}
 		actions, err := s.Spec.Render(rd)
 		if err != nil {
 			return &StepError{Pos: s.Pos, Step: name, Err: err}
 		}
 		verdict := "WILL RUN"
-		if rd.unknown {
+		if rd.unknown || speculative(ctx) {
 			verdict = "UNKNOWN"
 			r.unknown.Add(1)
 		}

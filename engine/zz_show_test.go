@@ -9,10 +9,9 @@ import (
 func TestZZShow(t *testing.T) {
 	for _, pb := range []string{
 		"name: x\nvars: {a: ~, b: null, c: }\nsteps:\n  - log: {msg: \"[{{ a }}] [{{ b }}] [{{ c }}]\"}\n  - assert: {that: a == nil && b == nil && c == nil}\n",
-		"name: x\nvars: {a: \"x }} y {{ 1 }}\"}\nsteps:\n  - log: {msg: \"{{ a }}\"}\n",
-		"name: x\nsteps:\n  - when: steps.later.ok\n    log: {msg: a}\n  - id: later\n    log: {msg: b}\n",
-		"name: x\nsteps:\n  - log: {msg: \"é {{ nosuch }}\"}\n",
-		"name: x\nsteps:\n  - when: |\n      1 == 1 &&\n        nosuch\n    log: {msg: a}\n",
+		"name: x\nsteps:\n  - id: g\n    steps:\n      - log: {msg: a}\n  - when: steps.g.ok\n    log: {msg: b}\n",
+		"name: x\nsteps:\n  - for_each: '[1]'\n    steps:\n      - id: inner\n        log: {msg: a}\n      - when: steps.inner.ok\n        log: {msg: ok-inside}\n  - when: steps.inner.ok\n    log: {msg: b}\n",
+		"name: x\nsteps:\n  - id: s\n    log: {msg: a}\n    rescue:\n      - id: r\n        log: {msg: \"{{ steps.s.error }}\"}\n    always:\n      - log: {msg: \"{{ steps.s.ok }}\"}\n  - when: steps.r.ok\n    log: {msg: b}\n",
 	} {
 		path := writePlaybook(t, pb)
 		p, d := engine.Load(path)
