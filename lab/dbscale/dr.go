@@ -1,0 +1,197 @@
+package dbscale
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+)
+
+// Bounds of the background retries of a pending link.
+const (
+	retryFirstDelay = 200 * time.Millisecond
+	retryMaxDelay   = 5 * time.Second
+)
+
+// pendingError is a set-up the other side refused for now: retried later.
+type pendingError struct{ msg string }
+
+func (e *pendingError) Error() string { return e.msg }
+
+func isPending(err error) bool {
+	var p *pendingError
+	return errors.As(err, &p)
+}
+
+// wire sets up the replication of slave source src from the master of the
+// replication datasource ds:
+//
+//   - src wraps a dbscale_server (a standby router): the emulator logs in to
+//     that router and sends, with the routing hint /* dbscale
+//     datasource=ds */, STOP SLAVE; CHANGE MASTER TO (this cluster's master
+//     of ds, GTID auto-position); START SLAVE. The standby router, in
+//     slave-dbscale-mode, forwards them (translated) to its own master of ds.
+//   - src wraps a MySQL node: the same statements go straight to the node.
+//
+// The result is nil, a *pendingError (retry later) or a *mysql.MyError.
+// Errors never hold a password.
+func (r *Router) wire(ctx context.Context, dsName, srcName string) error {
+	st := r.snapshot()
+	ds := st.source(dsName)
+	src := st.source(srcName)
+	if ds == nil || src == nil {
+		return newErr(CodeDataSource, "DataSource '%s' or '%s' no longer exists", dsName, srcName)
+	}
+	m := st.masterOf(ds)
+	sv := st.server(src.Server)
+	if m == nil || sv == nil {
+		return newErr(CodeDataServer, "the servers of %s or %s no longer exist", dsName, srcName)
+	}
+	replUser, replPass := r.replicationCredentials(m)
+	change := fmt.Sprintf("CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%d, MASTER_USER=%s, MASTER_PASSWORD=%s, "+
+		"MASTER_AUTO_POSITION=1, GET_MASTER_PUBLIC_KEY=1, MASTER_CONNECT_RETRY=5",
+		quoteString(m.Host), m.Port, quoteString(replUser), quoteString(replPass))
+	stmts := []string{"STOP SLAVE", change, "START SLAVE"}
+	secrets := append(r.secrets(), replPass)
+
+	ep := r.endpoint(sv)
+	ep.Timeout = max(ep.Timeout, 5*time.Second)
+	ep.ReadTimeout = 60 * time.Second
+	what := "dataserver " + sv.Name
+	if sv.DBScaleServer {
+		what = "standby router " + sv.Name + " (" + ep.Addr() + ")"
+	}
+	conn, err := r.backend.Connect(ctx, ep)
+	if err != nil {
+		var me *mysql.MyError
+		if errors.As(err, &me) && me.Code != CodeBackend {
+			return newErr(CodeDRLink, "cannot log in to %s: %s", what, redact(me.Message, secrets...))
+		}
+		return &pendingError{msg: fmt.Sprintf("cannot reach %s: %s", what, redact(err.Error(), secrets...))}
+	}
+	defer conn.Close()
+	d := dialectOf(conn.ServerVersion())
+	for _, q := range stmts {
+		if sv.DBScaleServer {
+			q = "/* dbscale " + hintKey + "=" + dsName + " */ " + q
+		} else {
+			q = translate(q, keywords(q, 2), d).query
+		}
+		if _, err := conn.Execute(q); err != nil {
+			var me *mysql.MyError
+			if !errors.As(err, &me) {
+				return &pendingError{msg: fmt.Sprintf("lost the connection to %s: %s", what, redact(err.Error(), secrets...))}
+			}
+			msg := fmt.Sprintf("%s refused the replication set-up (error %d: %s)", what, me.Code, redact(me.Message, secrets...))
+			if me.Code == CodeSlaveModeOff || me.Code == CodeBackend {
+				return &pendingError{msg: msg}
+			}
+			return newErr(CodeDRLink, "%s", msg)
+		}
+	}
+	return nil
+}
+
+// markWired records the outcome of a set-up on the link (if it still
+// exists): wired when lastErr is empty.
+func (r *Router) markWired(dsName, srcName, lastErr string) {
+	err := r.update(func(st *state) error {
+		ds := st.source(dsName)
+		if ds == nil {
+			return errNoSource(dsName)
+		}
+		for _, l := range ds.Slaves {
+			if l.Source == srcName {
+				l.Wired, l.LastError = lastErr == "", lastErr
+				return nil
+			}
+		}
+		return errNoSource(srcName)
+	})
+	if err != nil && !isMyErrorCode(err, CodeDataSource) {
+		r.logf("dbscale: recording the link %s -> %s: %v", srcName, dsName, err)
+	}
+}
+
+// linkPending reports whether the link exists and is not wired yet.
+func (r *Router) linkPending(dsName, srcName string) bool {
+	st := r.snapshot()
+	at, l := st.attachedTo(srcName)
+	return at != nil && at.Name == dsName && !l.Wired
+}
+
+// startRetry retries the set-up of a pending link in the background, with
+// growing delays, until it works, fails for good, the link goes away, the
+// router closes or Config.DRRetryTimeout runs out (logged, naming what it
+// waited for).
+func (r *Router) startRetry(dsName, srcName string) {
+	r.retryMu.Lock()
+	defer r.retryMu.Unlock()
+	if _, ok := r.retries[srcName]; ok || r.ctx.Err() != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.DRRetryTimeout)
+	r.retries[srcName] = cancel
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer func() {
+			r.retryMu.Lock()
+			delete(r.retries, srcName)
+			r.retryMu.Unlock()
+			cancel()
+		}()
+		start := time.Now()
+		delay := retryFirstDelay
+		last := "no attempt yet"
+		for {
+			select {
+			case <-ctx.Done():
+				if r.ctx.Err() == nil {
+					r.logf("dbscale: gave up setting up the replication of %s from the master of %s after %s: %s",
+						srcName, dsName, time.Since(start).Round(time.Second), last)
+				}
+				return
+			case <-time.After(delay):
+			}
+			delay = min(2*delay, retryMaxDelay)
+			done := func() bool {
+				r.opMu.Lock()
+				defer r.opMu.Unlock()
+				if !r.linkPending(dsName, srcName) {
+					return true
+				}
+				err := r.wire(ctx, dsName, srcName)
+				switch {
+				case err == nil:
+					r.markWired(dsName, srcName, "")
+					r.logf("dbscale: replication of %s from the master of %s set up after %s", srcName, dsName,
+						time.Since(start).Round(time.Millisecond))
+					return true
+				case isPending(err):
+					last = err.Error()
+					r.markWired(dsName, srcName, last)
+					return false
+				}
+				r.markWired(dsName, srcName, err.Error())
+				r.logf("dbscale: setting up the replication of %s from the master of %s failed: %v", srcName, dsName, err)
+				return true
+			}()
+			if done {
+				return
+			}
+		}
+	}()
+}
+
+// stopRetry cancels the retries of a link.
+func (r *Router) stopRetry(srcName string) {
+	r.retryMu.Lock()
+	defer r.retryMu.Unlock()
+	if cancel, ok := r.retries[srcName]; ok {
+		cancel()
+		delete(r.retries, srcName)
+	}
+}
