@@ -33,8 +33,11 @@ type Client struct {
 	name    string // user@host:port, for messages
 	conn    *ssh.Client
 	sem     chan struct{} // command session slots
-	killSem chan struct{} // kill session slots
+	killSem chan struct{} // kill session slots, one per running kill worker
 	done    chan struct{} // closed when the connection has ended
+
+	killMu    sync.Mutex
+	killQueue []killReq // kill requests waiting for a worker
 
 	mu  sync.Mutex
 	err error // why the connection ended
@@ -318,8 +321,43 @@ func (c *Client) acquireFrom(ctx context.Context, sem chan struct{}) error {
 // release frees a command session slot.
 func (c *Client) release() { <-c.sem }
 
-// newSession opens a session, bounded by ctx. The caller holds a slot.
+// sessionRefusedLimit bounds how long newSession keeps retrying a server
+// that refuses new sessions.
+const sessionRefusedLimit = 10 * time.Second
+
+// newSession opens a session, bounded by ctx. OpenSSH refuses a session
+// ("open failed") while MaxSessions are counted, and it counts a finished
+// session until it has reaped its process, a moment after the client saw
+// the exit status; so a refusal is retried with a bounded poll.
 func (c *Client) newSession(ctx context.Context) (*ssh.Session, error) {
+	limit := time.Now().Add(sessionRefusedLimit)
+	delay := 5 * time.Millisecond
+	for {
+		sess, err := c.openSession(ctx)
+		var oce *ssh.OpenChannelError
+		if err == nil || !errors.As(err, &oce) || (oce.Reason != ssh.ConnectionFailed && oce.Reason != ssh.ResourceShortage) {
+			return sess, err
+		}
+		if time.Now().After(limit) {
+			return nil, fmt.Errorf("the server kept refusing new sessions for %s (is its MaxSessions below %d?): %w",
+				sessionRefusedLimit, maxSessions+maxKillSessions, err)
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-c.done:
+			t.Stop()
+			return nil, c.Err()
+		}
+		delay = min(2*delay, 100*time.Millisecond)
+	}
+}
+
+// openSession makes one attempt to open a session, bounded by ctx.
+func (c *Client) openSession(ctx context.Context) (*ssh.Session, error) {
 	type result struct {
 		s   *ssh.Session
 		err error

@@ -200,49 +200,15 @@ func (p *Process) Wait() (Result, error) {
 
 // Signal sends sig (an SSH signal name such as "TERM") to the command's
 // process group by running `kill -s SIG -- -PID` in a second session, which
-// works where OpenSSH ignores signal requests (root logins). The command's
-// end is reported by Wait.
+// works where OpenSSH ignores signal requests (root logins). It waits for
+// kill(1) to finish (at most 30 s); the command's end is reported by Wait.
 func (p *Process) Signal(sig ssh.Signal) error {
-	ctx, cancel := context.WithTimeout(context.Background(), closeWait)
+	ctx, cancel := context.WithTimeout(context.Background(), killTimeout)
 	defer cancel()
 	if err := p.c.killGroup(ctx, p.Pid, sig); err != nil {
 		return p.errorf("signal %s: %w", sig, err)
 	}
 	return nil
-}
-
-// killGroup runs `kill -s SIG -- -PID` in a new session, using a kill slot
-// rather than a command slot.
-func (c *Client) killGroup(ctx context.Context, pid int, sig ssh.Signal) error {
-	if pid <= 0 {
-		return errors.New("no remote pid")
-	}
-	name := string(sig)
-	if name == "" || strings.Trim(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != "" {
-		return fmt.Errorf("invalid signal name %q", name)
-	}
-	if err := c.acquireFrom(ctx, c.killSem); err != nil {
-		return fmt.Errorf("waiting for a session to run kill: %w", err)
-	}
-	defer func() { <-c.killSem }()
-	sess, err := c.newSession(ctx)
-	if err != nil {
-		return c.connErr(err)
-	}
-	defer sess.Close()
-	var out lockedBuffer
-	sess.Stdout, sess.Stderr = &out, &out
-	done := make(chan error, 1)
-	go func() { done <- sess.Run("kill -s " + name + " -- -" + strconv.Itoa(pid)) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("kill -s %s -- -%d: %w: %s", name, pid, err, strings.TrimSpace(out.String()))
-		}
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("kill -s %s -- -%d: %w", name, pid, ctx.Err())
-	}
 }
 
 // kill ends the command after its context ended: SIGKILL as a signal
@@ -336,12 +302,14 @@ type lockedBuffer struct {
 	buf bytes.Buffer
 }
 
+// Write appends p.
 func (b *lockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
+// String returns a copy of the contents.
 func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -359,6 +327,7 @@ type pidSniffer struct {
 	done bool
 }
 
+// Write is called by the session's stdout copy, one chunk at a time.
 func (s *pidSniffer) Write(b []byte) (int, error) {
 	n := len(b)
 	if !s.done {

@@ -856,3 +856,83 @@ func (p *freezingProxy) freeze() {
 	defer p.mu.Unlock()
 	p.frozen = true
 }
+
+func TestCancelManyWithoutSignals(t *testing.T) {
+	// All kills go through batched kill(1) sessions.
+	srv := sshtest.Start(t)
+	srv.SetIgnoreSignals(true)
+	c := dial(t, keyConfig(t, srv))
+	tok := token(t)
+	pattern := "sleep 905" + tok
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 12)
+	for range 12 { // more than the 8 command slots: 4 wait for a slot
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := c.Run(ctx, sshconn.Command{Cmd: pattern + "; echo after"})
+			errs <- err
+		}()
+	}
+	waitFor(t, "eight remote sleeps", func() bool { return len(pgrep(t, pattern)) >= 8 })
+	cancel()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("want context.Canceled, got %v", err)
+		}
+	}
+	waitFor(t, "all remote sleeps to be gone", func() bool { return len(pgrep(t, pattern)) == 0 })
+}
+
+func TestSignalEndedProcess(t *testing.T) {
+	srv := sshtest.Start(t)
+	c := dial(t, keyConfig(t, srv))
+	p, err := c.Start(context.Background(), sshconn.Command{Cmd: "exit 0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	err = p.Signal(ssh.SIGTERM)
+	if err == nil || !strings.Contains(err.Error(), "kill -s TERM -- -"+strconv.Itoa(p.Pid)) {
+		t.Errorf("signalling an ended process: want a kill error, got %v", err)
+	}
+	if err := p.Signal("TERM; rm -rf /"); err == nil || !strings.Contains(err.Error(), "invalid signal name") {
+		t.Errorf("want an invalid signal name error, got %v", err)
+	}
+}
+
+func TestSessionRefusalsAreRetried(t *testing.T) {
+	// The server allows two sessions at once; the client's own cap is
+	// higher, so it must wait out the refusals.
+	srv := sshtest.Start(t)
+	srv.SetMaxSessions(2)
+	c := dial(t, keyConfig(t, srv))
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for i := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			res, err := c.Run(ctx, sshconn.Command{Cmd: "sleep 0.05; echo " + strconv.Itoa(i)})
+			if err == nil && res.Stdout != strconv.Itoa(i)+"\n" {
+				err = fmt.Errorf("run %d: %q", i, res.Stdout)
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -25,8 +25,11 @@ func (c *Client) DialTCP(ctx context.Context, addr string) (net.Conn, error) {
 // tunnelAddr is the forwarded destination, reported as RemoteAddr.
 type tunnelAddr string
 
+// Network is "tcp".
 func (a tunnelAddr) Network() string { return "tcp" }
-func (a tunnelAddr) String() string  { return string(a) }
+
+// String is the forwarded host:port.
+func (a tunnelAddr) String() string { return string(a) }
 
 // tunnelConn is one end of an in-memory pipe whose other end is pumped to
 // and from the SSH channel; the pipe gives it working deadlines.
@@ -35,6 +38,7 @@ type tunnelConn struct {
 	remote tunnelAddr
 }
 
+// RemoteAddr is the forwarded destination.
 func (t *tunnelConn) RemoteAddr() net.Addr { return t.remote }
 
 // newTunnelConn connects ch to a pipe and returns the pipe's user end. Closing
