@@ -1,0 +1,321 @@
+package drlab
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/flowdba/flow/gtid"
+	"golang.org/x/sync/errgroup"
+)
+
+// Difference kinds.
+const (
+	// DiffTable: a table's row count or checksum differs, or the table is
+	// missing on one side.
+	DiffTable = "table"
+	// DiffGTID: the node's gtid_executed differs from the reference's.
+	DiffGTID = "gtid"
+	// DiffNode: the node (or the reference) could not be read.
+	DiffNode = "node"
+)
+
+// CheckOptions configure Check.
+type CheckOptions struct {
+	// Wait keeps comparing, with a bounded poll, until no difference is
+	// left or Wait has passed (0: compare once). Replication needs a moment
+	// after a write.
+	Wait time.Duration
+}
+
+// CheckReport is the outcome of Check. Its JSON form is `flow lab check
+// --json`.
+type CheckReport struct {
+	// OK is true when no difference was found.
+	OK bool `json:"ok"`
+	// Nodes is the number of nodes compared (reference masters included).
+	Nodes int `json:"nodes"`
+	// Tables is the number of user tables on the reference masters.
+	Tables      int          `json:"tables"`
+	Differences []Difference `json:"differences"`
+	// Attempts is how many times the lab was compared (more than one when
+	// Wait let it wait for replication).
+	Attempts int           `json:"attempts"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// Difference is one thing a node has that its shard's primary master has
+// not, or the other way round.
+type Difference struct {
+	// Kind is DiffTable, DiffGTID or DiffNode.
+	Kind string `json:"kind"`
+	// Cluster, Shard, Node and Addr name the node that differs.
+	Cluster string `json:"cluster"`
+	Shard   int    `json:"shard"`
+	Node    string `json:"node"`
+	Addr    string `json:"addr"`
+	// Reference is the node compared with: the shard's primary master.
+	Reference string `json:"reference"`
+	// Table is schema.table for DiffTable.
+	Table string `json:"table,omitempty"`
+	// Rows and Checksum are the node's and the reference's (WantRows,
+	// WantChecksum); -1 rows and "" checksum when the table is missing.
+	Rows         int64  `json:"rows"`
+	WantRows     int64  `json:"want_rows"`
+	Checksum     string `json:"checksum,omitempty"`
+	WantChecksum string `json:"want_checksum,omitempty"`
+	// Missing and Extra are GTID sets for DiffGTID: executed on the
+	// reference but not on the node, and the other way round.
+	Missing string `json:"missing,omitempty"`
+	Extra   string `json:"extra,omitempty"`
+	// Message says it all in one line.
+	Message string `json:"message"`
+}
+
+// tableSum is one table's row count and CHECKSUM TABLE value.
+type tableSum struct {
+	rows     int64
+	checksum string
+}
+
+// snapshot is what Check reads from one node.
+type snapshot struct {
+	tables map[string]tableSum
+	gtids  string
+	err    error
+}
+
+// Check compares every node of both clusters with its shard's primary
+// master: per table of the user schemas the row count and CHECKSUM TABLE,
+// and gtid_executed (missing and extra transactions). With o.Wait it
+// re-compares until nothing differs or the time is up, and reports the
+// last comparison.
+func (l *Lab) Check(ctx context.Context, o CheckOptions) (*CheckReport, error) {
+	start := time.Now()
+	deadline := start.Add(o.Wait)
+	for attempt := 1; ; attempt++ {
+		rep, err := l.compare(ctx)
+		if err != nil {
+			return nil, err
+		}
+		rep.Attempts = attempt
+		rep.Duration = time.Since(start)
+		if rep.OK || !time.Now().Before(deadline) {
+			return rep, nil
+		}
+		select {
+		case <-ctx.Done():
+			return rep, nil
+		case <-time.After(4 * pollEvery):
+		}
+	}
+}
+
+// compare reads every node once and lists the differences.
+func (l *Lab) compare(ctx context.Context) (*CheckReport, error) {
+	snaps := make([]snapshot, len(l.Nodes))
+	var g errgroup.Group
+	g.SetLimit(6)
+	for i, n := range l.Nodes {
+		g.Go(func() error {
+			snaps[i] = l.readSnapshot(ctx, n)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	rep := &CheckReport{Nodes: len(l.Nodes), Differences: []Difference{}}
+	refIdx := map[int]int{}
+	for i, n := range l.Nodes {
+		if n.Cluster == ClusterPrimary && n.Index == MasterIndex(ClusterPrimary) {
+			refIdx[n.Shard] = i
+		}
+	}
+	for i, n := range l.Nodes {
+		ri := refIdx[n.Shard]
+		ref, refSnap := l.Nodes[ri], snaps[ri]
+		base := Difference{Cluster: n.Cluster, Shard: n.Shard, Node: n.Name, Addr: n.Addr(), Reference: ref.Cluster + " " + ref.Name}
+		if i == ri {
+			rep.Tables += len(refSnap.tables)
+			if refSnap.err != nil {
+				d := base
+				d.Kind, d.Message = DiffNode, fmt.Sprintf("%s: cannot read the reference: %v", n, refSnap.err)
+				rep.Differences = append(rep.Differences, d)
+			}
+			continue
+		}
+		if refSnap.err != nil {
+			continue // reported once, above
+		}
+		s := snaps[i]
+		if s.err != nil {
+			d := base
+			d.Kind, d.Message = DiffNode, fmt.Sprintf("%s: cannot read: %v", n, s.err)
+			rep.Differences = append(rep.Differences, d)
+			continue
+		}
+		rep.Differences = append(rep.Differences, tableDiffs(base, n, refSnap.tables, s.tables)...)
+		if d, ok := gtidDiff(base, n, refSnap.gtids, s.gtids); ok {
+			rep.Differences = append(rep.Differences, d)
+		}
+	}
+	rep.OK = len(rep.Differences) == 0
+	return rep, nil
+}
+
+// tableDiffs compares a node's tables with the reference's.
+func tableDiffs(base Difference, n Node, want, got map[string]tableSum) []Difference {
+	names := map[string]bool{}
+	for t := range want {
+		names[t] = true
+	}
+	for t := range got {
+		names[t] = true
+	}
+	sorted := make([]string, 0, len(names))
+	for t := range names {
+		sorted = append(sorted, t)
+	}
+	sort.Strings(sorted)
+	var out []Difference
+	for _, t := range sorted {
+		w, wok := want[t]
+		h, hok := got[t]
+		if wok && hok && w == h {
+			continue
+		}
+		d := base
+		d.Kind, d.Table = DiffTable, t
+		d.Rows, d.WantRows = -1, -1
+		if wok {
+			d.WantRows, d.WantChecksum = w.rows, w.checksum
+		}
+		if hok {
+			d.Rows, d.Checksum = h.rows, h.checksum
+		}
+		switch {
+		case !hok:
+			d.Message = fmt.Sprintf("%s: table %s is missing (%s has %d rows)", n, t, d.Reference, w.rows)
+		case !wok:
+			d.Message = fmt.Sprintf("%s: table %s (%d rows) does not exist on %s", n, t, h.rows, d.Reference)
+		default:
+			d.Message = fmt.Sprintf("%s: table %s has %d rows, checksum %s; %s has %d rows, checksum %s",
+				n, t, h.rows, h.checksum, d.Reference, w.rows, w.checksum)
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// gtidDiff compares a node's gtid_executed with the reference's.
+func gtidDiff(base Difference, n Node, want, got string) (Difference, bool) {
+	d := base
+	d.Kind = DiffGTID
+	ws, err1 := gtid.Parse(want)
+	gs, err2 := gtid.Parse(got)
+	if err1 != nil || err2 != nil {
+		d.Message = fmt.Sprintf("%s: cannot parse gtid_executed (%v %v)", n, err1, err2)
+		return d, true
+	}
+	missing, extra := ws.Subtract(gs), gs.Subtract(ws)
+	if missing.IsEmpty() && extra.IsEmpty() {
+		return d, false
+	}
+	d.Missing = oneLine(missing.String())
+	d.Extra = oneLine(extra.String())
+	var parts []string
+	if d.Missing != "" {
+		parts = append(parts, "missing "+d.Missing)
+	}
+	if d.Extra != "" {
+		parts = append(parts, "extra "+d.Extra)
+	}
+	d.Message = fmt.Sprintf("%s: GTIDs differ from %s: %s", n, d.Reference, strings.Join(parts, "; "))
+	return d, true
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "") }
+
+// systemSchemas are not compared.
+var systemSchemas = []string{"mysql", "sys", "information_schema", "performance_schema"}
+
+// readSnapshot reads a node's user tables and gtid_executed.
+func (l *Lab) readSnapshot(ctx context.Context, n Node) snapshot {
+	s := snapshot{tables: map[string]tableSum{}}
+	db, err := l.OpenNode(n)
+	if err != nil {
+		s.err = err
+		return s
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := db.QueryRowContext(ctx, "SELECT @@GLOBAL.gtid_executed").Scan(&s.gtids); err != nil {
+		s.err = err
+		return s
+	}
+	q := "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_schema NOT IN (?" +
+		strings.Repeat(", ?", len(systemSchemas)-1) + ") ORDER BY 1, 2"
+	args := make([]any, len(systemSchemas))
+	for i, x := range systemSchemas {
+		args[i] = x
+	}
+	rows, err := queryMaps(ctx, db, q, args...)
+	if err != nil {
+		s.err = fmt.Errorf("list tables: %w", err)
+		return s
+	}
+	for _, r := range rows {
+		schema, table := firstOf(r, "table_schema", "TABLE_SCHEMA"), firstOf(r, "table_name", "TABLE_NAME")
+		name := quoteIdent(schema) + "." + quoteIdent(table)
+		var ts tableSum
+		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+name).Scan(&ts.rows); err != nil {
+			s.err = fmt.Errorf("count %s.%s: %w", schema, table, err)
+			return s
+		}
+		cs, err := queryMaps(ctx, db, "CHECKSUM TABLE "+name)
+		if err != nil || len(cs) == 0 {
+			s.err = fmt.Errorf("checksum %s.%s: %v", schema, table, err)
+			return s
+		}
+		ts.checksum = cs[0]["Checksum"]
+		s.tables[schema+"."+table] = ts
+	}
+	return s
+}
+
+// firstOf returns the first key of m that is present.
+func firstOf(m map[string]string, keys ...string) string {
+	for _, k := range keys {
+		if v, ok := m[k]; ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// quoteIdent quotes a MySQL identifier with backticks.
+func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+
+// String prints a report for people: one line per difference, by table
+// and GTID, then a verdict.
+func (r *CheckReport) String() string {
+	var b strings.Builder
+	for _, kind := range []string{DiffNode, DiffTable, DiffGTID} {
+		for _, d := range r.Differences {
+			if d.Kind == kind {
+				b.WriteString(d.Message + "\n")
+			}
+		}
+	}
+	if r.OK {
+		fmt.Fprintf(&b, "check: OK: %d nodes agree with their shard's primary master (%d tables, GTIDs equal)\n", r.Nodes, r.Tables)
+	} else {
+		fmt.Fprintf(&b, "check: %d difference(s) over %d nodes (%d tables on the primary masters)\n", len(r.Differences), r.Nodes, r.Tables)
+	}
+	return b.String()
+}

@@ -1,0 +1,688 @@
+package drlab_test
+
+// These tests share one lab per package run (drlabtest), built once with
+// one shard; they run in this file's order: the lab's build and layout,
+// status, the workload and check, a restart of the routers and a node,
+// down, and finally --shards 2 (a second lab, which Main stops).
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/flowdba/flow/engine/config"
+	"github.com/flowdba/flow/lab/drlab"
+	"github.com/flowdba/flow/lab/drlab/drlabtest"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+func TestMain(m *testing.M) { drlabtest.Main(m) }
+
+// rows runs q and returns every row as column → text.
+func rows(t *testing.T, db *sql.DB, q string, args ...any) []map[string]string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rs, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rs.Close()
+	cols, _ := rs.Columns()
+	var out []map[string]string
+	for rs.Next() {
+		raw := make([]sql.RawBytes, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range raw {
+			ptrs[i] = &raw[i]
+		}
+		if err := rs.Scan(ptrs...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		m := map[string]string{}
+		for i, c := range cols {
+			m[c] = string(raw[i])
+		}
+		out = append(out, m)
+	}
+	if err := rs.Err(); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return out
+}
+
+func one(t *testing.T, db *sql.DB, q string, args ...any) string {
+	t.Helper()
+	rs := rows(t, db, q, args...)
+	if len(rs) == 0 {
+		t.Fatalf("%s: no rows", q)
+	}
+	for _, v := range rs[0] {
+		return v
+	}
+	return ""
+}
+
+func openRouter(t *testing.T, l *drlab.Lab, cluster string) *sql.DB {
+	t.Helper()
+	db, err := l.OpenRouter(cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func openNode(t *testing.T, l *drlab.Lab, n drlab.Node) *sql.DB {
+	t.Helper()
+	db, err := l.OpenNode(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// option reads a router option's value.
+func option(t *testing.T, db *sql.DB, name string) string {
+	t.Helper()
+	for _, r := range rows(t, db, "dbscale show options like '"+name+"'") {
+		if r["option_name"] == name {
+			return r["value"]
+		}
+	}
+	t.Fatalf("router has no option %s", name)
+	return ""
+}
+
+// masterOnline returns the servername of each Master_Online row.
+func masterOnline(t *testing.T, db *sql.DB) []string {
+	t.Helper()
+	var out []string
+	for _, r := range rows(t, db, "dbscale show dataservers") {
+		if r["master-online-status"] == "Master_Online" {
+			out = append(out, r["servername"])
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestUpOneShard(t *testing.T) {
+	l := drlabtest.Lab(t, 1)
+	rep := drlabtest.CreateReport()
+	if rep == nil || !rep.Created {
+		t.Fatalf("the first Up did not create the lab: %+v", rep)
+	}
+	var phases []string
+	for _, p := range rep.Phases {
+		phases = append(phases, p.Name+" "+p.Duration.Round(time.Millisecond).String())
+	}
+	t.Logf("lab up (1 shard): ready in %s; phases: %s; resident memory of its %d processes: %.2f GB",
+		rep.Duration.Round(time.Millisecond), strings.Join(phases, ", "), len(l.Processes()), float64(rep.RSS)/1e9)
+	if rep.RSS <= 0 || rep.RSS >= 4<<30 {
+		t.Errorf("resident memory of the lab's processes is %d bytes, want above 0 and under 4 GiB", rep.RSS)
+	}
+	if len(l.Nodes) != 6 || len(l.Routers) != 2 {
+		t.Fatalf("lab has %d nodes and %d routers, want 6 and 2", len(l.Nodes), len(l.Routers))
+	}
+
+	t.Run("addresses and roles", func(t *testing.T) {
+		want := map[string]string{
+			"primary normal_0_0": "127.0.1.1 master", "primary normal_0_1": "127.0.1.2 slave", "primary normal_0_2": "127.0.1.3 slave",
+			"standby normal_0_0": "127.0.2.1 slave", "standby normal_0_1": "127.0.2.2 master", "standby normal_0_2": "127.0.2.3 slave",
+		}
+		for _, n := range l.Nodes {
+			if got := n.Host + " " + n.Role; want[n.Cluster+" "+n.Name] != got || n.Port != 16315 {
+				t.Errorf("%s: %s port %d, want %s port 16315", n, got, n.Port, want[n.Cluster+" "+n.Name])
+			}
+		}
+		if a, b := l.Router("primary").Addr(), l.Router("standby").Addr(); a != "127.0.1.100:16310" || b != "127.0.2.100:16310" {
+			t.Errorf("routers at %s and %s", a, b)
+		}
+		if got := masterOnline(t, openRouter(t, l, "primary")); !slices.Equal(got, []string{"normal_0_0"}) {
+			t.Errorf("primary router's Master_Online: %v, want normal_0_0", got)
+		}
+		if got := masterOnline(t, openRouter(t, l, "standby")); !slices.Equal(got, []string{"normal_0_1"}) {
+			t.Errorf("standby router's Master_Online: %v, want normal_0_1", got)
+		}
+	})
+
+	t.Run("router options and DR link", func(t *testing.T) {
+		p, s := openRouter(t, l, "primary"), openRouter(t, l, "standby")
+		for db, want := range map[*sql.DB]map[string]string{
+			p: {"enable-disaster-mode": "1", "enable-read-only": "0", "slave-dbscale-mode": "0"},
+			s: {"enable-disaster-mode": "1", "enable-read-only": "1", "slave-dbscale-mode": "1"},
+		} {
+			for name, v := range want {
+				if got := option(t, db, name); got != v {
+					t.Errorf("router option %s = %s, want %s", name, got, v)
+				}
+			}
+		}
+		found := false
+		for _, r := range rows(t, p, "dbscale show dataservers") {
+			if r["servername"] == drlab.DRServer {
+				found = true
+				if r["host"] != "127.0.2.100" || r["port"] != "16310" {
+					t.Errorf("%s points at %s:%s, want the standby router", drlab.DRServer, r["host"], r["port"])
+				}
+			}
+		}
+		if !found {
+			t.Errorf("the primary router has no %s", drlab.DRServer)
+		}
+		for _, r := range rows(t, s, "dbscale show dataservers") {
+			if r["servername"] == drlab.DRServer {
+				t.Errorf("the standby router lists %s", drlab.DRServer)
+			}
+		}
+		// Each router has its own admin password.
+		cfg := l.RouterConfig("standby")
+		cfg.Passwd = l.Credentials.PrimaryRouterPassword
+		if db, err := sql.Open("mysql", cfg.FormatDSN()); err == nil {
+			if err := db.Ping(); err == nil {
+				t.Errorf("the primary router's password logs in to the standby router")
+			}
+			db.Close()
+		}
+	})
+
+	t.Run("node layout", func(t *testing.T) {
+		in, err := l.Install()
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := regexp.MustCompile(`^16315-[0-9a-f]{8}$`)
+		for _, n := range l.Nodes {
+			if want := filepath.Join(l.Dir, "hosts", n.Host, "data", "mysqldata"); filepath.Dir(n.InstanceDir) != want || !name.MatchString(filepath.Base(n.InstanceDir)) {
+				t.Errorf("%s: instance folder %s, want %s/16315-<8 hex>", n, n.InstanceDir, want)
+			}
+			for _, f := range []string{"dbdata", "my16315.conf", "logfile", "tmp", "socket", "pid"} {
+				if _, err := os.Stat(filepath.Join(n.InstanceDir, f)); err != nil {
+					t.Errorf("%s: %v", n, err)
+				}
+			}
+			db := openNode(t, l, n)
+			base := one(t, db, "SELECT @@basedir")
+			if _, err := os.Stat(filepath.Join(base, "bin", "mysqld_safe")); err != nil || filepath.Clean(base) != in.BaseDir {
+				t.Errorf("%s: @@basedir %s (want %s with bin/mysqld_safe): %v", n, base, in.BaseDir, err)
+			}
+			if v := one(t, db, "SELECT @@secure_file_priv"); v != "" {
+				t.Errorf("%s: secure_file_priv %q, want empty", n, v)
+			}
+			if v := one(t, db, "SELECT COUNT(*) FROM information_schema.plugins WHERE plugin_name = 'clone'"); v != "0" {
+				t.Errorf("%s: the clone plugin is loaded; the playbooks install it", n)
+			}
+			if v := one(t, db, "SELECT @@report_host"); v != n.Host {
+				t.Errorf("%s: report_host %q", n, v)
+			}
+			if v := one(t, db, "SELECT @@skip_replica_start"); v != "0" {
+				t.Errorf("%s: skip_replica_start %s, want 0", n, v)
+			}
+			grants := ""
+			for _, r := range rows(t, db, "SHOW GRANTS FOR 'admin'@'127.%'") {
+				for _, v := range r {
+					grants += v + "\n"
+				}
+			}
+			for _, p := range []string{"CLONE_ADMIN", "BACKUP_ADMIN", "REPLICATION_SLAVE_ADMIN", "SUPER", "WITH GRANT OPTION"} {
+				if !strings.Contains(grants, p) {
+					t.Errorf("%s: admin lacks %s", n, p)
+				}
+			}
+			// dbscale_internal logs in with its own password.
+			cfg := l.NodeConfig(n)
+			cfg.User, cfg.Passwd = l.Credentials.InternalUser, l.Credentials.InternalPassword
+			idb, err := sql.Open("mysql", cfg.FormatDSN())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := idb.Ping(); err != nil {
+				t.Errorf("%s: dbscale_internal cannot log in: %v", n, err)
+			}
+			idb.Close()
+		}
+		c := l.Credentials
+		pws := []string{c.AdminPassword, c.InternalPassword, c.PrimaryRouterPassword, c.StandbyRouterPassword}
+		for i, p := range pws {
+			if len(p) < 20 || slices.Index(pws, p) != i {
+				t.Errorf("password %d is short or repeated: passwords are generated per lab", i)
+			}
+		}
+	})
+
+	t.Run("files", func(t *testing.T) {
+		for _, f := range []string{"lab.json", "flashback.ini"} {
+			fi, err := os.Stat(filepath.Join(l.Dir, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s has mode %v, want 0600", f, fi.Mode().Perm())
+			}
+		}
+		cfg, err := config.Load(l.IniPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, sec := range []string{"source", "target"} {
+			for _, k := range []string{"host", "mysql_password", "mysql_user", "port", "sys_key_file", "sys_known_hosts", "sys_port", "sys_user"} {
+				keys = append(keys, sec+"."+k)
+			}
+		}
+		keys = append(keys, "nodes.mysql_password", "nodes.mysql_user", "lab.dir", "lab.shards")
+		slices.Sort(keys)
+		if got := cfg.Keys(); !slices.Equal(got, keys) {
+			t.Errorf("flashback.ini keys:\n%v\nwant\n%v", got, keys)
+		}
+		c := l.Credentials
+		want := map[string]string{
+			"source.host":            "127.0.1.100",
+			"source.port":            "16310",
+			"source.mysql_user":      "admin",
+			"source.mysql_password":  c.PrimaryRouterPassword,
+			"target.host":            "127.0.2.100",
+			"target.port":            "16310",
+			"target.mysql_user":      "admin",
+			"target.mysql_password":  c.StandbyRouterPassword,
+			"source.sys_user":        "root",
+			"source.sys_port":        "2222",
+			"source.sys_key_file":    filepath.Join(l.Dir, "ssh", "id_ed25519"),
+			"target.sys_known_hosts": filepath.Join(l.Dir, "ssh", "known_hosts"),
+			"nodes.mysql_user":       "admin",
+			"nodes.mysql_password":   c.AdminPassword,
+			"lab.dir":                l.Dir,
+			"lab.shards":             "1",
+		}
+		for k, v := range want {
+			if got, _, _ := cfg.Lookup(k); got != v {
+				t.Errorf("flashback.ini %s = %q, want %q", k, got, v)
+			}
+		}
+	})
+
+	t.Run("ssh to every node host", func(t *testing.T) {
+		key, err := os.ReadFile(filepath.Join(l.Dir, "ssh", "id_ed25519"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		signer, err := ssh.ParsePrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hk, err := knownhosts.New(filepath.Join(l.Dir, "ssh", "known_hosts"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc := &ssh.ClientConfig{User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: hk, Timeout: 10 * time.Second}
+		for _, n := range l.Nodes {
+			c, err := ssh.Dial("tcp", n.Host+":2222", cc)
+			if err != nil {
+				t.Errorf("ssh root@%s:2222: %v", n.Host, err)
+				continue
+			}
+			s, err := c.NewSession()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := s.CombinedOutput("sed -n 's/^report_host=//p' " + n.ConfigPath())
+			if err != nil || strings.TrimSpace(string(out)) != n.Host {
+				t.Errorf("ssh %s: reading %s: %v %s", n.Host, n.ConfigPath(), err, out)
+			}
+			c.Close()
+		}
+	})
+}
+
+func TestStatusJSON(t *testing.T) {
+	l := drlabtest.Lab(t, 1)
+	st, err := l.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	has := func(m map[string]any, where string, keys ...string) {
+		for _, k := range keys {
+			if _, ok := m[k]; !ok {
+				t.Errorf("status JSON %s lacks %q", where, k)
+			}
+		}
+	}
+	has(doc, "", "dir", "shards", "ini", "nodes", "routers", "sshd", "rss_bytes", "all_up")
+	for _, n := range doc["nodes"].([]any) {
+		nm := n.(map[string]any)
+		has(nm, "node", "cluster", "shard", "name", "role", "host", "port", "addr", "instance_dir", "pid", "up", "replication", "gtid_executed", "rss_bytes")
+		has(nm["replication"].(map[string]any), "replication", "configured", "source_host", "io_running", "sql_running", "last_io_error", "last_sql_error", "seconds_behind")
+	}
+	for _, r := range doc["routers"].([]any) {
+		has(r.(map[string]any), "router", "cluster", "addr", "pid", "running", "up")
+	}
+	has(doc["sshd"].(map[string]any), "sshd", "port", "pid", "up", "addrs")
+
+	if !st.AllUp {
+		t.Errorf("not everything is up: %s", b)
+	}
+	for _, n := range st.Nodes {
+		r := n.Replication
+		switch {
+		case n.Cluster == "primary" && n.Role == "master":
+			if r.Configured {
+				t.Errorf("%s %s is a replica of %s", n.Cluster, n.Name, r.SourceHost)
+			}
+		case n.Cluster == "standby" && n.Role == "master":
+			if !r.Running() || r.SourceHost != "127.0.1.1" {
+				t.Errorf("standby master %s: replication %+v, want running from 127.0.1.1", n.Name, r)
+			}
+		default:
+			want := "127.0.1.1"
+			if n.Cluster == "standby" {
+				want = "127.0.2.2"
+			}
+			if !r.Running() || r.SourceHost != want || r.AutoPosition != "1" {
+				t.Errorf("%s %s: replication %+v, want running from %s with auto-position", n.Cluster, n.Name, r, want)
+			}
+		}
+	}
+	for _, r := range st.Routers {
+		if !r.Running || !r.Up || r.PID <= 0 {
+			t.Errorf("router %+v", r)
+		}
+	}
+}
+
+func TestWriteAndCheck(t *testing.T) {
+	l := drlabtest.Lab(t, 1)
+	ctx := context.Background()
+	w1, err := l.Write(ctx, drlab.WriteOptions{Cluster: "primary", Duration: time.Second, Rate: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w1.Rows == 0 || w1.LastSeq-w1.FirstSeq+1 != int64(w1.Rows) {
+		t.Fatalf("first write: %+v", w1)
+	}
+	w2, err := l.Write(ctx, drlab.WriteOptions{Duration: time.Second, MaxRows: 25})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w2.Rows != 25 || w2.FirstSeq != w1.LastSeq+1 || w2.LastSeq != w1.LastSeq+25 {
+		t.Fatalf("second write %+v does not continue after the first %+v", w2, w1)
+	}
+
+	rep, err := l.Check(ctx, drlab.CheckOptions{Wait: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK || rep.Tables < 1 {
+		t.Fatalf("check after replication caught up: %s", rep)
+	}
+	t.Logf("check: %d attempt(s) in %s", rep.Attempts, rep.Duration.Round(time.Millisecond))
+
+	// The standby is read-only: its router refuses, nothing is written.
+	ws, err := l.Write(ctx, drlab.WriteOptions{Cluster: "standby", Duration: time.Second})
+	if !errors.Is(err, drlab.ErrReadOnly) || ws == nil || ws.Rows != 0 {
+		t.Fatalf("write through the standby router: %+v, %v; want ErrReadOnly and no rows", ws, err)
+	}
+	if !strings.Contains(err.Error(), "127.0.2.100:16310") || !strings.Contains(err.Error(), "read-only") {
+		t.Errorf("the error does not say which router refused and why: %v", err)
+	}
+
+	// A row only one standby node has (sql_log_bin=0: no GTID) is found.
+	victim, _ := l.Node("standby", 0, 2)
+	db := openNode(t, l, victim)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := conn.ExecContext(ctx, q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec("SET SESSION sql_log_bin = 0")
+	exec("INSERT INTO flowlab.seq (seq, cluster, written_at) VALUES (?, 'injected', NOW(6))", w2.LastSeq+1000)
+	rep, err = l.Check(ctx, drlab.CheckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK || len(rep.Differences) != 1 {
+		t.Fatalf("check after the injection: want exactly one difference, got:\n%s", rep)
+	}
+	d := rep.Differences[0]
+	if d.Kind != drlab.DiffTable || d.Cluster != "standby" || d.Node != "normal_0_2" || d.Table != "flowlab.seq" || d.Rows != d.WantRows+1 || d.Checksum == d.WantChecksum {
+		t.Errorf("difference %+v, want flowlab.seq on standby normal_0_2 with one row more", d)
+	}
+	t.Logf("injected difference reported as: %s", d.Message)
+	exec("DELETE FROM flowlab.seq WHERE cluster = 'injected'")
+	if rep, err := l.Check(ctx, drlab.CheckOptions{Wait: 10 * time.Second}); err != nil || !rep.OK {
+		t.Fatalf("check after removing the injected row: %v\n%s", err, rep)
+	}
+}
+
+// waitNoProc polls /proc until pid is gone (a zombie is reaped by its
+// parent shortly).
+func waitNoProc(t *testing.T, pid int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			stat, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+			t.Errorf("%s (pid %d) still in /proc after 15s: %s", what, pid, stat)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestRestartMidway(t *testing.T) {
+	l := drlabtest.Lab(t, 1)
+	ctx := context.Background()
+	// A dynamic change on each router, which only their state.json keeps.
+	s := openRouter(t, l, "standby")
+	if _, err := s.ExecContext(ctx, "dbscale set global 'max-replication-delay' = 77"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Write(ctx, drlab.WriteOptions{Duration: time.Second, MaxRows: 50}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Kill both routers and stop a standby slave.
+	old := map[string]int{}
+	for _, r := range l.Routers {
+		old[r.Cluster] = r.PID
+		if err := syscall.Kill(r.PID, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill the %s router (pid %d): %v", r.Cluster, r.PID, err)
+		}
+		waitNoProc(t, r.PID, r.Cluster+" router")
+	}
+	victim, _ := l.Node("standby", 0, 2)
+	inst, err := l.Instance(victim, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := inst.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, err := l.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.AllUp {
+		t.Fatalf("status says all up with both routers killed and a node stopped")
+	}
+	// Replication goes on without the routers: they are not in its path.
+	if _, err := l.Write(ctx, drlab.WriteOptions{Duration: time.Second, MaxRows: 1}); err == nil {
+		t.Fatalf("a write through a killed router succeeded")
+	}
+
+	l2, rep, err := drlab.Up(ctx, drlab.Options{Dir: l.Dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Created {
+		t.Fatalf("Up rebuilt the lab instead of restarting it")
+	}
+	for _, want := range []string{"primary router", "standby router", "standby normal_0_2"} {
+		if !slices.Contains(rep.Started, want) {
+			t.Errorf("Up started %v, want %s among them", rep.Started, want)
+		}
+	}
+	if len(rep.Warnings) > 0 {
+		t.Errorf("warnings after the restart: %v", rep.Warnings)
+	}
+	for _, r := range l2.Routers {
+		if r.PID == old[r.Cluster] || r.PID <= 0 {
+			t.Errorf("%s router pid %d after the restart (was %d)", r.Cluster, r.PID, old[r.Cluster])
+		}
+	}
+	if got := option(t, openRouter(t, l2, "standby"), "max-replication-delay"); got != "77" {
+		t.Errorf("the standby router lost its state: max-replication-delay = %s, want 77", got)
+	}
+	found := false
+	for _, r := range rows(t, openRouter(t, l2, "primary"), "dbscale show datasource type=replication") {
+		if r["SlaveSource"] == drlab.DRSource && r["SlaveDBScale"] == "Yes" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("the primary router lost its DR link over the restart")
+	}
+	if _, err := l2.Write(ctx, drlab.WriteOptions{Duration: time.Second, MaxRows: 50}); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := l2.Check(ctx, drlab.CheckOptions{Wait: 30 * time.Second}); err != nil || !rep.OK {
+		t.Fatalf("check after the restart: %v\n%s", err, rep)
+	}
+}
+
+// TestDownLeavesNoProcess stops the package's one-shard lab (TestShardsTwo,
+// last, builds another).
+func TestDownLeavesNoProcess(t *testing.T) {
+	l := drlabtest.Lab(t, 1)
+	procs := l.Processes()
+	kinds := map[string]int{}
+	for _, p := range procs {
+		kinds[strings.Fields(p.What)[0]]++
+	}
+	nodes := len(l.Nodes)
+	if kinds["mysqld"] != nodes || kinds["mysqld_safe"] != nodes || kinds["router"] != 2 || kinds["sshd"] != 1 {
+		t.Fatalf("the lab's processes before down: %v (want %d mysqld, %d mysqld_safe, 2 routers, 1 sshd)", kinds, nodes, nodes)
+	}
+	// After everything the earlier tests did: no password in any log or
+	// option file the lab's processes wrote (lab.json, flashback.ini and
+	// the routers' topology.yaml hold them by design, mode 0600).
+	c := l.Credentials
+	secrets := []string{c.AdminPassword, c.InternalPassword, c.PrimaryRouterPassword, c.StandbyRouterPassword}
+	logs := 0
+	err := filepath.WalkDir(l.Dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !(strings.HasSuffix(path, ".log") || strings.HasSuffix(path, ".conf")) {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		logs++
+		for i, sec := range secrets {
+			if strings.Contains(string(b), sec) {
+				t.Errorf("password %d appears in %s", i, path)
+			}
+		}
+		return nil
+	})
+	if err != nil || logs < 2*len(l.Nodes)+3 {
+		t.Errorf("scanned %d log and option files (%v)", logs, err)
+	}
+
+	if err := l.Down(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range procs {
+		waitNoProc(t, p.PID, p.What)
+	}
+	if left := l.Processes(); len(left) > 0 {
+		t.Errorf("processes left: %+v", left)
+	}
+	if _, err := os.Stat(l.Dir); err != nil {
+		t.Errorf("down without --remove removed the folder: %v", err)
+	}
+}
+
+func TestShardsTwo(t *testing.T) {
+	l := drlabtest.Lab(t, 2)
+	if len(l.Nodes) != 12 {
+		t.Fatalf("%d nodes, want 12", len(l.Nodes))
+	}
+	if rep := drlabtest.CreateReport(); rep != nil {
+		t.Logf("lab up (2 shards): ready in %s; resident memory %.2f GB", rep.Duration.Round(time.Millisecond), float64(rep.RSS)/1e9)
+	}
+	for _, c := range drlab.Clusters {
+		db := openRouter(t, l, c)
+		var servers, sources []string
+		for _, r := range rows(t, db, "dbscale show dataservers") {
+			servers = append(servers, r["servername"])
+		}
+		for _, r := range rows(t, db, "dbscale show datasource type=replication") {
+			if !slices.Contains(sources, r["Name"]) {
+				sources = append(sources, r["Name"])
+			}
+		}
+		for _, want := range []string{"normal_0_0", "normal_0_1", "normal_0_2", "normal_1_0", "normal_1_1", "normal_1_2"} {
+			if !slices.Contains(servers, want) {
+				t.Errorf("%s router: dataservers %v lack %s", c, servers, want)
+			}
+		}
+		if !slices.Equal(sources, []string{"normal_0", "normal_1"}) {
+			t.Errorf("%s router: replication datasources %v, want normal_0 and normal_1", c, sources)
+		}
+		wantMasters := []string{"normal_0_0", "normal_1_0"}
+		if c == "standby" {
+			wantMasters = []string{"normal_0_1", "normal_1_1"}
+		}
+		if got := masterOnline(t, db); !slices.Equal(got, wantMasters) {
+			t.Errorf("%s router: Master_Online %v, want %v", c, got, wantMasters)
+		}
+	}
+	st, err := l.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range st.Nodes {
+		if n.Cluster == "standby" && n.Role == "master" {
+			want := drlab.NodeHost("primary", n.Shard, 0)
+			if !n.Replication.Running() || n.Replication.SourceHost != want {
+				t.Errorf("standby %s replicates %+v, want from %s", n.Name, n.Replication, want)
+			}
+		}
+	}
+	if _, err := l.Write(context.Background(), drlab.WriteOptions{Duration: time.Second, MaxRows: 50}); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := l.Check(context.Background(), drlab.CheckOptions{Wait: 30 * time.Second}); err != nil || !rep.OK {
+		t.Fatalf("check: %v\n%s", err, rep)
+	}
+}

@@ -1,0 +1,343 @@
+package drlab
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/flowdba/flow/lab/mysqld"
+)
+
+// Fixed facts of the lab's topology.
+const (
+	// MySQLPort is every node's MySQL port (production's).
+	MySQLPort = 16315
+	// RouterPort is both routers' port (production's).
+	RouterPort = 16310
+	// DefaultSSHPort is the sshd port unless Options.SSHPort says otherwise.
+	DefaultSSHPort = 2222
+	// DefaultDir is the lab folder unless Options.Dir says otherwise
+	// (relative to the working directory).
+	DefaultDir = ".flow-lab"
+	// MaxShards bounds Options.Shards: each shard adds six mysqld of about
+	// 330 MB each.
+	MaxShards = 8
+	// NodesPerShard is the number of MySQL nodes per shard and cluster.
+	NodesPerShard = 3
+
+	// ClusterPrimary and ClusterStandby name the two clusters.
+	ClusterPrimary = "primary"
+	ClusterStandby = "standby"
+	// RoleMaster and RoleSlave are a node's role within its cluster.
+	RoleMaster = "master"
+	RoleSlave  = "slave"
+
+	// AdminUser is the MySQL account flow uses on every node (all
+	// privileges, host '127.%').
+	AdminUser = "admin"
+	// InternalUser is the account the routers use on the nodes and the
+	// replicas replicate with (DBScale's dbscale_internal).
+	InternalUser = "dbscale_internal"
+	// RouterUser is the routers' admin login.
+	RouterUser = "admin"
+	// SSHUser is the login on every node host.
+	SSHUser = "root"
+
+	// DRServer and DRSource are the names of the primary router's DR link
+	// to the standby router (as DBScale names them).
+	DRServer = "slave_dbscale_server"
+	DRSource = "slave_dbscale_source"
+
+	// labFile is the lab's record inside Dir; iniFile is the playbooks'
+	// config.
+	labFile = "lab.json"
+	iniFile = "flashback.ini"
+	// labFormat is the version of lab.json's layout.
+	labFormat = 1
+)
+
+// Clusters lists the two clusters, primary first.
+var Clusters = []string{ClusterPrimary, ClusterStandby}
+
+// clusterNet is the third octet of a cluster's addresses.
+func clusterNet(cluster string) int {
+	if cluster == ClusterStandby {
+		return 2
+	}
+	return 1
+}
+
+// NodeHost returns the address of node normal_shard_index of a cluster:
+// 127.0.1.(3K+i+1) for the primary, 127.0.2.(3K+i+1) for the standby.
+func NodeHost(cluster string, shard, index int) string {
+	return fmt.Sprintf("127.0.%d.%d", clusterNet(cluster), NodesPerShard*shard+index+1)
+}
+
+// RouterHost returns the address of a cluster's router (127.0.1.100 or
+// 127.0.2.100).
+func RouterHost(cluster string) string { return fmt.Sprintf("127.0.%d.100", clusterNet(cluster)) }
+
+// NodeName returns DBScale's name of a node: normal_K_i.
+func NodeName(shard, index int) string { return fmt.Sprintf("normal_%d_%d", shard, index) }
+
+// DataSourceName returns the replication datasource of a shard: normal_K.
+func DataSourceName(shard int) string { return fmt.Sprintf("normal_%d", shard) }
+
+// MasterIndex is the index of a cluster's master within each shard: 0 for
+// the primary, 1 for the standby (not the first row on purpose: playbooks
+// must find roles from data).
+func MasterIndex(cluster string) int {
+	if cluster == ClusterStandby {
+		return 1
+	}
+	return 0
+}
+
+// Lab is a lab's record, DIR/lab.json: everything needed to reach, restart
+// and stop it. It holds the lab's passwords: never log it.
+type Lab struct {
+	Format int `json:"format"`
+	// Dir is the lab folder (absolute).
+	Dir    string `json:"dir"`
+	Shards int    `json:"shards"`
+	// CreatedAt is when Up created the lab.
+	CreatedAt time.Time `json:"created_at"`
+	// MySQLHome is the MySQL install the nodes run (mysqld.Install.Dir).
+	MySQLHome   string      `json:"mysql_home"`
+	Credentials Credentials `json:"credentials"`
+	Nodes       []Node      `json:"nodes"`
+	Routers     []Router    `json:"routers"`
+	SSHD        SSHD        `json:"sshd"`
+}
+
+// Credentials are the lab's accounts, generated per lab.
+type Credentials struct {
+	// AdminUser/AdminPassword: on every node, all privileges (flow's).
+	AdminUser     string `json:"admin_user"`
+	AdminPassword string `json:"admin_password"`
+	// InternalUser/InternalPassword: on every node, for routers and
+	// replication.
+	InternalUser     string `json:"internal_user"`
+	InternalPassword string `json:"internal_password"`
+	// RouterUser is the admin login of both routers, each with its own
+	// password.
+	RouterUser            string `json:"router_user"`
+	PrimaryRouterPassword string `json:"primary_router_password"`
+	StandbyRouterPassword string `json:"standby_router_password"`
+}
+
+// RouterPassword returns the admin password of a cluster's router.
+func (c Credentials) RouterPassword(cluster string) string {
+	if cluster == ClusterStandby {
+		return c.StandbyRouterPassword
+	}
+	return c.PrimaryRouterPassword
+}
+
+// Node is one MySQL node of the lab.
+type Node struct {
+	Cluster string `json:"cluster"`
+	Shard   int    `json:"shard"`
+	// Index is i in normal_K_i.
+	Index int    `json:"index"`
+	Name  string `json:"name"`
+	Host  string `json:"host"`
+	Port  int    `json:"port"`
+	// Role is RoleMaster or RoleSlave as the lab was built (a drill may
+	// change the routers' view; Status reads the live state).
+	Role     string `json:"role"`
+	ServerID uint32 `json:"server_id"`
+	// HostDir is the node's "host" folder DIR/hosts/<ip>.
+	HostDir string `json:"host_dir"`
+	// InstanceDir is HostDir/data/mysqldata/16315-xxxxxxxx.
+	InstanceDir string `json:"instance_dir"`
+	// MysqldPID and SafePID are the processes Up last saw or started.
+	MysqldPID int `json:"mysqld_pid"`
+	SafePID   int `json:"mysqld_safe_pid"`
+}
+
+// Addr returns host:port.
+func (n Node) Addr() string { return net.JoinHostPort(n.Host, strconv.Itoa(n.Port)) }
+
+// ConfigPath returns the node's option file, InstanceDir/my16315.conf.
+func (n Node) ConfigPath() string {
+	return filepath.Join(n.InstanceDir, "my"+strconv.Itoa(n.Port)+".conf")
+}
+
+// String names the node in messages: "standby normal_0_1 (127.0.2.2:16315)".
+func (n Node) String() string { return n.Cluster + " " + n.Name + " (" + n.Addr() + ")" }
+
+// Router is one emulated DBScale router process.
+type Router struct {
+	Cluster string `json:"cluster"`
+	Host    string `json:"host"`
+	Port    int    `json:"port"`
+	// Dir holds the emulator's config (topology.yaml), state.json and log.
+	Dir string `json:"dir"`
+	// Log is the process's output, Dir/dbscale.log.
+	Log string `json:"log"`
+	PID int    `json:"pid"`
+}
+
+// Addr returns host:port.
+func (r Router) Addr() string { return net.JoinHostPort(r.Host, strconv.Itoa(r.Port)) }
+
+// SSHD is the lab's OpenSSH server.
+type SSHD struct {
+	Dir   string   `json:"dir"`
+	Port  int      `json:"port"`
+	Addrs []string `json:"addrs"`
+	PID   int      `json:"pid"`
+	User  string   `json:"user"`
+	// KeyFile is the client key (DIR/ssh/id_ed25519), KnownHosts lists the
+	// host keys for every address.
+	KeyFile    string `json:"key_file"`
+	KnownHosts string `json:"known_hosts"`
+}
+
+// Path returns a path inside the lab folder.
+func (l *Lab) Path(elem ...string) string { return filepath.Join(append([]string{l.Dir}, elem...)...) }
+
+// IniPath returns DIR/flashback.ini.
+func (l *Lab) IniPath() string { return l.Path(iniFile) }
+
+// Node returns node normal_shard_index of a cluster.
+func (l *Lab) Node(cluster string, shard, index int) (Node, bool) {
+	for _, n := range l.Nodes {
+		if n.Cluster == cluster && n.Shard == shard && n.Index == index {
+			return n, true
+		}
+	}
+	return Node{}, false
+}
+
+// Master returns the master node of a shard in a cluster, as built.
+func (l *Lab) Master(cluster string, shard int) Node {
+	n, _ := l.Node(cluster, shard, MasterIndex(cluster))
+	return n
+}
+
+// ClusterNodes returns a cluster's nodes in shard and index order.
+func (l *Lab) ClusterNodes(cluster string) []Node {
+	var out []Node
+	for _, n := range l.Nodes {
+		if n.Cluster == cluster {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Router returns a cluster's router.
+func (l *Lab) Router(cluster string) Router {
+	for _, r := range l.Routers {
+		if r.Cluster == cluster {
+			return r
+		}
+	}
+	return Router{Cluster: cluster, Host: RouterHost(cluster), Port: RouterPort}
+}
+
+// Install returns the MySQL install the nodes run.
+func (l *Lab) Install() (*mysqld.Install, error) { return mysqld.LocateAt(l.MySQLHome) }
+
+// Instance returns a mysqld.Instance handle for a node (for Start, Stop,
+// Open, …). in may be nil: it is then located from MySQLHome.
+func (l *Lab) Instance(n Node, in *mysqld.Install) (*mysqld.Instance, error) {
+	if in == nil {
+		var err error
+		if in, err = l.Install(); err != nil {
+			return nil, err
+		}
+	}
+	return &mysqld.Instance{
+		Install:       in,
+		Root:          filepath.Dir(n.InstanceDir),
+		Name:          filepath.Base(n.InstanceDir),
+		Host:          n.Host,
+		Port:          n.Port,
+		ServerID:      n.ServerID,
+		AdminUser:     l.Credentials.AdminUser,
+		AdminPassword: l.Credentials.AdminPassword,
+	}, nil
+}
+
+// Load reads DIR/lab.json. The error for a folder without a lab says to
+// run `flow lab up`.
+func Load(dir string) (*Lab, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("lab folder %s: %w", dir, err)
+	}
+	path := filepath.Join(abs, labFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no lab in %s (no %s): run `flow lab up --dir %s` first: %w", abs, labFile, dir, ErrNoLab)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var l Lab
+	if err := dec.Decode(&l); err != nil {
+		return nil, fmt.Errorf("read %s: %v (remove the lab with `flow lab down --remove` after stopping its processes)", path, err)
+	}
+	if l.Format != labFormat {
+		return nil, fmt.Errorf("read %s: format %d, this flow knows %d", path, l.Format, labFormat)
+	}
+	l.Dir = abs
+	return &l, nil
+}
+
+// ErrNoLab is wrapped by Load's error when the folder holds no lab.
+var ErrNoLab = errors.New("no lab")
+
+// save writes DIR/lab.json atomically, mode 0600.
+func (l *Lab) save() error {
+	b, err := json.MarshalIndent(l, "", "  ")
+	if err != nil {
+		return fmt.Errorf("save %s: %w", labFile, err)
+	}
+	return writeFileAtomic(l.Path(labFile), append(b, '\n'), 0o600)
+}
+
+// writeFileAtomic writes data to a temporary file next to path and renames
+// it over path.
+func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	name := tmp.Name()
+	fail := func(err error) error {
+		tmp.Close()
+		os.Remove(name)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		return fail(err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(name)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(name, path); err != nil {
+		os.Remove(name)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

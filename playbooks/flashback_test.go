@@ -1,0 +1,218 @@
+// Package playbooks_test proves the shipped flashback playbooks end to end
+// on a DR lab: real MySQL nodes, DBScale emulators and OpenSSH.
+package playbooks_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flowdba/flow/engine"
+	"github.com/flowdba/flow/engine/config"
+	"github.com/flowdba/flow/engine/enginetest"
+	"github.com/flowdba/flow/lab/drlab"
+	"github.com/flowdba/flow/lab/drlab/drlabtest"
+	"github.com/flowdba/flow/steps"
+)
+
+func TestMain(m *testing.M) { drlabtest.Main(m) }
+
+// drill runs one playbook on the lab.
+func drill(t *testing.T, lab *drlab.Lab, playbook string, mode engine.Mode, redo string, extra map[string]string) *enginetest.Result {
+	t.Helper()
+	cfg, err := config.Load(lab.IniPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{"redo_path": redo}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	pb := enginetest.Load(t, playbook)
+	if playbook == "flashback-verify.yaml" {
+		delete(vars, "redo_path")
+	}
+	return enginetest.RunPlaybook(t, pb, enginetest.Options{Mode: mode, Config: cfg, Vars: vars, SSHDial: steps.DialSSH,
+		Yes: true, JSON: true, Timeout: 15 * time.Minute})
+}
+
+func queryInt(t *testing.T, db *sql.DB, q string) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRow(q).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+// TestFlashbackEndToEnd: verify passes; start succeeds; drill writes go to
+// the standby while the primary keeps taking writes; stop succeeds; then,
+// checked independently of the playbooks, the drill's writes are gone, every
+// primary write is on every standby node, replication runs again, the donor
+// is enabled, the redo record is cleared and no secret was logged.
+func TestFlashbackEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the lab")
+	}
+	lab := drlabtest.Lab(t, 1)
+	ctx := context.Background()
+	redo := filepath.Join(t.TempDir(), "redo.json")
+	secrets := labSecrets(t, lab)
+
+	if _, err := lab.Write(ctx, drlab.WriteOptions{Cluster: "primary", Duration: 2 * time.Second, MaxRows: 200}); err != nil {
+		t.Fatalf("primary writes before the drill: %v", err)
+	}
+	start := time.Now()
+	v := drill(t, lab, "flashback-verify.yaml", engine.ModeRun, redo, nil)
+	if v.Err != nil {
+		t.Fatalf("verify: %v\n%s", v.Err, tail(v.Log))
+	}
+	t.Logf("verify took %s", time.Since(start).Round(time.Millisecond))
+
+	// primary writes keep going during start, the drill and stop
+	wctx, stopWrites := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var primaryRows int
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for wctx.Err() == nil {
+			res, err := lab.Write(wctx, drlab.WriteOptions{Cluster: "primary", Duration: time.Second, MaxRows: 50, Rate: 50})
+			if res != nil {
+				primaryRows += res.Rows
+			}
+			if err != nil && wctx.Err() == nil {
+				t.Errorf("primary writes during the drill: %v", err)
+				return
+			}
+		}
+	}()
+
+	start = time.Now()
+	s := drill(t, lab, "flashback-start.yaml", engine.ModeRun, redo, nil)
+	if s.Err != nil {
+		stopWrites()
+		wg.Wait()
+		t.Fatalf("start: %v\n%s", s.Err, tail(s.Log))
+	}
+	t.Logf("start took %s", time.Since(start).Round(time.Millisecond))
+
+	drillRes, err := lab.Write(ctx, drlab.WriteOptions{Cluster: "standby", Duration: 2 * time.Second, MaxRows: 100})
+	if err != nil || drillRes.Rows == 0 {
+		t.Fatalf("drill writes on the standby: %v (%v)", err, drillRes)
+	}
+
+	start = time.Now()
+	st := drill(t, lab, "flashback-stop.yaml", engine.ModeRun, redo, nil)
+	stopWrites()
+	wg.Wait()
+	if st.Err != nil {
+		t.Fatalf("stop: %v\n%s", st.Err, tail(st.Log))
+	}
+	t.Logf("stop took %s; primary rows written during the drill: %d; drill rows: %d", time.Since(start).Round(time.Millisecond), primaryRows, drillRes.Rows)
+
+	// independent checks
+	rep, err := lab.Check(ctx, drlab.CheckOptions{Wait: 2 * time.Minute})
+	if err != nil || !rep.OK {
+		t.Fatalf("the clusters differ after stop: %v\n%v", err, rep)
+	}
+	pm := lab.Master("primary", 0)
+	pdb, err := lab.OpenNode(pm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pdb.Close()
+	wantPrimary := queryInt(t, pdb, "SELECT COUNT(*) FROM flowlab.seq WHERE cluster = 'primary'")
+	for _, n := range lab.ClusterNodes("standby") {
+		db, err := lab.OpenNode(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := queryInt(t, db, "SELECT COUNT(*) FROM flowlab.seq WHERE cluster = 'standby'"); got != 0 {
+			t.Errorf("%s still has %d drill rows", n, got)
+		}
+		if got := queryInt(t, db, "SELECT COUNT(*) FROM flowlab.seq WHERE cluster = 'primary'"); got != wantPrimary {
+			t.Errorf("%s has %d primary rows, the primary master %d", n, got, wantPrimary)
+		}
+		if got := queryInt(t, db, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'flow_drill'"); got != 0 {
+			t.Errorf("%s still carries the drill marker", n)
+		}
+		db.Close()
+	}
+	sm := lab.Master("standby", 0)
+	sdb, err := lab.OpenNode(sm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sdb.Close()
+	var srcHost, io, sqlRun string
+	row := sdb.QueryRow("SELECT c.HOST, s.SERVICE_STATE, a.SERVICE_STATE FROM performance_schema.replication_connection_configuration c JOIN performance_schema.replication_connection_status s USING (CHANNEL_NAME) JOIN performance_schema.replication_applier_status a USING (CHANNEL_NAME)")
+	if err := row.Scan(&srcHost, &io, &sqlRun); err != nil || srcHost != pm.Host || io != "ON" || sqlRun != "ON" {
+		t.Errorf("standby master replicates from %q (io %s, sql %s, err %v), want %s", srcHost, io, sqlRun, err, pm.Host)
+	}
+	rdb, err := lab.OpenRouter("standby")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	rows, err := rdb.Query("dbscale show dataservers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cols, _ := rows.Columns()
+	for rows.Next() {
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(strings.ToLower(vals[4].String), "disabled") {
+			t.Errorf("dataserver %s is still %s", vals[0].String, vals[4].String)
+		}
+	}
+	rows.Close()
+	if b, err := os.ReadFile(redo); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		t.Errorf("the redo record was not cleared: %s", b)
+	}
+	for _, out := range []*enginetest.Result{v, s, st} {
+		for _, sec := range secrets {
+			if strings.Contains(out.Log, sec) || strings.Contains(out.Out, sec) {
+				t.Errorf("a secret reached the log of %s", out.File)
+			}
+		}
+	}
+	// stop run twice is harmless
+	again := drill(t, lab, "flashback-stop.yaml", engine.ModeRun, redo, nil)
+	if again.Err != nil || !strings.Contains(again.Log, "nothing to do") {
+		t.Errorf("a second stop: %v\n%s", again.Err, tail(again.Log))
+	}
+}
+
+func labSecrets(t *testing.T, lab *drlab.Lab) []string {
+	cfg, err := config.Load(lab.IniPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := cfg.Secrets()
+	if len(out) == 0 {
+		t.Fatal("the lab's config holds no secret")
+	}
+	return out
+}
+
+func tail(s string) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > 60 {
+		lines = lines[len(lines)-60:]
+	}
+	return fmt.Sprint(strings.Join(lines, "\n"))
+}
