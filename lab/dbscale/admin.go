@@ -429,10 +429,12 @@ func (r *Router) addServerDatasource(c cmdAddServerDatasource) error {
 }
 
 // addSlave attaches a server datasource to a replication datasource and
-// sets up its replication (see wire). A standby that refuses for now (its
-// slave-dbscale-mode is off, it or its master is unreachable) leaves the
-// link pending, retried in the background; any other refusal undoes the
-// attach.
+// sets up its replication (see wire). One source may be a slave of several
+// datasources (a DR standby router fronting every normal_K: one link per
+// datasource); only a second attach to the same datasource is refused. A
+// standby that refuses for now (its slave-dbscale-mode is off, it or its
+// master is unreachable) leaves the link pending, retried in the
+// background; any other refusal undoes this attach only.
 func (r *Router) addSlave(c cmdAddSlave) error {
 	err := r.update(func(st *state) error {
 		src := st.source(c.source)
@@ -449,8 +451,8 @@ func (r *Router) addSlave(c cmdAddSlave) error {
 		if dst.Type != typeReplication {
 			return newErr(CodeDataSource, "DataSource '%s' is not a replication datasource", c.target)
 		}
-		if ds, _ := st.attachedTo(c.source); ds != nil {
-			return newErr(CodeDataSource, "DataSource '%s' is already a slave of %s", c.source, ds.Name)
+		if dst.link(c.source) != nil {
+			return newErr(CodeDataSource, "DataSource '%s' is already a slave of %s", c.source, dst.Name)
 		}
 		dst.Slaves = append(dst.Slaves, &slaveLink{Source: c.source})
 		return nil
@@ -471,56 +473,59 @@ func (r *Router) addSlave(c cmdAddSlave) error {
 		return nil
 	}
 	_ = r.update(func(st *state) error {
-		detach(st, c.source)
+		if ds := st.source(c.target); ds != nil {
+			ds.detach(c.source)
+		}
 		return nil
 	})
 	return werr
 }
 
-// detach removes a server datasource from the slaves of every replication
-// datasource.
-func detach(st *state, source string) bool {
+// detach removes a server datasource from the slaves of this datasource;
+// it reports whether it was one.
+func (ds *dataSource) detach(source string) bool {
 	found := false
-	for _, ds := range st.Sources {
-		kept := ds.Slaves[:0]
-		for _, l := range ds.Slaves {
-			if l.Source == source {
-				found = true
-				continue
-			}
-			kept = append(kept, l)
+	kept := ds.Slaves[:0]
+	for _, l := range ds.Slaves {
+		if l.Source == source {
+			found = true
+			continue
 		}
-		ds.Slaves = kept
-		if len(ds.Slaves) == 0 {
-			ds.Slaves = nil
-		}
+		kept = append(kept, l)
+	}
+	ds.Slaves = kept
+	if len(ds.Slaves) == 0 {
+		ds.Slaves = nil
 	}
 	return found
 }
 
-// removeSlave handles dynamic remove slave SRC from DS. It does not stop
-// any replication.
+// removeSlave handles dynamic remove slave SRC from DS: it removes that one
+// link; the source's links to other datasources stay. It does not stop any
+// replication.
 func (r *Router) removeSlave(source, from string) error {
 	err := r.update(func(st *state) error {
 		ds := st.source(from)
 		if ds == nil {
 			return errNoSource(from)
 		}
-		if at, _ := st.attachedTo(source); at == nil || at.Name != from {
+		if !ds.detach(source) {
 			return newErr(CodeDataSource, "DataSource '%s' is not a slave of %s", source, from)
 		}
-		detach(st, source)
 		return nil
 	})
 	if err == nil {
-		r.stopRetry(source)
+		r.stopRetry(from, source)
+		r.logf("dbscale: %s is no longer a slave of %s", source, from)
 	}
 	return err
 }
 
 // removeDatasource handles dynamic remove datasource: server datasources
-// only (detached first). It does not stop any replication.
+// only, detached first from every datasource they are a slave of. It does
+// not stop any replication.
 func (r *Router) removeDatasource(name string) error {
+	var links []string
 	err := r.update(func(st *state) error {
 		ds := st.source(name)
 		if ds == nil {
@@ -529,7 +534,11 @@ func (r *Router) removeDatasource(name string) error {
 		if ds.Type == typeReplication {
 			return newErr(CodeDataSource, "DataSource '%s' is a replication datasource: the emulator only removes server datasources", name)
 		}
-		detach(st, name)
+		links = nil
+		for _, at := range st.attachedTo(name) {
+			at.detach(name)
+			links = append(links, at.Name)
+		}
 		kept := st.Sources[:0]
 		for _, d := range st.Sources {
 			if d.Name != name {
@@ -540,7 +549,9 @@ func (r *Router) removeDatasource(name string) error {
 		return nil
 	})
 	if err == nil {
-		r.stopRetry(name)
+		for _, ds := range links {
+			r.stopRetry(ds, name)
+		}
 		r.logf("dbscale: removed datasource %s", name)
 	}
 	return err

@@ -15,10 +15,11 @@
 // a killed and restarted emulator keeps its state. Dataserver statuses are
 // computed live by probing the MySQL nodes. A DR link (a dataserver flagged
 // dbscale_server that points at another emulator, wrapped in a server
-// datasource and attached as a slave of normal_K) makes the standby cluster's
-// master replicate from this cluster's master: the emulator sends CHANGE
-// MASTER TO … MASTER_AUTO_POSITION=1 and START SLAVE through the standby
-// router, which forwards them, translated for MySQL 8.4+, to its master.
+// datasource and attached as a slave of normal_K, one link per datasource)
+// makes the standby cluster's master of normal_K replicate from this
+// cluster's master of normal_K: the emulator sends CHANGE MASTER TO …
+// MASTER_AUTO_POSITION=1 and START SLAVE through the standby router, which
+// forwards them, translated for MySQL 8.4+, to its master.
 //
 // See README.md in this folder for every command, what it does and does not
 // do, and the error codes.

@@ -102,25 +102,35 @@ func (r *Router) markWired(dsName, srcName, lastErr string) {
 		if ds == nil {
 			return errNoSource(dsName)
 		}
-		for _, l := range ds.Slaves {
-			if l.Source == srcName {
-				l.Wired, l.LastError = lastErr == "", lastErr
-				return nil
-			}
+		l := ds.link(srcName)
+		if l == nil {
+			return errNoSource(srcName)
 		}
-		return errNoSource(srcName)
+		l.Wired, l.LastError = lastErr == "", lastErr
+		return nil
 	})
 	if err != nil && !isMyErrorCode(err, CodeDataSource) {
 		r.logf("dbscale: recording the link %s -> %s: %v", srcName, dsName, err)
 	}
 }
 
-// linkPending reports whether the link exists and is not wired yet.
+// linkPending reports whether the link of srcName on dsName exists and is
+// not wired yet.
 func (r *Router) linkPending(dsName, srcName string) bool {
-	st := r.snapshot()
-	at, l := st.attachedTo(srcName)
-	return at != nil && at.Name == dsName && !l.Wired
+	ds := r.snapshot().source(dsName)
+	if ds == nil {
+		return false
+	}
+	l := ds.link(srcName)
+	return l != nil && !l.Wired
 }
+
+// linkKey names one link: a slave source on a replication datasource. A
+// source attached to several datasources has one link, and one retry, each.
+type linkKey struct{ ds, src string }
+
+// retry is one running background retry of a link.
+type retry struct{ cancel context.CancelFunc }
 
 // startRetry retries the set-up of a pending link in the background, with
 // growing delays, until it works, fails for good, the link goes away, the
@@ -129,17 +139,23 @@ func (r *Router) linkPending(dsName, srcName string) bool {
 func (r *Router) startRetry(dsName, srcName string) {
 	r.retryMu.Lock()
 	defer r.retryMu.Unlock()
-	if _, ok := r.retries[srcName]; ok || r.ctx.Err() != nil {
+	key := linkKey{ds: dsName, src: srcName}
+	if _, ok := r.retries[key]; ok || r.ctx.Err() != nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.DRRetryTimeout)
-	r.retries[srcName] = cancel
+	me := &retry{cancel: cancel}
+	r.retries[key] = me
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		defer func() {
 			r.retryMu.Lock()
-			delete(r.retries, srcName)
+			// A stopped retry may already have been replaced by a new
+			// one for a re-attached link: leave that one alone.
+			if r.retries[key] == me {
+				delete(r.retries, key)
+			}
 			r.retryMu.Unlock()
 			cancel()
 		}()
@@ -149,7 +165,8 @@ func (r *Router) startRetry(dsName, srcName string) {
 		for {
 			select {
 			case <-ctx.Done():
-				if r.ctx.Err() == nil {
+				// Canceled: the router closes or the link was removed.
+				if errors.Is(ctx.Err(), context.DeadlineExceeded) && r.ctx.Err() == nil {
 					r.logf("dbscale: gave up setting up the replication of %s from the master of %s after %s: %s",
 						srcName, dsName, time.Since(start).Round(time.Second), last)
 				}
@@ -186,12 +203,22 @@ func (r *Router) startRetry(dsName, srcName string) {
 	}()
 }
 
-// stopRetry cancels the retries of a link.
-func (r *Router) stopRetry(srcName string) {
+// stopRetry cancels the retries of the link of srcName on dsName; the
+// source's links to other datasources keep theirs.
+func (r *Router) stopRetry(dsName, srcName string) {
 	r.retryMu.Lock()
 	defer r.retryMu.Unlock()
-	if cancel, ok := r.retries[srcName]; ok {
-		cancel()
-		delete(r.retries, srcName)
+	key := linkKey{ds: dsName, src: srcName}
+	if rt, ok := r.retries[key]; ok {
+		rt.cancel()
+		delete(r.retries, key)
 	}
+}
+
+// retrying reports whether a background retry of the link runs (tests).
+func (r *Router) retrying(dsName, srcName string) bool {
+	r.retryMu.Lock()
+	defer r.retryMu.Unlock()
+	_, ok := r.retries[linkKey{ds: dsName, src: srcName}]
+	return ok
 }

@@ -186,3 +186,141 @@ func TestDRLinkRefusedForGoodIsUndone(t *testing.T) {
 	wantErr(t, p.pdb, fmt.Sprintf("dbscale dynamic add dataserver server_name=self,server_host=%s,server_port=%d,server_user=a,server_password=b,dbscale_server",
 		p.primary.r.Host(), p.primary.r.Port()), CodeDynamicArgs, "this dbscale itself")
 }
+
+// drRows returns the `show datasource type=replication` rows of one slave
+// source as datasource name → SlaveSourceStatus, checking the other DR
+// columns on the way.
+func drRows(t *testing.T, p *drPair, source string) map[string]string {
+	t.Helper()
+	cols, rows := query(t, p.pdb, "dbscale show datasource type=replication where SlaveSource = '"+source+"'")
+	out := map[string]string{}
+	for _, r := range rows {
+		if r[12] != "" || r[13] != "" || r[15] != "" || cols[len(cols)-1] != "SlaveDBScale" || r[len(r)-1] != "Yes" {
+			t.Errorf("DR row %v (columns %v)", r, cols)
+		}
+		if _, dup := out[r[0]]; dup {
+			t.Errorf("two rows of %s on %s: %v", source, r[0], rows)
+		}
+		out[r[0]] = r[11]
+	}
+	return out
+}
+
+// wantLinks checks the links of a source, datasource → SlaveSourceStatus.
+func wantLinks(t *testing.T, p *drPair, source string, want map[string]string) {
+	t.Helper()
+	if got := drRows(t, p, source); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("links of %s: %v, want %v", source, got, want)
+	}
+}
+
+// addDRSource adds the dbscale_server dataserver of the standby router
+// (once) and the server datasource slave_dbscale_source wrapping it.
+func (p *drPair) addDRSource(t *testing.T) {
+	t.Helper()
+	_, rows := query(t, p.pdb, "dbscale show dataservers where servername = 'slave_dbscale_server'")
+	if len(rows) == 0 {
+		mustExec(t, p.pdb, fmt.Sprintf(`dbscale dynamic add dataserver server_name=slave_dbscale_server,server_host="%s",server_port=%d,server_user="admin",server_password='adm!n \'pw"',dbscale_server`,
+			p.standby.r.Host(), p.standby.r.Port()))
+	}
+	mustExec(t, p.pdb, "dbscale dynamic add server datasource slave_dbscale_source slave_dbscale_server-1-1000-400-800")
+}
+
+// One DR source (the standby router) attached to both datasources, as
+// `flow lab up --shards 2` does: one link, one set-up and one retry per
+// datasource.
+func TestDRSourceAttachedToTwoDatasources(t *testing.T) {
+	p := newDRPair(t, 2)
+	const src = "slave_dbscale_source"
+	// The standby refuses for now: both links stay pending, each retried.
+	mustExec(t, p.sdb, "dbscale set global 'slave-dbscale-mode' = 0")
+	p.addDRSource(t)
+	mustExec(t, p.pdb, "dbscale dynamic add slave "+src+" to normal_0", "dbscale dynamic add slave "+src+" to normal_1")
+	wantErr(t, p.pdb, "dbscale dynamic add slave "+src+" to normal_1", CodeDataSource, "already a slave of normal_1")
+	wantLinks(t, p, src, map[string]string{"normal_0": "Connecting", "normal_1": "Connecting"})
+	if !p.primary.r.retrying("normal_0", src) || !p.primary.r.retrying("normal_1", src) {
+		t.Fatal("each pending link needs its own retry")
+	}
+	// Removing one link stops its retry only; re-attaching starts a new one
+	// although the other link of the same source is still retrying.
+	mustExec(t, p.pdb, "dbscale dynamic remove slave "+src+" from normal_1")
+	wantLinks(t, p, src, map[string]string{"normal_0": "Connecting"})
+	if p.primary.r.retrying("normal_1", src) || !p.primary.r.retrying("normal_0", src) {
+		t.Fatal("remove slave from normal_1 must stop that link's retry only")
+	}
+	wantErr(t, p.pdb, "dbscale dynamic remove slave "+src+" from normal_1", CodeDataSource, "not a slave of normal_1")
+	mustExec(t, p.pdb, "dbscale dynamic add slave "+src+" to normal_1")
+	wantLinks(t, p, src, map[string]string{"normal_0": "Connecting", "normal_1": "Connecting"})
+	if !p.primary.r.retrying("normal_1", src) {
+		t.Fatal("the re-attached link to normal_1 is not retried")
+	}
+	// Both links survive a restart and are retried after it.
+	p.primary.restart()
+	p.pdb = p.primary.db("admin", false)
+	wantLinks(t, p, src, map[string]string{"normal_0": "Connecting", "normal_1": "Connecting"})
+	mustExec(t, p.sdb, "dbscale set global 'slave-dbscale-mode' = 1")
+	waitFor(t, "both standby masters to replicate from their primary masters", 20*time.Second, func() bool {
+		return p.standbyReplicatesFrom(t, 0) && p.standbyReplicatesFrom(t, 1)
+	})
+	waitFor(t, "both links to show Working", 10*time.Second, func() bool {
+		return fmt.Sprint(drRows(t, p, src)) == fmt.Sprint(map[string]string{"normal_0": "Working", "normal_1": "Working"})
+	})
+	waitFor(t, "the retries to end", 10*time.Second, func() bool {
+		return !p.primary.r.retrying("normal_0", src) && !p.primary.r.retrying("normal_1", src)
+	})
+	_, rows := query(t, p.pdb, "dbscale show datasource type=server where `Is-internal` = 'NO'")
+	if len(rows) != 1 || rows[0][0] != src || rows[0][2] != "slave_dbscale_server" {
+		t.Errorf("one server datasource for both links: %v", rows)
+	}
+
+	// remove datasource detaches it from every datasource, and stops no
+	// replication.
+	wantErr(t, p.pdb, "dbscale dynamic remove dataserver slave_dbscale_server", CodeDataServer, "still used by datasource "+src)
+	mustExec(t, p.pdb, "dbscale dynamic remove datasource "+src)
+	wantLinks(t, p, src, map[string]string{})
+	wantErr(t, p.pdb, "dbscale dynamic remove slave "+src+" from normal_0", CodeDataSource, "not a slave of normal_0")
+	if !p.standbyReplicatesFrom(t, 0) || !p.standbyReplicatesFrom(t, 1) {
+		t.Error("removing the DR links stopped replication")
+	}
+	// Attached again from scratch, each link is set up at once.
+	for k := range 2 {
+		p.standby.nodes[fmt.Sprintf("normal_%d_0", k)].setReplica(nil)
+	}
+	p.addDRSource(t)
+	mustExec(t, p.pdb, "dbscale dynamic add slave "+src+" to normal_0", "dbscale dynamic add slave "+src+" to normal_1")
+	wantLinks(t, p, src, map[string]string{"normal_0": "Working", "normal_1": "Working"})
+	if !p.standbyReplicatesFrom(t, 0) || !p.standbyReplicatesFrom(t, 1) {
+		t.Error("re-attached links did not set up replication")
+	}
+	if log := p.primary.logText(); strings.Contains(log, "repl-secret-pw") || strings.Contains(log, "adm!n") {
+		t.Errorf("a password reached the log:\n%s", log)
+	}
+}
+
+// A link pending on one datasource does not hold up, nor undo, the link of
+// the same source on another; a refusal for good undoes only its own link.
+func TestDRLinksOfOneSourceAreIndependent(t *testing.T) {
+	p := newDRPair(t, 2)
+	const src = "slave_dbscale_source"
+	p.addDRSource(t)
+	// The standby's master of normal_1 is down: that link waits for it.
+	p.standby.nodes["normal_1_0"].setDown(true)
+	mustExec(t, p.pdb, "dbscale dynamic add slave "+src+" to normal_0", "dbscale dynamic add slave "+src+" to normal_1")
+	wantLinks(t, p, src, map[string]string{"normal_0": "Working", "normal_1": "Connecting"})
+	if !p.standbyReplicatesFrom(t, 0) || p.primary.r.retrying("normal_0", src) || !p.primary.r.retrying("normal_1", src) {
+		t.Fatal("normal_0 must be wired at once and normal_1 retried")
+	}
+	p.standby.nodes["normal_1_0"].setDown(false)
+	waitFor(t, "the normal_1 link to be set up once the standby master is back", 20*time.Second, func() bool {
+		return p.standbyReplicatesFrom(t, 1)
+	})
+	waitFor(t, "both links to show Working", 10*time.Second, func() bool {
+		return fmt.Sprint(drRows(t, p, src)) == fmt.Sprint(map[string]string{"normal_0": "Working", "normal_1": "Working"})
+	})
+
+	// A refusal for good on normal_1 undoes that attach only.
+	mustExec(t, p.pdb, "dbscale dynamic remove slave "+src+" from normal_1")
+	p.standby.nodes["normal_1_0"].errs["CHANGE REPLICATION SOURCE"] = mysqlErr(1227, "Access denied; you need the REPLICATION_SLAVE_ADMIN privilege")
+	wantErr(t, p.pdb, "dbscale dynamic add slave "+src+" to normal_1", CodeDRLink, "REPLICATION_SLAVE_ADMIN")
+	wantLinks(t, p, src, map[string]string{"normal_0": "Working"})
+}

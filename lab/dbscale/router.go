@@ -57,7 +57,7 @@ type Router struct {
 	closed bool
 
 	retryMu sync.Mutex
-	retries map[string]context.CancelFunc // DR set-up retries by slave source
+	retries map[linkKey]*retry // DR set-up retries by link (datasource, slave source)
 }
 
 // Start loads (or creates) the state in opts.Dir, listens on opts.Listen and
@@ -86,7 +86,7 @@ func Start(opts Options) (*Router, error) {
 		logf:    opts.Logf,
 		admins:  map[string]bool{},
 		conns:   map[net.Conn]struct{}{},
-		retries: map[string]context.CancelFunc{},
+		retries: map[linkKey]*retry{},
 	}
 	if r.backend == nil {
 		r.backend = MySQLBackend{}

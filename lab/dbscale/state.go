@@ -301,17 +301,28 @@ func (st *state) usersOf(server string) []string {
 	return out
 }
 
-// attachedTo returns the replication datasource a server datasource is a
-// slave of, and its link.
-func (st *state) attachedTo(source string) (*dataSource, *slaveLink) {
+// attachedTo lists the replication datasources a server datasource is a
+// slave of, in datasource order. One source may be attached to several
+// datasources (a DR standby router fronting normal_0 … normal_N-1): one
+// link per datasource.
+func (st *state) attachedTo(source string) []*dataSource {
+	var out []*dataSource
 	for _, ds := range st.Sources {
-		for _, l := range ds.Slaves {
-			if l.Source == source {
-				return ds, l
-			}
+		if ds.link(source) != nil {
+			out = append(out, ds)
 		}
 	}
-	return nil, nil
+	return out
+}
+
+// link returns the link of a slave source on this datasource, or nil.
+func (ds *dataSource) link(source string) *slaveLink {
+	for _, l := range ds.Slaves {
+		if l.Source == source {
+			return l
+		}
+	}
+	return nil
 }
 
 // nextGroupID is one more than the largest group id in use.
