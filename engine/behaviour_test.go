@@ -486,3 +486,18 @@ steps:
 	}
 	wantIn(t, "log", res.Log, "[DEBUG] hello world at debug", "[ WARN] hello at warn", "[ERROR] hello at error", "[ INFO] Step 02 info success")
 }
+
+// TestNullValues: a YAML null (~, null or nothing) in vars is nil in
+// expressions, and renders as nothing in text.
+func TestNullValues(t *testing.T) {
+	const pb = `name: nulls
+vars: {a: ~, b: null, c: , d: "~"}
+steps:
+  - log: {msg: "[{{ a }}] [{{ b }}] [{{ c }}] [{{ d }}]"}
+  - assert:
+      that: a == nil && b == nil && c == nil && d == "~"
+`
+	res := run(t, pb, engine.ModeRun, nil)
+	wantExit(t, res, engine.ExitOK)
+	wantIn(t, "log", res.Log, "[ INFO] [] [] [] [~]\n")
+}

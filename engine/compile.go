@@ -22,8 +22,9 @@ type compiler struct {
 	// cur is the step whose expressions are being compiled (nil outside
 	// steps); done holds the ids whose steps.<id> result exists by the time
 	// cur starts, in run order.
-	cur  *Step
-	done map[string]bool
+	cur     *Step
+	done    map[string]bool
+	doneLog []string // the ids in done, in the order they were added
 }
 
 func (c *compiler) errorf(p Pos, format string, args ...any) { c.l.errorf(p, format, args...) }
@@ -56,7 +57,7 @@ func (l *loader) compile(pb *Playbook) {
 	}
 	sc := &schema{vars: base, secrets: c.secrets}
 	for _, v := range pb.Vars {
-		if _, dup := sc.vars[v.Name]; dup {
+		if _, dup := sc.lookup(v.Name); dup {
 			c.errorf(v.Pos, "variable %q is already defined (as a parameter or variable)", v.Name)
 			continue
 		}
@@ -64,22 +65,22 @@ func (l *loader) compile(pb *Playbook) {
 		if v.Value.secret {
 			c.secrets[v.Name] = true
 		}
-		sc.vars[v.Name] = v.Value.valueType().(types.Type)
+		sc.set(v.Name, v.Value.valueType().(types.Type))
 	}
 	// first pass: ids, registers, set names
 	stepsT := types.Map{}
 	c.collect(pb.Steps, stepsT)
-	sc.vars["steps"] = stepsT
+	sc.set("steps", stepsT)
 	for name, t := range c.regs {
-		if _, dup := sc.vars[name]; dup {
+		if _, dup := sc.lookup(name); dup {
 			c.errorf(c.regPos(name), "register %q hides a parameter or variable of the same name: rename one", name)
 			continue
 		}
-		sc.vars[name] = t
+		sc.set(name, t)
 	}
 	for name, p := range c.sets {
-		if _, dup := sc.vars[name]; !dup {
-			sc.vars[name] = types.Any
+		if _, dup := sc.lookup(name); !dup {
+			sc.set(name, types.Any)
 		} else if _, isReg := c.regs[name]; !isReg && !c.isVarOrParam(name) {
 			continue
 		} else if c.isParam(name) {
@@ -245,7 +246,7 @@ func (c *compiler) step(s *Step, sc *schema, guarded bool) {
 		if as == "" {
 			as = "item"
 		}
-		if _, clash := sc.vars[as]; clash && as != "item" {
+		if _, clash := sc.lookup(as); clash && as != "item" {
 			c.errorf(s.Pos, "for_each variable %q hides another variable: choose another `as:`", as)
 		}
 		local = sc.with(as, types.Any, s.ForEach.secret)
@@ -288,7 +289,7 @@ func (c *compiler) step(s *Step, sc *schema, guarded bool) {
 		c.warnf(s.Pos, "`effect:` on a read-only step is ignored: a dry run executes it for real")
 	}
 	// results set inside a for_each item stay in that item's scope
-	doneBefore := c.snapshotDone()
+	mark := len(c.doneLog)
 	switch s.Type {
 	case "group":
 		c.steps(s.Steps, local, guarded || len(s.Rescue) > 0 || s.When != nil || len(s.Pre) > 0)
@@ -311,26 +312,27 @@ func (c *compiler) step(s *Step, sc *schema, guarded bool) {
 		}
 	}
 	if s.ForEach != nil {
-		c.done = doneBefore
+		c.undone(mark)
 	}
 	if s.ID != "" {
 		c.done[s.ID] = true
+		c.doneLog = append(c.doneLog, s.ID)
 	}
 	errSc := local.with("error", types.String, false)
 	// a rescue runs only when the step failed, and the run stops after it:
 	// what it records is not there for the steps that follow
-	doneBefore = c.snapshotDone()
+	mark = len(c.doneLog)
 	c.steps(s.Rescue, errSc, true)
-	c.done = doneBefore
+	c.undone(mark)
 	c.steps(s.Always, errSc, guarded)
 }
 
-func (c *compiler) snapshotDone() map[string]bool {
-	out := make(map[string]bool, len(c.done))
-	for k, v := range c.done {
-		out[k] = v
+// undone forgets the ids added to done since mark.
+func (c *compiler) undone(mark int) {
+	for _, id := range c.doneLog[mark:] {
+		delete(c.done, id)
 	}
-	return out
+	c.doneLog = c.doneLog[:mark]
 }
 
 // checkStepRefs reports reads of steps.<id> before that step has run.

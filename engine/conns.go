@@ -186,12 +186,11 @@ func (r *Runner) mysqlDB(ctx context.Context, ep *endpoint, env *evalEnv) (*sql.
 		if !ok {
 			return nil, fmt.Errorf("connection %s: via %q is not a connection", ep.conn.Name, via)
 		}
-		sep, _, err := resolve(&Target{On: via, conn: sshConn, Host: nil}, env)
+		// the SSH connection goes to the node the MySQL endpoint names
+		sep, _, err := resolve(&Target{On: via, conn: sshConn, Host: &Value{lit: ep.host, isLit: true}}, env)
 		if err != nil {
 			return nil, err
 		}
-		// the SSH connection goes to the node the MySQL endpoint names
-		sep.host = ep.host
 		cl, err := r.sshClient(ctx, sep)
 		if err != nil {
 			return nil, err

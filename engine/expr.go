@@ -10,6 +10,8 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/checker/nature"
+	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/types"
 	"github.com/expr-lang/expr/vm"
@@ -108,18 +110,20 @@ func funcOptions() []expr.Option {
 	return opts
 }
 
-// schema is the typed environment an expression is compiled against.
+// schema is the typed environment an expression is compiled against. A
+// schema made by with adds one name to its parent without copying it, and
+// the environment expr-lang checks against (a Nature) is built once per
+// schema, when an expression first needs it: converting a large types.Map
+// for every expression made loading quadratic in the number of steps.
 type schema struct {
-	vars    types.Map
+	parent  *schema
+	vars    types.Map // the names this schema adds (the root: all of its own)
 	secrets map[string]bool
+	nat     *nature.Nature
 }
 
 func (s *schema) with(name string, t types.Type, secret bool) *schema {
-	n := &schema{vars: make(types.Map, len(s.vars)+1), secrets: s.secrets}
-	for k, v := range s.vars {
-		n.vars[k] = v
-	}
-	n.vars[name] = t
+	n := &schema{parent: s, vars: types.Map{name: t}, secrets: s.secrets}
 	if secret {
 		n.secrets = make(map[string]bool, len(s.secrets)+1)
 		for k, v := range s.secrets {
@@ -128,6 +132,56 @@ func (s *schema) with(name string, t types.Type, secret bool) *schema {
 		n.secrets[name] = true
 	}
 	return n
+}
+
+// lookup finds a name's type, innermost schema first.
+func (s *schema) lookup(name string) (types.Type, bool) {
+	for c := s; c != nil; c = c.parent {
+		if t, ok := c.vars[name]; ok {
+			return t, true
+		}
+	}
+	return nil, false
+}
+
+// set defines a name in this schema (only before its children are made).
+func (s *schema) set(name string, t types.Type) {
+	s.vars[name] = t
+	s.nat = nil
+}
+
+// nature returns the schema's environment for expr-lang, building it on
+// first use: from the parent's by adding this schema's names.
+func (s *schema) nature() nature.Nature {
+	if s.nat != nil {
+		return *s.nat
+	}
+	var nt nature.Nature
+	if s.parent == nil {
+		nt = s.vars.Nature()
+	} else {
+		nt = s.parent.nature()
+		td := *nt.TypeData
+		td.Fields = make(map[string]nature.Nature, len(nt.Fields)+len(s.vars))
+		for k, v := range nt.Fields {
+			td.Fields[k] = v
+		}
+		for k, v := range s.vars {
+			td.Fields[k] = v.Nature()
+		}
+		nt.TypeData = &td
+	}
+	s.nat = &nt
+	return nt
+}
+
+// env is the expr.Env option for the schema, with its cached environment.
+func (s *schema) env() expr.Option {
+	nt := s.nature()
+	return func(c *conf.Config) {
+		c.Env = nt
+		c.Strict = nt.Strict
+	}
 }
 
 // refVisitor collects the names and member chains an expression reads.
@@ -188,7 +242,7 @@ func (c *compiler) compileExpr(e *Expr, sc *schema, want reflect.Kind) {
 		return
 	}
 	vis := &refVisitor{refs: map[string]bool{}, chains: map[string]bool{}, calls: map[string]bool{}}
-	opts := []expr.Option{expr.Env(sc.vars), expr.Patch(vis)}
+	opts := []expr.Option{sc.env(), expr.Patch(vis)}
 	opts = append(opts, funcOptions()...)
 	switch want {
 	case reflect.Bool:
@@ -201,7 +255,7 @@ func (c *compiler) compileExpr(e *Expr, sc *schema, want reflect.Kind) {
 	}
 	e.prog = prog
 	for r := range vis.refs {
-		if _, ok := sc.vars[r]; ok || strings.HasPrefix(r, "steps.") {
+		if _, ok := sc.lookup(r); ok || strings.HasPrefix(r, "steps.") {
 			e.refs = append(e.refs, r)
 		}
 		if sc.secrets[r] {
@@ -237,7 +291,7 @@ func (c *compiler) compileExpr(e *Expr, sc *schema, want reflect.Kind) {
 		if redundant || ch == "steps" {
 			continue
 		}
-		p, err := expr.Compile(ch, expr.Env(sc.vars))
+		p, err := expr.Compile(ch, sc.env())
 		if err == nil {
 			e.parts = append(e.parts, p)
 			e.pnames = append(e.pnames, ch)

@@ -59,12 +59,15 @@ func init() {
 	})
 }
 
+// Mutates reports the `changes:` field.
 func (p *probeStep) Mutates() bool { return p.Changes }
 
+// Render shows the rendered message.
 func (p *probeStep) Render(r *engine.Render) ([]engine.Action, error) {
 	return []engine.Action{{Target: "probe " + p.Key, Text: r.Text(p.Msg)}}, nil
 }
 
+// Run counts the run, waits as told, and fails as told.
 func (p *probeStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, error) {
 	c := probe(p.Key)
 	n := c.runs.Add(1)

@@ -892,7 +892,7 @@ func (r *Runner) group(ctx context.Context, w *worker, sc *scope, s *Step, name 
 			if first == nil {
 				first = e
 			}
-			msgs = append(msgs, fmt.Sprintf("item %d (%s): %v", i, quote.Text(items[i]), e))
+			msgs = append(msgs, fmt.Sprintf("item %d (%s): %v", i, itemLabel(items[i]), e))
 		}
 	}
 	if s.Register != "" {
@@ -918,6 +918,25 @@ func (r *Runner) group(ctx context.Context, w *worker, sc *scope, s *Step, name 
 		return fmt.Errorf("%d items failed:\n  %s", len(msgs), strings.Join(msgs, "\n  "))
 	}
 	return ctx.Err()
+}
+
+// itemLabel names a for_each item briefly in messages.
+func itemLabel(item any) string {
+	if m, ok := item.(map[string]any); ok {
+		for _, k := range []string{"servername", "name", "host", "ds", "id"} {
+			if v, ok := m[k]; ok {
+				return quote.Text(v)
+			}
+		}
+		if n, ok := m["node"].(map[string]any); ok {
+			return itemLabel(n)
+		}
+	}
+	s := quote.Text(item)
+	if len(s) > 60 {
+		s = s[:57] + "..."
+	}
+	return s
 }
 
 func toList(v any) ([]any, bool) {
