@@ -493,6 +493,9 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 	}
 	log.Infof("%s success", name)
 	r.event(log, "step_finished", merge(base, logrus.Fields{"duration_ms": dur.Milliseconds()}))
+	if s.ID != "" && (s.Type == "group" || s.Type == "include") {
+		sc.setStep(s.ID, map[string]any{"ok": true, "skipped": false, "error": "", "output": map[string]any{}}, false)
+	}
 	return nil
 }
 
@@ -738,6 +741,9 @@ func (r *Runner) attempts(ctx context.Context, x *Exec, s *Step, name string, lo
 			lastErr = err
 			lastWhy = err.Error()
 			if !polling {
+				if s.Timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					return nil, fmt.Errorf("timed out after %s (timeout: %s): %w", time.Since(start).Round(time.Millisecond), s.Timeout, err)
+				}
 				return nil, err
 			}
 			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
