@@ -61,6 +61,14 @@ func (x *Exec) Event(name string, fields map[string]any) {
 	x.r.event(x.log, name, f)
 }
 
+// Sent logs a statement or command exactly as sent (secrets masked) at
+// DEBUG before it runs, and records it in the journal.
+func (x *Exec) Sent(target, text string) {
+	text = x.r.masker.Apply(text)
+	x.log.Debug(text)
+	x.r.event(x.log, "statement", logrus.Fields{"step": x.step.ID, "name": x.name, "line": x.step.Pos.Line, "target": target, "text": text, "mutates": x.step.Mutates()})
+}
+
 // AddSecret registers generated secrets so they are masked everywhere.
 func (x *Exec) AddSecret(values ...string) { x.r.masker.Add(values...) }
 

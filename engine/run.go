@@ -55,6 +55,16 @@ type Options struct {
 	RunID   string
 	// Operator and Host identify who runs flow where.
 	Operator, Host string
+	// Journal, when set, receives every event of the run (the durable
+	// record: run, steps, statements as sent, outcomes).
+	Journal Journal
+}
+
+// Journal records a run's events. Durable events (a state-changing step
+// starting or ending, the run starting or ending) must be on disk before
+// Record returns; an error stops the run before the next change.
+type Journal interface {
+	Record(event string, fields map[string]any, durable bool) error
 }
 
 // Runner executes one playbook run.
@@ -70,6 +80,9 @@ type Runner struct {
 	// Verdicts are the dry-run/plan verdicts, in order.
 	verdicts []Verdict
 	started  time.Time
+	// journalErr is the first error writing the journal: the run stops
+	// before the next step.
+	journalErr atomic.Pointer[error]
 }
 
 // Verdict is what a dry run or plan says about one step.
@@ -303,6 +316,25 @@ func (r *Runner) entry(w *worker, pb *Playbook, p Pos) *logrus.Entry {
 
 // event emits a structured event (JSON log format only).
 func (r *Runner) event(e *logrus.Entry, name string, f logrus.Fields) {
+	if r.opts.Journal != nil {
+		rec := make(map[string]any, len(f)+3)
+		for k, v := range f {
+			if s, ok := v.(string); ok {
+				v = r.masker.Apply(s)
+			}
+			rec[k] = v
+		}
+		for _, k := range []string{logfmt.FieldFile, logfmt.FieldLine, logfmt.FieldID} {
+			if v, ok := e.Data[k]; ok {
+				rec[k] = v
+			}
+		}
+		durable, _ := f["mutates"].(bool)
+		durable = durable || name == "run_started" || name == "run_finished"
+		if err := r.opts.Journal.Record(name, rec, durable); err != nil {
+			r.journalErr.CompareAndSwap(nil, &err)
+		}
+	}
 	if !r.opts.JSON {
 		return
 	}
@@ -372,7 +404,10 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 	name := r.stepName(s, env)
 	log := r.entry(w, s.Playbook, s.Pos)
 	start := time.Now()
-	base := logrus.Fields{"step": s.ID, "name": name, "line": s.Pos.Line, "type": s.Type}
+	base := logrus.Fields{"step": s.ID, "name": name, "line": s.Pos.Line, "type": s.Type, "mutates": s.Mutates()}
+	if jerr := r.journalErr.Load(); jerr != nil {
+		return fmt.Errorf("the run journal cannot be written, so no further step runs: %w", *jerr)
+	}
 
 	// when
 	if s.When != nil {

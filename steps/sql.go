@@ -119,7 +119,7 @@ func (s *SQLStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, erro
 		if err != nil {
 			return nil, err
 		}
-		x.Debugf("%s", shown)
+		x.Sent(target, shown)
 		if _, err := conn.ExecContext(ctx, q); err != nil {
 			return nil, fmt.Errorf("%s: %s: %v", target, shown, err)
 		}
@@ -128,7 +128,7 @@ func (s *SQLStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, erro
 	if err != nil {
 		return nil, err
 	}
-	x.Debugf("%s", shown)
+	x.Sent(target, shown)
 	out := map[string]any{"target": target, "rows": []any{}, "row": map[string]any{}, "count": 0, "columns": []any{}, "rows_affected": 0}
 	if s.Exec != nil {
 		res, err := conn.ExecContext(ctx, q)

@@ -90,7 +90,7 @@ func (s *SSHStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, erro
 		}
 		stdin = []byte(in)
 	}
-	x.Debugf("%s", cmd)
+	x.Sent(target, cmd)
 	stdout, stderr, rc, err := cl.Run(ctx, cmd, stdin)
 	if err != nil {
 		return nil, fmt.Errorf("%s: `%s`: %v", target, x.Mask(firstWords(cmd)), err)
