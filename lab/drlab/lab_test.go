@@ -279,11 +279,11 @@ func TestUpOneShard(t *testing.T) {
 		}
 		var keys []string
 		for _, sec := range []string{"source", "target"} {
-			for _, k := range []string{"host", "mysql_password", "mysql_user", "port", "sys_key_file", "sys_known_hosts", "sys_port", "sys_user"} {
+			for _, k := range []string{"host", "mysql_password", "mysql_user", "mysqld_user", "port", "sys_key_file", "sys_known_hosts", "sys_port", "sys_user"} {
 				keys = append(keys, sec+"."+k)
 			}
 		}
-		keys = append(keys, "nodes.mysql_password", "nodes.mysql_user", "lab.dir", "lab.shards")
+		keys = append(keys, "nodes.mysql_password", "nodes.mysql_user", "clone.bind", "lab.dir", "lab.shards")
 		slices.Sort(keys)
 		if got := cfg.Keys(); !slices.Equal(got, keys) {
 			t.Errorf("flashback.ini keys:\n%v\nwant\n%v", got, keys)
