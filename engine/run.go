@@ -151,7 +151,14 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook) error {
 	log.Infof("%s whole process consists of %d steps", pb.Name, len(pb.Steps))
 	err := r.steps(ctx, w, root, pb.Steps)
 	status := "success"
-	if err != nil {
+	var refused *RefusedError
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		status = "interrupted"
+	case errors.As(err, &refused) && !r.mutated.Load():
+		status = "refused"
+	default:
 		status = "failed"
 	}
 	fields := logrus.Fields{"run_id": r.opts.RunID, "status": status, "duration_ms": time.Since(r.started).Milliseconds()}
@@ -509,6 +516,7 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 	if err != nil {
 		var re *RefusedError
 		if errors.As(err, &re) {
+			r.event(log, "step_refused", merge(base, logrus.Fields{"duration_ms": dur.Milliseconds(), "error": r.masker.Apply(err.Error())}))
 			return err
 		}
 		log.Errorf("%s failed: %s", name, r.masker.Apply(err.Error()))

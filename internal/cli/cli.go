@@ -118,6 +118,7 @@ type runFlags struct {
 	logFormat string
 	logLevel  string
 	yes       bool
+	stateDir  string
 }
 
 func (f *runFlags) add(c *cobra.Command, withRun bool) {
@@ -128,6 +129,7 @@ func (f *runFlags) add(c *cobra.Command, withRun bool) {
 		c.Flags().StringVar(&f.logFormat, "log-format", "text", "log format: text (the old tool's lines) or json (one event per line)")
 		c.Flags().StringVar(&f.logLevel, "log-level", "debug", "log level: debug (every statement), info, warn, error")
 		c.Flags().BoolVar(&f.yes, "yes", false, "answer confirmations (for automation)")
+		stateDirFlag(c, &f.stateDir)
 	}
 }
 
@@ -265,9 +267,17 @@ func execute(ctx context.Context, st *streams, path string, f *runFlags, mode en
 	if mode == engine.ModeRun {
 		out = io.Discard
 	}
-	r := engine.NewRunner(engine.Options{Mode: mode, Config: cfg, Vars: vars, Yes: f.yes,
+	opts := engine.Options{Mode: mode, Config: cfg, Vars: vars, Yes: f.yes,
 		Interactive: isTerminal(st.in), Stdin: st.in, Out: out, Log: log, JSON: json,
-		SSHDial: steps.DialSSH, Operator: operator(), Host: hostname()})
+		SSHDial: steps.DialSSH, Operator: operator(), Host: hostname()}
+	var run *runRecord // the journal and the lock: run and dry run, not plan
+	if mode != engine.ModePlan {
+		if run, err = startRun(ctx, f.stateDir, path, pb, f.config, vars, cfg, mode); err != nil {
+			return err
+		}
+		opts.RunID, opts.Journal = run.id, run
+	}
+	r := engine.NewRunner(opts)
 	log.SetFormatter(logfmt.Masked{Inner: log.Formatter, Mask: r.Masker().Apply})
 	if mode == engine.ModeDryRun {
 		fmt.Fprintf(st.out, "Dry run of %s: read-only steps run for real; state-changing steps are listed, not executed.\n\n", path)
@@ -277,7 +287,10 @@ func execute(ctx context.Context, st *streams, path string, f *runFlags, mode en
 	}
 	err = r.Run(ctx, pb)
 	if err != nil && ctx.Err() != nil {
-		return &engine.ExitError{Code: engine.ExitInterrupted, Err: fmt.Errorf("the current step was cancelled: %v", err)}
+		err = &engine.ExitError{Code: engine.ExitInterrupted, Err: fmt.Errorf("the current step was cancelled: %v", err)}
+	}
+	if run != nil {
+		err = run.finish(err, r.Masker().Apply)
 	}
 	return err
 }

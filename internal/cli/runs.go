@@ -1,0 +1,367 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/flowdba/flow/engine"
+	"github.com/flowdba/flow/engine/config"
+	"github.com/flowdba/flow/engine/secret"
+	"github.com/flowdba/flow/journal"
+	"github.com/flowdba/flow/journal/runlock"
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	extraCommands = append(extraCommands, newRunsCmd, newStatusCmd, newAuditCmd)
+}
+
+// defaultStateDir is where runs keep their journals and lock unless
+// --state-dir says otherwise: in the working directory.
+const defaultStateDir = ".flow"
+
+// runRecord is one run's journal and lock, as execute uses them: it passes
+// the engine's events to the journal, recording an interrupted run as such.
+type runRecord struct {
+	ctx      context.Context // cancelled by SIGINT/SIGTERM
+	id       string
+	stateDir string
+	j        *journal.Journal
+	lock     *runlock.Lock
+}
+
+// startRun takes the state directory's lock and opens a new run's journal
+// (flow run and flow run --dry-run). The lock held by another run is exit 2,
+// naming the holder.
+func startRun(ctx context.Context, stateDir, path string, pb *engine.Playbook, configPath string, vars map[string]string, cfg *config.Config, mode engine.Mode) (*runRecord, error) {
+	if stateDir == "" {
+		stateDir = defaultStateDir
+	}
+	now := time.Now()
+	id := journal.NewRunID(now)
+	lock, err := runlock.Acquire(stateDir, runlock.Holder{RunID: id, Playbook: path, Host: hostname(), Since: now})
+	if err != nil {
+		return nil, engine.Invalid(err)
+	}
+	modeName := "run"
+	if mode == engine.ModeDryRun {
+		modeName = "dry-run"
+	}
+	h := journal.Header{Playbook: pb.Abs, PlaybookFile: path, PlaybookName: pb.Name, PlaybookSHA256: pb.Hash,
+		Mode: modeName, Params: maskedParams(pb, vars, cfg), Config: configPath, Operator: operator(),
+		Host: hostname(), Started: now, Version: Version}
+	var j *journal.Journal
+	for try := 0; ; try++ {
+		j, err = journal.Create(stateDir, id, h)
+		if err == nil || !errors.Is(err, os.ErrExist) || try == 3 {
+			break
+		}
+		id = journal.NewRunID(time.Now()) // the same second and the same random digits: draw again
+	}
+	if err != nil {
+		lock.Release()
+		return nil, engine.Invalid(err)
+	}
+	return &runRecord{ctx: ctx, id: id, stateDir: stateDir, j: j, lock: lock}, nil
+}
+
+// maskedParams are the --var settings for the journal's header: a value of
+// a secret parameter, of a key that names a secret or no parameter, or
+// holding a configured secret is masked.
+func maskedParams(pb *engine.Playbook, vars map[string]string, cfg *config.Config) map[string]string {
+	m := &secret.Masker{}
+	m.Add(cfg.Secrets()...)
+	secretParam := map[string]bool{}
+	for _, p := range pb.Params {
+		secretParam[p.Name] = p.Secret
+	}
+	out := make(map[string]string, len(vars))
+	for k, v := range vars {
+		_, known := secretParam[k]
+		// a misspelt name may be a secret parameter's: the run refuses it,
+		// and its value stays out of the journal
+		if secretParam[k] || !known || secret.LooksSecret(k) {
+			out[k] = secret.Mask
+			continue
+		}
+		out[k] = m.Apply(v)
+	}
+	return out
+}
+
+// Record implements engine.Journal: the run_finished of a run cut short by
+// SIGINT/SIGTERM is recorded with status interrupted.
+func (r *runRecord) Record(event string, fields map[string]any, durable bool) error {
+	if event == journal.EventFinished && r.ctx.Err() != nil {
+		if s, _ := fields["status"].(string); s != journal.StatusSuccess {
+			f := make(map[string]any, len(fields))
+			for k, v := range fields {
+				f[k] = v
+			}
+			f["status"] = journal.StatusInterrupted
+			fields = f
+		}
+	}
+	return r.j.Record(event, fields, durable)
+}
+
+// finish records how the run ended (status and exit code), closes the
+// journal, releases the lock and returns the error to report, with the run
+// id and what to do next when the run did not succeed.
+func (r *runRecord) finish(runErr error, mask func(string) string) error {
+	code := engine.ExitCode(runErr)
+	status := map[int]string{engine.ExitOK: journal.StatusSuccess, engine.ExitInvalid: journal.StatusInvalid,
+		engine.ExitRefused: journal.StatusRefused, engine.ExitInterrupted: journal.StatusInterrupted}[code]
+	if status == "" {
+		status = journal.StatusFailed
+	}
+	fields := map[string]any{"run_id": r.id, "status": status, "exit_code": code}
+	if runErr != nil {
+		fields["error"] = mask(runErr.Error())
+	}
+	jerr := r.j.Record(journal.EventExit, fields, true)
+	if cerr := r.j.Close(); jerr == nil {
+		jerr = cerr
+	}
+	if lerr := r.lock.Release(); jerr == nil && lerr != nil {
+		jerr = fmt.Errorf("releasing the run lock: %v", lerr)
+	}
+	where := ""
+	if r.stateDir != defaultStateDir {
+		where = " --state-dir " + r.stateDir
+	}
+	var hint string
+	switch code {
+	case engine.ExitOK:
+		if jerr != nil {
+			return &engine.ExitError{Code: engine.ExitStepFailed, Err: fmt.Errorf("the run succeeded but its journal could not be completed: %v", jerr)}
+		}
+		return nil
+	case engine.ExitInterrupted:
+		hint = fmt.Sprintf("run %s stopped; resume is not implemented yet: see what ran with `flow status %s%s` and finish with the playbook's own recovery (for the flashback drill: flashback-stop)", r.id, r.id, where)
+	case engine.ExitInvalid:
+		hint = fmt.Sprintf("run %s: nothing ran", r.id)
+	default:
+		hint = fmt.Sprintf("run %s: `flow status %s%s` shows what ran", r.id, r.id, where)
+	}
+	if jerr != nil {
+		hint += fmt.Sprintf("\nflow: the journal could not be completed: %v", jerr)
+	}
+	return &engine.ExitError{Code: code, Err: fmt.Errorf("%w\nflow: %s", runErr, hint)}
+}
+
+// stateDirFlag adds --state-dir to a command.
+func stateDirFlag(c *cobra.Command, dir *string) {
+	c.Flags().StringVar(dir, "state-dir", defaultStateDir, "folder of the run journals and the run lock")
+}
+
+func newRunsCmd(st *streams) *cobra.Command {
+	var dir string
+	c := &cobra.Command{
+		Use:   "runs",
+		Short: "List the runs recorded in the state directory, with their status",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			runs, err := journal.List(dir)
+			if err != nil {
+				return err
+			}
+			if len(runs) == 0 {
+				fmt.Fprintf(st.out, "no runs in %s\n", dir)
+				return nil
+			}
+			tw := tabwriter.NewWriter(st.out, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "RUN ID\tPLAYBOOK\tMODE\tSTATUS\tSTARTED\tDURATION")
+			for _, r := range runs {
+				started := "-"
+				if !r.Started.IsZero() {
+					started = r.Started.UTC().Format("2006-01-02 15:04:05Z")
+				}
+				dur := fmtDuration(r.Duration())
+				if r.Status == journal.StatusRunning {
+					dur = fmtDuration(time.Since(r.Started)) + " so far"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.RunID, orDash(r.Playbook), orDash(r.Mode), r.Status, started, dur)
+			}
+			return tw.Flush()
+		},
+	}
+	stateDirFlag(c, &dir)
+	return c
+}
+
+func newStatusCmd(st *streams) *cobra.Command {
+	var dir string
+	c := &cobra.Command{
+		Use:   "status RUN",
+		Short: "Show one run: steps done, current and failed, with times and the statements sent",
+		Long: `Show one run from its journal: who ran which playbook where, its status, and every
+step in the order it started (done, failed, refused, skipped, or started and not
+finished), with its times and the statements and commands it sent (secrets masked).
+RUN is a run id as 'flow runs' lists it, a unique prefix of one, or "last".`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := journal.Resolve(dir, args[0])
+			if err != nil {
+				return engine.Invalid(err)
+			}
+			run, err := journal.Load(dir, id)
+			if err != nil {
+				return err
+			}
+			printRun(st.out, run)
+			return nil
+		},
+	}
+	stateDirFlag(c, &dir)
+	return c
+}
+
+func newAuditCmd(st *streams) *cobra.Command {
+	var dir string
+	c := &cobra.Command{
+		Use:   "audit RUN",
+		Short: "Prove a run's journal was not edited (verify its hash chain)",
+		Long: `Verify a run's journal: every record must be chained to the one before it by its
+SHA-256 hash, numbered in order and in the form flow writes, and a closed journal
+must end where its seal says. Exit 0 prints "journal intact: N records" and the last
+hash (keep it elsewhere: the chain proves the file is consistent with itself, the
+kept hash proves it is the same file); exit 1 names the first line that fails.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := journal.Resolve(dir, args[0])
+			if err != nil {
+				return engine.Invalid(err)
+			}
+			ch, err := journal.Verify(dir, id)
+			if err != nil {
+				return &engine.ExitError{Code: engine.ExitStepFailed, Err: fmt.Errorf("journal of run %s fails verification: %w", id, err)}
+			}
+			if run, lerr := journal.Load(dir, id); lerr == nil {
+				h := run.Header
+				fmt.Fprintf(st.out, "run %s: %s (sha256 %s), %s by %s on %s, %s\n", id, h.Playbook, h.PlaybookSHA256,
+					h.Mode, h.Operator, h.Host, run.Status)
+			}
+			state := "closed"
+			if !ch.Sealed {
+				state = "not closed (still running, or flow was stopped before closing it)"
+			}
+			fmt.Fprintf(st.out, "journal intact: %d records, last hash %s, %s\n", ch.Records, ch.Head, state)
+			return nil
+		},
+	}
+	stateDirFlag(c, &dir)
+	return c
+}
+
+// printRun writes flow status's view of a run.
+func printRun(w io.Writer, run *journal.Run) {
+	h := run.Header
+	fmt.Fprintf(w, "run       %s\n", run.RunID)
+	fmt.Fprintf(w, "playbook  %s (%s)\n", orDash(h.PlaybookName), h.Playbook)
+	fmt.Fprintf(w, "sha256    %s\n", h.PlaybookSHA256)
+	fmt.Fprintf(w, "mode      %s\n", h.Mode)
+	status := run.Status
+	if run.ExitCode >= 0 {
+		status += fmt.Sprintf(" (exit %d)", run.ExitCode)
+	}
+	fmt.Fprintf(w, "status    %s\n", status)
+	fmt.Fprintf(w, "started   %s\n", h.Started.UTC().Format(time.RFC3339))
+	if run.Status == journal.StatusRunning {
+		fmt.Fprintf(w, "running   %s so far\n", fmtDuration(time.Since(h.Started)))
+	} else {
+		fmt.Fprintf(w, "duration  %s\n", fmtDuration(run.Duration()))
+	}
+	fmt.Fprintf(w, "operator  %s on %s, pid %d, flow %s\n", h.Operator, h.Host, h.PID, h.Version)
+	if h.Config != "" {
+		fmt.Fprintf(w, "config    %s\n", h.Config)
+	}
+	if len(h.Params) > 0 {
+		keys := make([]string, 0, len(h.Params))
+		for k := range h.Params {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = k + "=" + h.Params[k]
+		}
+		fmt.Fprintf(w, "params    %s\n", strings.Join(parts, " "))
+	}
+	if run.Error != "" {
+		fmt.Fprintf(w, "error     %s\n", indent(run.Error, "          "))
+	}
+	open := "current"
+	if run.Status != journal.StatusRunning {
+		open = "started, not finished"
+	}
+	counts := map[string]int{}
+	for _, s := range run.Steps {
+		counts[s.State]++
+	}
+	fmt.Fprintf(w, "\nsteps: %d done, %d failed, %d refused, %d skipped, %d %s\n", counts[journal.StepDone],
+		counts[journal.StepFailed], counts[journal.StepRefused], counts[journal.StepSkipped], counts[journal.StepOpen], open)
+	for _, s := range run.Steps {
+		state := s.State
+		if state == journal.StepOpen {
+			state = open
+		}
+		dur := ""
+		switch {
+		case s.State == journal.StepOpen && run.Status == journal.StatusRunning:
+			dur = fmtDuration(time.Since(s.Started)) + " so far"
+		case s.State == journal.StepOpen:
+			dur = "-"
+		case s.Duration > 0 || s.State == journal.StepDone || s.State == journal.StepFailed:
+			dur = fmtDuration(s.Duration)
+		}
+		kind := s.Type
+		if s.Mutates {
+			kind += ", changes state"
+		}
+		worker := ""
+		if s.Worker > 1 {
+			worker = fmt.Sprintf(" [ID:%d]", s.Worker)
+		}
+		fmt.Fprintf(w, "  %-8s %s  %-8s %s:%d%s %s [%s]\n", state, s.Started.UTC().Format("15:04:05.000"), dur,
+			s.File, s.Line, worker, s.Name, kind)
+		if s.Reason != "" {
+			fmt.Fprintf(w, "           why: %s\n", indent(s.Reason, "                "))
+		}
+		if s.Error != "" {
+			fmt.Fprintf(w, "           error: %s\n", indent(s.Error, "                  "))
+		}
+		for _, stm := range s.Statements {
+			fmt.Fprintf(w, "           %s on %s:\n", stm.Time.UTC().Format("15:04:05.000"), stm.Target)
+			fmt.Fprintf(w, "             %s\n", indent(stm.Text, "             "))
+		}
+	}
+}
+
+func indent(s, pad string) string { return strings.ReplaceAll(s, "\n", "\n"+pad) }
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// fmtDuration rounds for reading: milliseconds under a second, tenths of a
+// second under a minute, seconds above.
+func fmtDuration(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
