@@ -30,9 +30,10 @@ type Expr struct {
 	refs []string
 	// parts are the member chains it reads, evaluated on refusal to report
 	// the values seen.
-	parts  []*vm.Program
-	pnames []string
-	secret bool
+	parts   []*vm.Program
+	pnames  []string
+	psecret []bool // the part reads a secret: its value is masked
+	secret  bool
 	// inLine and inCol place Src inside its YAML scalar when it is part of a
 	// template: the 0-based line of the scalar's value it starts on and its
 	// 0-based column (in characters) on that line.

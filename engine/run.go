@@ -395,15 +395,13 @@ func (r *Runner) seen(e *Expr, env *evalEnv) string {
 				val = val[:197] + "..."
 			}
 		}
-		if e.secret && isSecretName(name, e) {
+		if i < len(e.psecret) && e.psecret[i] {
 			val = secret.Mask
 		}
 		parts = append(parts, name+"="+val)
 	}
 	return r.masker.Apply(strings.Join(parts, ", "))
 }
-
-func isSecretName(name string, e *Expr) bool { return true }
 
 // step runs one step with its guards, retries, rescue and always sections.
 func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err error) {
