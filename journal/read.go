@@ -221,11 +221,21 @@ func Load(stateDir, runID string) (*Run, error) {
 		case "step_started":
 			open[key(f)] = append(open[key(f)], len(run.Steps))
 			run.Steps = append(run.Steps, newStep(rec, StepOpen))
-		case "step_finished", "step_failed":
+		case "step_finished", "step_failed", "step_refused":
 			k := key(f)
 			st := StepDone
-			if rec.Event == "step_failed" {
+			switch rec.Event {
+			case "step_failed":
 				st = StepFailed
+			case "step_refused":
+				st = StepRefused
+			}
+			if rec.Event == "step_refused" && len(open[k]) == 0 {
+				// refused by a precondition before it started
+				s := newStep(rec, st)
+				s.Ended, s.Error, s.Reason = at, str(f, "error"), str(f, "reason")
+				run.Steps = append(run.Steps, s)
+				continue
 			}
 			if stack := open[k]; len(stack) > 0 {
 				s := &run.Steps[stack[len(stack)-1]]
@@ -240,11 +250,8 @@ func Load(stateDir, runID string) (*Run, error) {
 				s.Ended, s.Error = at, str(f, "error")
 				run.Steps = append(run.Steps, s)
 			}
-		case "step_skipped", "step_refused":
+		case "step_skipped":
 			st := StepSkipped
-			if rec.Event == "step_refused" {
-				st = StepRefused
-			}
 			s := newStep(rec, st)
 			s.Ended, s.Error, s.Reason = at, str(f, "error"), str(f, "reason")
 			run.Steps = append(run.Steps, s)
