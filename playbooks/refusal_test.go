@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,6 +25,9 @@ type refusal struct {
 	playbook string
 	vars     map[string]string
 	inject   func(t *testing.T, lab *drlab.Lab, redoPath string) (want []string, repair func())
+	// outside says the fault lives where the state snapshot does not look
+	// (a node's plugin folder).
+	outside bool
 }
 
 // TestFlashbackRefusals injects each fault the playbooks must refuse on the
@@ -58,6 +62,7 @@ func TestFlashbackRefusals(t *testing.T) {
 				return []string{lab.Master(drlab.ClusterStandby, 0).Host, "lags 0s", "limit -1s"}, func() {}
 			}},
 		{name: "transparent-mode on", playbook: "flashback-start.yaml", inject: injectTransparentMode},
+		{name: "clone plugin not loadable", playbook: "flashback-start.yaml", inject: injectNoClonePlugin, outside: true},
 		{name: "drill already active", playbook: "flashback-start.yaml", inject: func(t *testing.T, lab *drlab.Lab, _ string) ([]string, func()) {
 			sm := lab.Master(drlab.ClusterStandby, 0)
 			repair := injectMarker(t, lab, "20990101T000000Z-someone-else")
@@ -81,7 +86,7 @@ func TestFlashbackRefusals(t *testing.T) {
 			})
 			before := labState(t, lab, redoPath)
 			// the snapshot sees the fault (so it would see a change)
-			if d := stateDiff(pristine, before); len(d) == 0 && c.vars == nil {
+			if d := stateDiff(pristine, before); len(d) == 0 && c.vars == nil && !c.outside {
 				t.Errorf("the lab's state snapshot does not show the injected fault")
 			} else {
 				t.Logf("the fault as the snapshot sees it:\n%s", strings.Join(d, "\n"))
@@ -341,4 +346,56 @@ func injectForeignRedo(t *testing.T, lab *drlab.Lab, redoPath string) ([]string,
 		t.Fatal(err)
 	}
 	return []string{"20990101T000000Z-record", "20990101T000000Z-marker", sm.Host}, repair
+}
+
+// injectNoClonePlugin makes the clone plugin unloadable on a standby
+// slave: an earlier drill may have installed it, so it is uninstalled
+// (without binary logging) and mysql_clone.so is removed from the node's own
+// plugin folder (the lab gives every node one); the repair links the file
+// again and reinstalls the plugin when it was installed.
+func injectNoClonePlugin(t *testing.T, lab *drlab.Lab, _ string) ([]string, func()) {
+	n := standbySlave(lab)
+	db, err := lab.OpenNode(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var active int
+	if err := conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'clone'").Scan(&active); err != nil {
+		t.Fatal(err)
+	}
+	if active > 0 {
+		execAll(t, conn, "uninstall the clone plugin", "SET SESSION sql_log_bin = 0", "UNINSTALL PLUGIN clone")
+	}
+	link := filepath.Join(drlab.PluginDir(n), "mysql_clone.so")
+	target, err := os.Readlink(link)
+	if err != nil {
+		t.Fatalf("the lab node %s has no linked clone plugin: %v", n, err)
+	}
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"the clone plugin cannot load", n.Host}, func() {
+		if err := os.Symlink(target, link); err != nil {
+			t.Errorf("repair: %v", err)
+		}
+		if active > 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			c, err := db.Conn(ctx)
+			if err != nil {
+				t.Errorf("repair: %v", err)
+				return
+			}
+			defer c.Close()
+			execAll(t, c, "reinstall the clone plugin", "SET SESSION sql_log_bin = 0", "INSTALL PLUGIN clone SONAME 'mysql_clone.so'")
+		}
+	}
 }

@@ -266,7 +266,39 @@ func (l *Lab) Instance(n Node, in *mysqld.Install) (*mysqld.Instance, error) {
 		ServerID:      n.ServerID,
 		AdminUser:     l.Credentials.AdminUser,
 		AdminPassword: l.Credentials.AdminPassword,
+		Extra:         []string{"plugin-dir=" + PluginDir(n)},
 	}, nil
+}
+
+// PluginDir is a node's own plugin folder, DIR/hosts/<ip>/plugin: links to
+// the install's plugins, so one node can lose a plugin (a test of the
+// playbooks' "clone plugin not loadable" refusal) without touching the
+// others or the install.
+func PluginDir(n Node) string {
+	return filepath.Join(filepath.Dir(filepath.Dir(filepath.Dir(n.InstanceDir))), "plugin")
+}
+
+// linkPlugins fills a node's plugin folder with links to the install's
+// plugins (existing links are kept).
+func linkPlugins(n Node, in *mysqld.Install) error {
+	dir := PluginDir(n)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(in.PluginDir())
+	if err != nil {
+		return fmt.Errorf("%s: plugins: %w", n, err)
+	}
+	for _, e := range entries {
+		link := filepath.Join(dir, e.Name())
+		if _, err := os.Lstat(link); err == nil {
+			continue
+		}
+		if err := os.Symlink(filepath.Join(in.PluginDir(), e.Name()), link); err != nil {
+			return fmt.Errorf("%s: plugins: %w", n, err)
+		}
+	}
+	return nil
 }
 
 // Load reads DIR/lab.json. The error for a folder without a lab says to

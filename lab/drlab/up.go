@@ -343,6 +343,9 @@ func (u *upRun) build(ctx context.Context, l *Lab, in *mysqld.Install) error {
 			if err := os.MkdirAll(inst.Root, 0o755); err != nil {
 				return err
 			}
+			if err := linkPlugins(*n, in); err != nil {
+				return err
+			}
 			if err := inst.Provision(gctx); err != nil {
 				return fmt.Errorf("%s: %w", n, err)
 			}
