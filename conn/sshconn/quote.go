@@ -1,6 +1,10 @@
 package sshconn
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/flowdba/flow/engine/quote"
+)
 
 // ShellQuote returns s quoted as one word for a POSIX shell, so that the
 // shell reads back exactly s whatever it contains (quotes, $(...), backticks,
@@ -13,26 +17,7 @@ import "strings"
 //
 //	ShellQuote("db-1.example:3306") == "db-1.example:3306"
 //	ShellQuote("it's; $(rm -rf /)") == `'it'\''s; $(rm -rf /)'`
-func ShellQuote(s string) string {
-	if s != "" && isSafeWord(s) {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// isSafeWord reports whether every byte of s is one of [A-Za-z0-9_./:=@%+,-].
-func isSafeWord(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("_./:=@%+,-", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
+func ShellQuote(s string) string { return quote.ShellWord(s) }
 
 // firstWords returns the start of a command line for error messages: at most
 // three words and 60 bytes, so errors identify the command without echoing

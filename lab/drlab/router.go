@@ -256,17 +256,7 @@ func stopRouter(ctx context.Context, r Router) error {
 // RouterConfig returns a go-sql-driver configuration for a cluster's router
 // as its admin (interpolateParams=true, so no server-side prepares).
 func (l *Lab) RouterConfig(cluster string) *mysql.Config {
-	r := l.Router(cluster)
-	c := mysql.NewConfig()
-	c.User = l.Credentials.RouterUser
-	c.Passwd = l.Credentials.RouterPassword(cluster)
-	c.Net = "tcp"
-	c.Addr = r.Addr()
-	c.InterpolateParams = true
-	c.Timeout = 5 * time.Second
-	c.ReadTimeout = time.Minute
-	c.WriteTimeout = time.Minute
-	return c
+	return driverConfig(l.Credentials.RouterUser, l.Credentials.RouterPassword(cluster), l.Router(cluster).Addr())
 }
 
 // OpenRouter returns a *sql.DB on a cluster's router as its admin. The

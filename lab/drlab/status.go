@@ -175,11 +175,17 @@ func (l *Lab) nodeStatus(ctx context.Context, n Node) NodeStatus {
 // NodeConfig returns a go-sql-driver configuration for a node as the
 // lab's admin (interpolateParams=true).
 func (l *Lab) NodeConfig(n Node) *mysql.Config {
+	return driverConfig(l.Credentials.AdminUser, l.Credentials.AdminPassword, n.Addr())
+}
+
+// driverConfig is the go-sql-driver configuration the lab uses for every
+// connection: TCP, interpolateParams=true, bounded connect and I/O.
+func driverConfig(user, password, addr string) *mysql.Config {
 	c := mysql.NewConfig()
-	c.User = l.Credentials.AdminUser
-	c.Passwd = l.Credentials.AdminPassword
+	c.User = user
+	c.Passwd = password
 	c.Net = "tcp"
-	c.Addr = n.Addr()
+	c.Addr = addr
 	c.InterpolateParams = true
 	c.Timeout = 5 * time.Second
 	c.ReadTimeout = time.Minute
