@@ -149,6 +149,19 @@ func (i *Instance) ours(pid int) bool {
 	return bytes.Contains(cmdline, []byte("--defaults-file="+i.ConfigPath()+"\x00"))
 }
 
+// exited reports whether a process we identified earlier has finished
+// exiting: gone from /proc, or a zombie. (While a killed process exits, its
+// command line is already empty but it is not yet a zombie: judging by
+// identity would call it gone too early.)
+func exited(pid int) bool {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	k := bytes.LastIndexByte(stat, ')')
+	return k < 0 || k+2 >= len(stat) || stat[k+2] == 'Z' || stat[k+2] == 'X'
+}
+
 // Running reports whether our mysqld_safe or this instance's mysqld is alive.
 func (i *Instance) Running() bool {
 	i.mu.Lock()
@@ -235,7 +248,7 @@ func (i *Instance) Stop(ctx context.Context) error {
 		i.mu.Lock()
 		none := i.proc == nil
 		i.mu.Unlock()
-		return (none || stopped) && (mysqld == 0 || !i.ours(mysqld)) && i.livePIDFromFile() == 0
+		return (none || stopped) && (mysqld == 0 || exited(mysqld)) && i.livePIDFromFile() == 0
 	}
 	if poll(ctx, gone) {
 		return nil
