@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/expr-lang/expr"
@@ -23,7 +24,47 @@ type Exec struct {
 	log  *logrus.Entry
 	w    *worker
 	name string
+	key  string
 }
+
+// Key identifies the step instance (its playbook positions and for_each
+// items), as the journal records it.
+func (x *Exec) Key() string { return x.key }
+
+// Progress reports how far a long step got (a wait's rate and estimate, a
+// clone's bytes) to the event stream and progress views as a
+// step_progress event; the journal does not keep it.
+func (x *Exec) Progress(fields map[string]any) {
+	f := logrus.Fields{"step": x.step.ID, "name": x.name, "line": x.step.Pos.Line, "key": x.key}
+	for k, v := range fields {
+		f[k] = v
+	}
+	x.r.event(x.log, "step_progress", f)
+}
+
+// Note records a durable fact about the running step in the journal (the
+// pid of a remote command, the recipient of a clone) before it returns, so
+// a resumed run can join or judge the work: see StepRecord.Notes.
+func (x *Exec) Note(fields map[string]any) {
+	f := logrus.Fields{"step": x.step.ID, "name": x.name, "line": x.step.Pos.Line, "key": x.key}
+	for k, v := range fields {
+		f[k] = v
+	}
+	x.r.event(x.log, "step_note", f)
+}
+
+// Hold keeps c until the run ends (a server-side lock on its own
+// connection); the runner closes it then. If c has an `Err() error`
+// method, a non-nil error from it (the lock was lost) stops the run before
+// its next step.
+func (x *Exec) Hold(c io.Closer) {
+	x.r.heldMu.Lock()
+	defer x.r.heldMu.Unlock()
+	x.r.held = append(x.r.held, c)
+}
+
+// RunID is the run's id.
+func (x *Exec) RunID() string { return x.r.opts.RunID }
 
 // StepName is the step's rendered name.
 func (x *Exec) StepName() string { return x.name }
@@ -51,7 +92,7 @@ func (x *Exec) Warnf(format string, args ...any) {
 
 // Event emits a structured event for tooling (JSON log format).
 func (x *Exec) Event(name string, fields map[string]any) {
-	f := logrus.Fields{"step": x.step.ID, "line": x.step.Pos.Line}
+	f := logrus.Fields{"step": x.step.ID, "line": x.step.Pos.Line, "key": x.key}
 	for k, v := range fields {
 		if s, ok := v.(string); ok {
 			v = x.r.masker.Apply(s)
@@ -66,7 +107,7 @@ func (x *Exec) Event(name string, fields map[string]any) {
 func (x *Exec) Sent(target, text string) {
 	text = x.r.masker.Apply(text)
 	x.log.Debug(text)
-	x.r.event(x.log, "statement", logrus.Fields{"step": x.step.ID, "name": x.name, "line": x.step.Pos.Line, "target": target, "text": text, "mutates": x.step.Mutates()})
+	x.r.event(x.log, "statement", logrus.Fields{"key": x.key, "step": x.step.ID, "name": x.name, "line": x.step.Pos.Line, "target": target, "text": text, "mutates": x.step.Mutates()})
 }
 
 // AddSecret registers generated secrets so they are masked everywhere.

@@ -163,6 +163,10 @@ func walkSteps(steps []*Step, fn func(*Step)) {
 		walkSteps(s.Steps, fn)
 		walkSteps(s.Rescue, fn)
 		walkSteps(s.Always, fn)
+		walkSteps(s.Undo, fn)
+		if s.Resume != nil && s.Resume.Check != nil {
+			walkSteps([]*Step{s.Resume.Check}, fn)
+		}
 	}
 }
 
@@ -325,6 +329,20 @@ func (c *compiler) step(s *Step, sc *schema, guarded bool) {
 	c.steps(s.Rescue, errSc, true)
 	c.undone(mark)
 	c.steps(s.Always, errSc, guarded)
+	if len(s.Undo) > 0 || s.Resume != nil {
+		// undo steps and the resume check run outside the normal order:
+		// what they record is not there for the steps that follow
+		mark = len(c.doneLog)
+		c.steps(s.Undo, result, true)
+		if s.Resume != nil && s.Resume.Check != nil {
+			c.step(s.Resume.Check, local, true)
+			c.compileExpr(s.Resume.Done, local.with("result", outputType(s.Resume.Check), false), reflect.Bool)
+		}
+		c.undone(mark)
+	}
+	if s.NoReturn != nil {
+		c.compileTemplate(&s.NoReturn.Template, kindText, local)
+	}
 }
 
 // undone forgets the ids added to done since mark.

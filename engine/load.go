@@ -25,6 +25,7 @@ var commonKeys = map[string]bool{
 	"id": true, "name": true, "when": true, "pre": true, "post": true, "register": true,
 	"retries": true, "until": true, "interval": true, "timeout": true, "effect": true,
 	"confirm": true, "rescue": true, "always": true, "ignore_errors": true,
+	"undo": true, "point_of_no_return": true, "resume": true,
 	"steps": true, "for_each": true, "as": true, "parallel": true,
 	"include": true, "with": true,
 }
@@ -820,6 +821,12 @@ func (l *loader) parseStep(pb *Playbook, n *yaml.Node, what string) *Step {
 			s.Rescue = l.parseSteps(pb, v, "rescue")
 		case "always":
 			s.Always = l.parseSteps(pb, v, "always")
+		case "undo":
+			s.Undo = l.parseSteps(pb, v, "undo")
+		case "point_of_no_return":
+			s.NoReturn = l.text(f, v, "point_of_no_return")
+		case "resume":
+			s.Resume = l.parseResume(pb, v)
 		case "steps":
 			s.Steps = l.parseSteps(pb, v, "steps")
 		case "for_each":
@@ -863,6 +870,13 @@ func (l *loader) parseStep(pb *Playbook, n *yaml.Node, what string) *Step {
 			}
 		}
 	}
+	if s.Type == "group" || s.Type == "include" {
+		for _, k := range []string{"undo", "resume"} {
+			if kn, ok := m.knodes[k]; ok {
+				l.errorf(posOf(f, kn), "`%s:` goes with a typed step (sql, ssh, …), not with a group or an include: put it on the step that makes the change", k)
+			}
+		}
+	}
 	if s.Until != nil && s.Retries == 0 && s.Timeout == 0 {
 		l.errorf(s.Until.posIn(f), "`until:` needs a bound: add `retries:` or `timeout:`")
 	}
@@ -890,6 +904,46 @@ func (l *loader) parseStep(pb *Playbook, n *yaml.Node, what string) *Step {
 }
 
 func (e *Expr) posIn(file string) Pos { return posOf(file, e.node) }
+
+// parseResume reads a step's `resume:`: rerun, ask, or {check: STEP, done: EXPR}.
+func (l *loader) parseResume(pb *Playbook, n *yaml.Node) *ResumeSpec {
+	f := pb.File
+	d := deref(n)
+	rs := &ResumeSpec{Pos: posOf(f, d)}
+	if d != nil && d.Kind == yaml.ScalarNode {
+		switch d.Value {
+		case "rerun", "ask":
+			rs.Mode = d.Value
+			return rs
+		}
+		l.errorf(rs.Pos, "resume: %q is not one of rerun, ask, or a mapping {check: <read-only step>, done: <expression>}", d.Value)
+		return nil
+	}
+	m := l.mapping(f, d, "resume", []string{"check", "done"})
+	if m == nil {
+		return nil
+	}
+	rs.Mode = "check"
+	if cn, ok := m.vals["check"]; ok {
+		rs.Check = l.parseStep(pb, cn, "resume.check")
+	}
+	if dn, ok := m.vals["done"]; ok {
+		rs.Done = l.expr(f, dn, "resume.done")
+	}
+	if rs.Check == nil || rs.Done == nil {
+		l.errorf(rs.Pos, "resume: needs both `check:` (a read-only step) and `done:` (an expression on its output `result`)")
+		return nil
+	}
+	if rs.Check.Spec == nil || rs.Check.Type == "group" || rs.Check.Type == "include" {
+		l.errorf(rs.Check.Pos, "resume.check: must be one typed read-only step (sql query, ssh with changes: false, …)")
+		return nil
+	}
+	if rs.Check.Spec.Mutates() {
+		l.errorf(rs.Check.Pos, "resume.check: must be read-only: it runs before flow knows whether to change anything")
+		return nil
+	}
+	return rs
+}
 
 func (l *loader) parseGuards(f string, n *yaml.Node, what string) []*Guard {
 	d := deref(n)

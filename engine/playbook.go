@@ -94,6 +94,15 @@ type Step struct {
 	// IgnoreErrors logs a failure as a warning and goes on (best-effort
 	// cleanup in rescue sections).
 	IgnoreErrors bool
+	// Undo are the steps `flow rollback` runs to undo this one once it
+	// finished (they see `result`, the step's output).
+	Undo []*Step
+	// NoReturn marks the point of no return: once this step started, `flow
+	// rollback` refuses with this message (which says what restores instead).
+	NoReturn *Text
+	// Resume says how a resumed run tells whether an interrupted run of
+	// this step took effect (nil: the step type decides, or the operator).
+	Resume *ResumeSpec
 
 	// group
 	Steps    []*Step

@@ -58,6 +58,26 @@ type Options struct {
 	// Journal, when set, receives every event of the run (the durable
 	// record: run, steps, statements as sent, outcomes).
 	Journal Journal
+	// Resume, when set, makes this run continue earlier attempts of the
+	// same run (flow resume): steps they finished are not run again.
+	Resume *ResumeState
+	// Observer, when set, receives every event with its fields (secrets
+	// masked) as it happens: progress views, plan recording. It must not
+	// block.
+	Observer func(event string, fields map[string]any)
+	// Binder, when set, binds the run to a saved plan (flow run --plan).
+	Binder Binder
+}
+
+// Binder binds a run to a saved plan: it sees what each step observed and
+// what each state-changing step is about to execute, and refuses (an
+// error) when that is not what the plan saw.
+type Binder interface {
+	// Observed is called after a read-only step ran, with its output.
+	Observed(key string, s *Step, output map[string]any) error
+	// Change is called before a state-changing step runs, with what it
+	// will execute (rendered, secrets masked).
+	Change(key string, s *Step, actions []Action) error
 }
 
 // Journal records a run's events. Durable events (a state-changing step
@@ -83,10 +103,16 @@ type Runner struct {
 	// journalErr is the first error writing the journal: the run stops
 	// before the next step.
 	journalErr atomic.Pointer[error]
+	// held are resources kept for the whole run (server-side locks),
+	// released when it ends.
+	heldMu sync.Mutex
+	held   []io.Closer
 }
 
 // Verdict is what a dry run or plan says about one step.
 type Verdict struct {
+	// Key identifies the step instance (see StepRecord.Key).
+	Key     string
 	Pos     Pos
 	Step    string
 	Verdict string // WILL RUN, WILL SKIP, UNKNOWN, RUNS (read-only, executed)
@@ -139,6 +165,7 @@ type worker struct {
 // Run executes the playbook.
 func (r *Runner) Run(ctx context.Context, pb *Playbook) error {
 	defer r.pool.close()
+	defer r.release()
 	r.started = time.Now()
 	root := newScope(nil)
 	if err := r.bindParams(pb, root, nil); err != nil {
@@ -146,7 +173,11 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook) error {
 	}
 	w := &worker{id: 1}
 	log := r.entry(w, pb, Pos{File: pb.File, Line: 1})
-	r.event(log, "run_started", logrus.Fields{"run_id": r.opts.RunID, "playbook": pb.Name, "hash": pb.Hash, "mode": r.modeName()})
+	startFields := logrus.Fields{"run_id": r.opts.RunID, "playbook": pb.Name, "hash": pb.Hash, "mode": r.modeName()}
+	if r.opts.Resume != nil {
+		startFields["resumed"] = true
+	}
+	r.event(log, "run_started", startFields)
 	log.Infof("%s ready", pb.Name)
 	log.Infof("%s whole process consists of %d steps", pb.Name, len(pb.Steps))
 	err := r.steps(ctx, w, root, pb.Steps)
@@ -323,13 +354,23 @@ func (r *Runner) entry(w *worker, pb *Playbook, p Pos) *logrus.Entry {
 
 // event emits a structured event (JSON log format only).
 func (r *Runner) event(e *logrus.Entry, name string, f logrus.Fields) {
-	if r.opts.Journal != nil {
+	if r.opts.Observer != nil {
+		rec := make(map[string]any, len(f)+4)
+		for k, v := range f {
+			rec[k] = r.maskValue(v)
+		}
+		for _, k := range []string{logfmt.FieldFile, logfmt.FieldLine, logfmt.FieldID} {
+			if v, ok := e.Data[k]; ok {
+				rec[k] = v
+			}
+		}
+		rec["time"] = time.Now()
+		r.opts.Observer(name, rec)
+	}
+	if r.opts.Journal != nil && !transientEvents[name] {
 		rec := make(map[string]any, len(f)+3)
 		for k, v := range f {
-			if s, ok := v.(string); ok {
-				v = r.masker.Apply(s)
-			}
-			rec[k] = v
+			rec[k] = r.maskValue(v)
 		}
 		for _, k := range []string{logfmt.FieldFile, logfmt.FieldLine, logfmt.FieldID} {
 			if v, ok := e.Data[k]; ok {
@@ -337,7 +378,7 @@ func (r *Runner) event(e *logrus.Entry, name string, f logrus.Fields) {
 			}
 		}
 		durable, _ := f["mutates"].(bool)
-		durable = durable || name == "run_started" || name == "run_finished"
+		durable = durable || durableEvents[name]
 		if err := r.opts.Journal.Record(name, rec, durable); err != nil {
 			r.journalErr.CompareAndSwap(nil, &err)
 		}
@@ -345,7 +386,84 @@ func (r *Runner) event(e *logrus.Entry, name string, f logrus.Fields) {
 	if !r.opts.JSON {
 		return
 	}
+	if name == "step_finished" {
+		// the output goes to the journal; the event stream stays small
+		g := logrus.Fields{}
+		for k, v := range f {
+			if k != "output" {
+				g[k] = v
+			}
+		}
+		f = g
+	}
 	e.WithFields(f).WithField("event", name).Info(name)
+}
+
+// transientEvents go to the event stream and observers, not the journal.
+var transientEvents = map[string]bool{"step_progress": true}
+
+// durableEvents are fsynced to the journal before the run goes on, whatever
+// the step.
+var durableEvents = map[string]bool{"run_started": true, "run_finished": true, "step_note": true,
+	"rescue_started": true, "rescue_finished": true, "undo_started": true, "undo_finished": true,
+	"rollback_started": true, "rollback_finished": true, "step_restored": true, "step_resume_decision": true}
+
+// maskValue masks secrets in every string inside v (maps and lists too).
+func (r *Runner) maskValue(v any) any {
+	switch x := v.(type) {
+	case string:
+		return r.masker.Apply(x)
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = r.maskValue(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = r.maskValue(e)
+		}
+		return out
+	case []map[string]any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = r.maskValue(e)
+		}
+		return out
+	case []string:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = r.masker.Apply(e)
+		}
+		return out
+	}
+	return v
+}
+
+// release closes what the run held (server-side locks).
+func (r *Runner) release() {
+	r.heldMu.Lock()
+	defer r.heldMu.Unlock()
+	for i := len(r.held) - 1; i >= 0; i-- {
+		_ = r.held[i].Close()
+	}
+	r.held = nil
+}
+
+// heldErr is the first error of a held resource (a lock lost to another
+// run): the run stops before the next step.
+func (r *Runner) heldErr() error {
+	r.heldMu.Lock()
+	defer r.heldMu.Unlock()
+	for _, h := range r.held {
+		if e, ok := h.(interface{ Err() error }); ok {
+			if err := e.Err(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (r *Runner) steps(ctx context.Context, w *worker, sc *scope, steps []*Step) error {
@@ -405,13 +523,35 @@ func (r *Runner) seen(e *Expr, env *evalEnv) string {
 
 // step runs one step with its guards, retries, rescue and always sections.
 func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err error) {
+	key := stepKey(ctx, s)
+	ctx = withKey(ctx, key)
 	env := sc.env()
 	name := r.stepName(s, env)
 	log := r.entry(w, s.Playbook, s.Pos)
 	start := time.Now()
-	base := logrus.Fields{"step": s.ID, "name": name, "line": s.Pos.Line, "type": s.Type, "mutates": s.Mutates()}
+	base := logrus.Fields{"step": s.ID, "name": name, "line": s.Pos.Line, "type": s.Type, "mutates": s.Mutates(), "key": key}
 	if jerr := r.journalErr.Load(); jerr != nil {
 		return fmt.Errorf("the run journal cannot be written, so no further step runs: %w", *jerr)
+	}
+	if herr := r.heldErr(); herr != nil {
+		return fmt.Errorf("%s: no further step runs: %w", s.Pos.Short(), herr)
+	}
+	leafStep := s.Type != "group" && s.Type != "include"
+	if rec := r.resumeRecord(key); rec != nil {
+		// a step an earlier attempt finished is not run again: its output
+		// comes back from the journal
+		if leafStep && rec.Status == StepFinished && !recomputed(s) && !r.opts.Resume.Rerun[key] {
+			r.restore(sc, s, rec.Output)
+			log.Infof("%s done in an earlier attempt (%s), not repeated", name, rec.Ended.UTC().Format(time.RFC3339))
+			r.event(log, "step_restored", merge(base, logrus.Fields{"finished": rec.Ended.UTC().Format(time.RFC3339Nano)}))
+			return nil
+		}
+		if rec.RescueStarted && !rec.RescueFinished && len(s.Rescue) > 0 {
+			log.Warnf("%s: its rescue section did not finish in an earlier attempt: running it again before the step starts over", name)
+			if rerr := r.rescue(ctx, w, sc, s, key, name, log, rec.Error); rerr != nil {
+				return &StepError{Pos: s.Pos, Step: name, Err: fmt.Errorf("the rescue section of an earlier attempt, run again, failed: %w", rerr)}
+			}
+		}
 	}
 
 	// when
@@ -420,7 +560,7 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 			if r.opts.Mode == ModeRun {
 				return fmt.Errorf("%s: `when` reads unknown values %v", s.When.Pos, env.unknownRefs(s.When))
 			}
-			r.verdict(s, name, "UNKNOWN", fmt.Sprintf("`when: %s` depends on %s", oneLine(s.When.Src), strings.Join(env.unknownRefs(s.When), ", ")), nil)
+			r.verdict(ctx, s, name, "UNKNOWN", fmt.Sprintf("`when: %s` depends on %s", oneLine(s.When.Src), strings.Join(env.unknownRefs(s.When), ", ")), nil)
 			if s.Type == "group" || s.Type == "include" {
 				// list what the group would do, executing nothing in it
 				sctx := context.WithValue(ctx, speculativeKey{}, true)
@@ -442,7 +582,7 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 			log.Infof("%s skipped: %s", name, why)
 			r.event(log, "step_skipped", merge(base, logrus.Fields{"reason": why}))
 			if r.opts.Mode != ModeRun {
-				r.verdict(s, name, "WILL SKIP", why, nil)
+				r.verdict(ctx, s, name, "WILL SKIP", why, nil)
 			}
 			if s.ID != "" {
 				sc.setStep(s.ID, map[string]any{"ok": false, "skipped": true, "error": "", "output": map[string]any{}}, false)
@@ -458,14 +598,14 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 			if r.opts.Mode == ModeRun {
 				return fmt.Errorf("%s: guard reads unknown values %s", g.That.Pos, unknown)
 			}
-			r.verdict(s, name, "UNKNOWN", "precondition `"+oneLine(g.That.Src)+"` depends on "+unknown, nil)
+			r.verdict(ctx, s, name, "UNKNOWN", "precondition `"+oneLine(g.That.Src)+"` depends on "+unknown, nil)
 			r.markUnknown(sc, s)
 			return nil
 		} else if refused != nil {
 			log.Errorf("%s refused: %s", name, r.masker.Apply(refused.Error()))
 			r.event(log, "step_refused", merge(base, logrus.Fields{"error": r.masker.Apply(refused.Error())}))
 			if r.opts.Mode != ModeRun {
-				r.verdict(s, name, "REFUSED", refused.Error(), nil)
+				r.verdict(ctx, s, name, "REFUSED", refused.Error(), nil)
 			}
 			return refused
 		}
@@ -475,9 +615,7 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 	defer func() {
 		if err != nil && len(s.Rescue) > 0 && ctx.Err() == nil {
 			log.Warnf("%s failed, running its rescue section: %s", name, r.masker.Apply(err.Error()))
-			rs := newScope(sc)
-			rs.set("error", r.masker.Apply(err.Error()), false)
-			if rerr := r.steps(ctx, w, rs, s.Rescue); rerr != nil {
+			if rerr := r.rescue(ctx, w, sc, s, key, name, log, err.Error()); rerr != nil {
 				log.Errorf("%s: rescue section failed too: %s", name, r.masker.Apply(rerr.Error()))
 				err = fmt.Errorf("%w; and its rescue failed: %v", err, rerr)
 			} else {
@@ -497,18 +635,19 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 				actx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
 				defer cancel()
 			}
-			if aerr := r.steps(actx, w, as, s.Always); aerr != nil && err == nil {
+			if aerr := r.steps(withKey(actx, key+" always"), w, as, s.Always); aerr != nil && err == nil {
 				err = aerr
 			}
 		}
 	}()
+	var out map[string]any
 	switch s.Type {
 	case "group":
 		err = r.group(ctx, w, sc, s, name)
 	case "include":
 		err = r.include(ctx, w, sc, s, name)
 	default:
-		err = r.leaf(ctx, w, sc, s, name, log)
+		out, err = r.leaf(ctx, w, sc, s, name, log)
 	}
 	dur := time.Since(start)
 	if err != nil {
@@ -533,10 +672,33 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 		return err
 	}
 	log.Infof("%s success", name)
-	r.event(log, "step_finished", merge(base, logrus.Fields{"duration_ms": dur.Milliseconds()}))
+	fin := logrus.Fields{"duration_ms": dur.Milliseconds()}
+	if leafStep && r.opts.Mode == ModeRun {
+		if out == nil {
+			out = map[string]any{}
+		}
+		fin["output"] = out
+	}
+	r.event(log, "step_finished", merge(base, fin))
 	if s.ID != "" && (s.Type == "group" || s.Type == "include") {
 		sc.setStep(s.ID, map[string]any{"ok": true, "skipped": false, "error": "", "output": map[string]any{}}, false)
 	}
+	return nil
+}
+
+// rescue runs a step's rescue section (they see `error`), journaling its
+// start and its successful end: a resumed run restarts a rescued step from
+// its beginning, and runs a rescue that did not finish again first.
+func (r *Runner) rescue(ctx context.Context, w *worker, sc *scope, s *Step, key, name string, log *logrus.Entry, errText string) error {
+	base := logrus.Fields{"step": s.ID, "name": name, "line": s.Pos.Line, "key": key}
+	r.event(log, "rescue_started", merge(base, logrus.Fields{"error": r.masker.Apply(errText)}))
+	rs := newScope(sc)
+	rs.set("error", r.masker.Apply(errText), false)
+	if err := r.steps(withKey(ctx, key+" rescue"), w, rs, s.Rescue); err != nil {
+		r.event(log, "rescue_failed", merge(base, logrus.Fields{"error": r.masker.Apply(err.Error())}))
+		return err
+	}
+	r.event(log, "rescue_finished", base)
 	return nil
 }
 
@@ -607,8 +769,8 @@ func evalBool(e *Expr, env *evalEnv) (bool, error) {
 	return b, nil
 }
 
-func (r *Runner) verdict(s *Step, name, verdict, reason string, actions []Action) {
-	v := Verdict{Pos: s.Pos, Step: name, Verdict: verdict, Reason: r.masker.Apply(reason), Actions: actions, Mutates: s.Mutates()}
+func (r *Runner) verdict(ctx context.Context, s *Step, name, verdict, reason string, actions []Action) {
+	v := Verdict{Key: parentKey(ctx), Pos: s.Pos, Step: name, Verdict: verdict, Reason: r.masker.Apply(reason), Actions: actions, Mutates: s.Mutates()}
 	r.outMu.Lock()
 	r.verdicts = append(r.verdicts, v)
 	r.outMu.Unlock()
@@ -628,15 +790,16 @@ func (r *Runner) verdict(s *Step, name, verdict, reason string, actions []Action
 }
 
 // leaf runs a typed step: dry-run/plan handling, confirmation, retries.
-func (r *Runner) leaf(ctx context.Context, w *worker, sc *scope, s *Step, name string, log *logrus.Entry) error {
+func (r *Runner) leaf(ctx context.Context, w *worker, sc *scope, s *Step, name string, log *logrus.Entry) (map[string]any, error) {
 	env := sc.env()
-	x := &Exec{r: r, step: s, sc: sc, env: env, log: log, w: w, name: name}
+	key := parentKey(ctx)
+	x := &Exec{r: r, step: s, sc: sc, env: env, log: log, w: w, name: name, key: key}
 	mut := s.Spec.Mutates()
 	if r.opts.Mode == ModePlan || (r.opts.Mode == ModeDryRun && mut) || (r.opts.Mode != ModeRun && speculative(ctx)) {
 		rd := &Render{r: r, env: env, step: s}
 		actions, err := s.Spec.Render(rd)
 		if err != nil {
-			return &StepError{Pos: s.Pos, Step: name, Err: err}
+			return nil, &StepError{Pos: s.Pos, Step: name, Err: err}
 		}
 		verdict := "WILL RUN"
 		if rd.unknown || speculative(ctx) {
@@ -651,7 +814,7 @@ func (r *Runner) leaf(ctx context.Context, w *worker, sc *scope, s *Step, name s
 			r.changes.Add(1)
 			r.mutated.Store(true)
 		}
-		r.verdict(s, name, verdict, reason, actions)
+		r.verdict(ctx, s, name, verdict, reason, actions)
 		// simulated state: effects, and unknown outputs
 		if s.Register != "" {
 			sc.set(s.Register, Unknown{Why: name}, true)
@@ -668,7 +831,7 @@ func (r *Runner) leaf(ctx context.Context, w *worker, sc *scope, s *Step, name s
 			if _, isSetter := s.Spec.(Setter); isSetter && !rd.unknown {
 				// a set step with known inputs computes for real even in a plan
 				if _, err := s.Spec.Run(ctx, x); err == nil {
-					return nil
+					return nil, nil
 				}
 			}
 		}
@@ -680,26 +843,63 @@ func (r *Runner) leaf(ctx context.Context, w *worker, sc *scope, s *Step, name s
 			}
 			v, err := runExpr(e, env.vars)
 			if err != nil {
-				return &StepError{Pos: e.Pos, Step: name, Err: err}
+				return nil, &StepError{Pos: e.Pos, Step: name, Err: err}
 			}
 			sc.set(n, v, false)
 		}
-		return nil
+		return nil, nil
 	}
-	if mut && s.Confirm != nil {
+	resumed := false
+	var out map[string]any
+	if rec := r.resumeRecord(key); rec != nil && mut && (rec.Status == StepStarted || rec.Status == StepFailed) {
+		d, dout, why, err := r.judgeInterrupted(ctx, x, s, key, rec)
+		if err != nil {
+			return nil, err
+		}
+		switch d {
+		case ResumeDone:
+			log.Warnf("%s was interrupted in an earlier attempt and took effect: not run again (%s)", name, r.masker.Apply(why))
+			r.event(log, "step_resume_decision", logrus.Fields{"key": key, "name": name, "decision": "done", "why": r.masker.Apply(why)})
+			resumed, out = true, dout
+		case ResumeRerun:
+			log.Warnf("%s was interrupted in an earlier attempt: running it again (%s)", name, r.masker.Apply(why))
+			r.event(log, "step_resume_decision", logrus.Fields{"key": key, "name": name, "decision": "rerun", "why": r.masker.Apply(why)})
+		default:
+			return nil, r.unsureError(s, name, key, rec, why)
+		}
+	}
+	if mut && r.opts.Mode == ModeRun && r.opts.Binder != nil && !resumed {
+		rd := &Render{r: r, env: env, step: s}
+		actions, err := s.Spec.Render(rd)
+		if err != nil {
+			return nil, &StepError{Pos: s.Pos, Step: name, Err: err}
+		}
+		if err := r.opts.Binder.Change(key, s, actions); err != nil {
+			return nil, &ExitError{Code: ExitRefused, Err: &StepError{Pos: s.Pos, Step: name, Err: err}}
+		}
+	}
+	if mut && s.Confirm != nil && !resumed {
 		if err := r.confirm(s, name, env, log); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if mut {
 		r.mutated.Store(true)
 	}
 	if r.opts.Mode == ModeDryRun {
-		r.verdict(s, name, "RUNS", "read-only: executed for real", nil)
+		r.verdict(ctx, s, name, "RUNS", "read-only: executed for real", nil)
 	}
-	out, err := r.attempts(ctx, x, s, name, log)
-	if err != nil {
-		return err
+	if !resumed {
+		var err error
+		out, err = r.attempts(ctx, x, s, name, log)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if !mut && r.opts.Mode == ModeRun && r.opts.Binder != nil {
+		if err := r.opts.Binder.Observed(key, s, out); err != nil {
+			return nil, &ExitError{Code: ExitRefused, Err: &StepError{Pos: s.Pos, Step: name, Err: err}}
+		}
 	}
 	if out == nil {
 		out = map[string]any{}
@@ -722,14 +922,14 @@ func (r *Runner) leaf(ctx context.Context, w *worker, sc *scope, s *Step, name s
 		for _, g := range s.Post {
 			refused, _, err := r.checkGuard(g, s, name, penv, "post")
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if refused != nil {
-				return &StepError{Pos: g.That.Pos, Step: name, Err: fmt.Errorf("postcondition failed: %s", refused.Error())}
+				return nil, &StepError{Pos: g.That.Pos, Step: name, Err: fmt.Errorf("postcondition failed: %s", refused.Error())}
 			}
 		}
 	}
-	return nil
+	return out, nil
 }
 
 // attempts runs a step with its retries/until/interval/timeout: a bounded
@@ -868,7 +1068,7 @@ func (r *Runner) group(ctx context.Context, w *worker, sc *scope, s *Step, name 
 		if r.opts.Mode == ModeRun {
 			return fmt.Errorf("%s: for_each reads unknown values", s.ForEach.Pos)
 		}
-		r.verdict(s, name, "UNKNOWN", fmt.Sprintf("for each item of `%s` (known only in a real run); each item would run:", oneLine(s.ForEach.Src)), nil)
+		r.verdict(ctx, s, name, "UNKNOWN", fmt.Sprintf("for each item of `%s` (known only in a real run); each item would run:", oneLine(s.ForEach.Src)), nil)
 		as := s.As
 		if as == "" {
 			as = "item"
@@ -925,7 +1125,7 @@ func (r *Runner) group(ctx context.Context, w *worker, sc *scope, s *Step, name 
 		go func(i int, is *scope, iw *worker) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if err := r.steps(ctx, iw, is, s.Steps); err != nil {
+			if err := r.steps(withKey(ctx, fmt.Sprintf("%s#%d", parentKey(ctx), i)), iw, is, s.Steps); err != nil {
 				errs[i] = err
 				failed.Store(true)
 			}

@@ -166,6 +166,19 @@ var commonSchemas = map[string]func() obj{
 	"rescue":        func() obj { return described(ref("steps"), "steps run when this step fails (they see `error`)") },
 	"always":        func() obj { return described(ref("steps"), "steps run after this step whatever happened") },
 	"ignore_errors": func() obj { return described(obj{"type": "boolean"}, "log a failure as a warning and go on") },
+	"undo": func() obj {
+		return described(ref("steps"), "steps `flow rollback` runs, newest change first, to undo this step once it finished (they see `result`)")
+	},
+	"point_of_no_return": func() obj {
+		return described(ref("text"), "once this step started, `flow rollback` refuses with this message: say what restores instead")
+	},
+	"resume": func() obj {
+		return described(obj{"oneOf": []any{
+			obj{"enum": []any{"rerun", "ask"}},
+			obj{"type": "object", "required": []any{"check", "done"}, "additionalProperties": false,
+				"properties": obj{"check": ref("step"), "done": ref("expression")}},
+		}}, "how `flow resume` tells whether an interrupted run of this step took effect: rerun (idempotent), ask (the operator decides), or {check: a read-only step, done: an expression on its `result`}")
+	},
 	"steps":         func() obj { return described(ref("steps"), "the group's steps") },
 	"for_each": func() obj {
 		return described(ref("expression"), "run the group once per item of this list expression")

@@ -1,0 +1,353 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Step record states, as a resumed run reads them back from the journal.
+const (
+	StepStarted  = "started"
+	StepFinished = "finished"
+	StepFailed   = "failed"
+	StepRefused  = "refused"
+	StepSkipped  = "skipped"
+)
+
+// StepRecord is what the journal of earlier attempts says about one step
+// instance (a step of a for_each item is its own instance).
+type StepRecord struct {
+	// Key identifies the instance: the playbook positions from the top
+	// step down, with "#N" for the Nth for_each item.
+	Key    string
+	Name   string
+	Status string
+	// Output is the step's registered output (secrets masked).
+	Output  map[string]any
+	Error   string
+	Started time.Time
+	Ended   time.Time
+	// Sent are the statements and commands the step sent ("target: text").
+	Sent []string
+	// Notes are durable facts the step type recorded while it ran (the pid
+	// of a remote command, the clone's recipient…), latest value per key.
+	Notes map[string]any
+	// Seq is the journal sequence number of the record that finished it.
+	Seq int64
+	// RescueStarted and RescueFinished say a group's rescue section ran.
+	RescueStarted, RescueFinished bool
+	// Undone says a rollback already ran this step's undo.
+	Undone bool
+}
+
+// ResumeEvent is one journal record as the engine reads it back.
+type ResumeEvent struct {
+	Seq    int64
+	Time   time.Time
+	Event  string
+	Fields map[string]any
+}
+
+// ResumeState is what a resumed run knows about its earlier attempts.
+type ResumeState struct {
+	Steps map[string]*StepRecord
+	// Done and Rerun are the operator's answers for interrupted steps
+	// flow cannot judge (flow resume --done KEY / --rerun KEY).
+	Done, Rerun map[string]bool
+	// RolledBack says a rollback of the run finished.
+	RolledBack bool
+}
+
+// BuildResumeState folds a run's journal records into the state of each
+// step instance. A group whose rescue section ran starts again from its
+// first step: its inner records are dropped.
+func BuildResumeState(events []ResumeEvent) *ResumeState {
+	rs := &ResumeState{Steps: map[string]*StepRecord{}, Done: map[string]bool{}, Rerun: map[string]bool{}}
+	get := func(f map[string]any) *StepRecord {
+		key, _ := f["key"].(string)
+		if key == "" {
+			return nil
+		}
+		rec := rs.Steps[key]
+		if rec == nil {
+			rec = &StepRecord{Key: key, Notes: map[string]any{}}
+			rs.Steps[key] = rec
+		}
+		if n, ok := f["name"].(string); ok && n != "" {
+			rec.Name = n
+		}
+		return rec
+	}
+	for _, ev := range events {
+		f := ev.Fields
+		switch ev.Event {
+		case "step_started":
+			if rec := get(f); rec != nil {
+				rec.Status, rec.Started, rec.Error, rec.Sent = StepStarted, ev.Time, "", nil
+			}
+		case "statement":
+			if rec := get(f); rec != nil {
+				t, _ := f["target"].(string)
+				x, _ := f["text"].(string)
+				rec.Sent = append(rec.Sent, t+": "+x)
+			}
+		case "step_note":
+			if rec := get(f); rec != nil {
+				for k, v := range f {
+					switch k {
+					case "key", "name", "step", "line", "file", "id":
+					default:
+						rec.Notes[k] = v
+					}
+				}
+			}
+		case "step_finished":
+			if rec := get(f); rec != nil {
+				rec.Status, rec.Ended, rec.Seq = StepFinished, ev.Time, ev.Seq
+				if o, ok := f["output"].(map[string]any); ok {
+					rec.Output = o
+				}
+			}
+		case "step_failed":
+			if rec := get(f); rec != nil {
+				rec.Status, rec.Ended = StepFailed, ev.Time
+				rec.Error, _ = f["error"].(string)
+			}
+		case "step_refused":
+			if rec := get(f); rec != nil {
+				rec.Status, rec.Ended = StepRefused, ev.Time
+				rec.Error, _ = f["error"].(string)
+			}
+		case "step_skipped":
+			if rec := get(f); rec != nil {
+				rec.Status, rec.Ended = StepSkipped, ev.Time
+			}
+		case "rescue_started":
+			if rec := get(f); rec != nil {
+				rs.forget(rec.Key)
+				rec.RescueStarted, rec.RescueFinished = true, false
+			}
+		case "rescue_finished":
+			if rec := get(f); rec != nil {
+				rs.forget(rec.Key)
+				rec.RescueFinished = true
+			}
+		case "undo_finished":
+			if rec := get(f); rec != nil {
+				rec.Undone = true
+			}
+		case "rollback_finished":
+			if s, _ := f["status"].(string); s == "success" {
+				rs.RolledBack = true
+			}
+		}
+	}
+	return rs
+}
+
+// forget drops the records of everything inside the step with key.
+func (rs *ResumeState) forget(key string) {
+	for k := range rs.Steps {
+		if strings.HasPrefix(k, key+" > ") || strings.HasPrefix(k, key+"#") || strings.HasPrefix(k, key+" rescue") {
+			delete(rs.Steps, k)
+		}
+	}
+}
+
+// Interrupted lists the step instances that started and did not finish,
+// in key order.
+func (rs *ResumeState) Interrupted() []*StepRecord {
+	var out []*StepRecord
+	for _, rec := range rs.Steps {
+		if rec.Status == StepStarted {
+			out = append(out, rec)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// ResumeDecision is what a step type concludes about an interrupted run
+// of one of its steps.
+type ResumeDecision int
+
+// Resume decisions.
+const (
+	// ResumeUnsure: flow cannot tell; the operator must check.
+	ResumeUnsure ResumeDecision = iota
+	// ResumeRerun: the step did not take effect, or running it again is
+	// harmless: run it.
+	ResumeRerun
+	// ResumeDone: the step took effect (or the work it started, found still
+	// running, was joined and finished): do not run it again.
+	ResumeDone
+)
+
+// Resumer is implemented by step types that can judge, when a run is
+// resumed, whether an interrupted run of one of their steps took effect:
+// by checking the system (clone_status, a check query), by joining work
+// still in progress, or because the step is idempotent. out is the step's
+// output when the decision is ResumeDone; why says how it decided.
+type Resumer interface {
+	Resume(ctx context.Context, x *Exec, rec *StepRecord) (d ResumeDecision, out map[string]any, why string, err error)
+}
+
+// Recomputed is implemented by step types without side effects or I/O
+// (set, assert, log): a resumed run computes them again instead of
+// restoring their output from the journal.
+type Recomputed interface {
+	Recompute() bool
+}
+
+// ResumeSpec is a step's `resume:` declaration: how a resumed run tells
+// whether an interrupted run of it took effect.
+type ResumeSpec struct {
+	// Mode is "rerun" (idempotent: run it again), "ask" (always ask the
+	// operator) or "check".
+	Mode string
+	// Check is a read-only step whose output `done:` judges.
+	Check *Step
+	// Done is true when the interrupted step took effect (it sees `result`,
+	// the check's output).
+	Done *Expr
+	Pos  Pos
+}
+
+type keyCtx struct{}
+
+// parentKey is the key of the step instance ctx runs inside ("" at the top).
+func parentKey(ctx context.Context) string {
+	k, _ := ctx.Value(keyCtx{}).(string)
+	return k
+}
+
+func withKey(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, keyCtx{}, key)
+}
+
+// stepKey is the key of step s run inside ctx: "file.yaml:LINE:COL", after
+// its parent's key and " > ".
+func stepKey(ctx context.Context, s *Step) string {
+	k := fmt.Sprintf("%s:%d:%d", baseName(s.Pos.File), s.Pos.Line, s.Pos.Col)
+	if p := parentKey(ctx); p != "" {
+		return p + " > " + k
+	}
+	return k
+}
+
+// resumeRecord is the journal's record of the step instance key in a
+// resumed run (nil when this is not one, or the instance never started).
+func (r *Runner) resumeRecord(key string) *StepRecord {
+	if r.opts.Resume == nil || r.opts.Mode != ModeRun {
+		return nil
+	}
+	return r.opts.Resume.Steps[key]
+}
+
+// recomputed reports whether a resumed run computes step s again rather
+// than restoring it.
+func recomputed(s *Step) bool {
+	rc, ok := s.Spec.(Recomputed)
+	return ok && rc.Recompute()
+}
+
+// restore gives a step that finished in an earlier attempt its outputs
+// back, without running it.
+func (r *Runner) restore(sc *scope, s *Step, out map[string]any) {
+	if out == nil {
+		out = map[string]any{}
+	}
+	if s.Register != "" {
+		sc.set(s.Register, out, false)
+	}
+	if s.ID != "" {
+		res := map[string]any{"ok": true, "skipped": false, "error": "", "output": out}
+		for k, v := range out {
+			if _, taken := res[k]; !taken {
+				res[k] = v
+			}
+		}
+		sc.setStep(s.ID, res, false)
+	}
+}
+
+// judgeInterrupted decides what a resumed run does with a state-changing
+// step that an earlier attempt started and did not finish (or that
+// failed).
+func (r *Runner) judgeInterrupted(ctx context.Context, x *Exec, s *Step, key string, rec *StepRecord) (ResumeDecision, map[string]any, string, error) {
+	rs := r.opts.Resume
+	if rs.Rerun[key] {
+		return ResumeRerun, nil, "the operator said so (--rerun)", nil
+	}
+	if rs.Done[key] {
+		return ResumeDone, rec.Output, "the operator said so (--done)", nil
+	}
+	if s.Resume != nil {
+		switch s.Resume.Mode {
+		case "rerun":
+			return ResumeRerun, nil, "the step is declared idempotent (resume: rerun)", nil
+		case "check":
+			out, err := r.runCheck(ctx, x, s)
+			if err != nil {
+				return ResumeUnsure, nil, "", fmt.Errorf("%s: the resume check failed: %w", s.Resume.Pos, err)
+			}
+			env := x.sc.env()
+			env.vars["result"] = out
+			done, err := evalBool(s.Resume.Done, env)
+			if err != nil {
+				return ResumeUnsure, nil, "", &StepError{Pos: s.Resume.Done.Pos, Step: x.name, Err: err}
+			}
+			why := fmt.Sprintf("its check says `%s` is %v (%s)", oneLine(s.Resume.Done.Src), done, r.seen(s.Resume.Done, env))
+			if done {
+				return ResumeDone, map[string]any{"resumed": true, "check": out}, why, nil
+			}
+			return ResumeRerun, nil, why, nil
+		}
+		// ask: fall through to the operator
+	} else if rv, ok := s.Spec.(Resumer); ok {
+		d, out, why, err := rv.Resume(ctx, x, rec)
+		if err != nil || d != ResumeUnsure {
+			return d, out, why, err
+		}
+		return ResumeUnsure, nil, why, nil
+	}
+	return ResumeUnsure, nil, "", nil
+}
+
+// runCheck runs a step's resume check (a read-only step) and returns its
+// output.
+func (r *Runner) runCheck(ctx context.Context, x *Exec, s *Step) (map[string]any, error) {
+	c := s.Resume.Check
+	cx := &Exec{r: r, step: c, sc: x.sc, env: x.sc.env(), log: x.log, w: x.w, name: x.name + " (resume check)", key: x.key}
+	return c.Spec.Run(ctx, cx)
+}
+
+// unsureError is the refusal of a resume that cannot tell whether an
+// interrupted step took effect: it says what the operator must check.
+func (r *Runner) unsureError(s *Step, name, key string, rec *StepRecord, why string) error {
+	var b strings.Builder
+	what := "was started"
+	if rec.Status == StepFailed {
+		what = "failed (" + firstLine(rec.Error) + ")"
+	}
+	fmt.Fprintf(&b, "%s: resume stops at step %q: in an earlier attempt it %s at %s and flow cannot tell whether it took effect",
+		s.Pos, name, what, rec.Started.UTC().Format(time.RFC3339))
+	if why != "" {
+		fmt.Fprintf(&b, " (%s)", why)
+	}
+	if len(rec.Sent) > 0 {
+		b.WriteString(".\n  It had sent:")
+		for _, t := range rec.Sent {
+			fmt.Fprintf(&b, "\n    %s", t)
+		}
+	} else {
+		b.WriteString(".\n  The journal holds no statement or command it sent")
+	}
+	fmt.Fprintf(&b, "\n  Check on those hosts whether that took effect, then resume with\n    --done '%s'   if it did, or\n    --rerun '%s'  if it did not.", key, key)
+	b.WriteString("\n  (A playbook can say how to tell: `resume: rerun` for an idempotent step, or `resume: {check: <read-only step>, done: <expression>}`.)")
+	return &ExitError{Code: ExitRefused, Err: errors.New(r.masker.Apply(b.String()))}
+}
