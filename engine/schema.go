@@ -179,7 +179,7 @@ var commonSchemas = map[string]func() obj{
 				"properties": obj{"check": ref("step"), "done": ref("expression")}},
 		}}, "how `flow resume` tells whether an interrupted run of this step took effect: rerun (idempotent), ask (the operator decides), or {check: a read-only step, done: an expression on its `result`}")
 	},
-	"steps":         func() obj { return described(ref("steps"), "the group's steps") },
+	"steps": func() obj { return described(ref("steps"), "the group's steps") },
 	"for_each": func() obj {
 		return described(ref("expression"), "run the group once per item of this list expression")
 	},
