@@ -196,6 +196,15 @@ type Resumer interface {
 	Resume(ctx context.Context, x *Exec, rec *StepRecord) (d ResumeDecision, out map[string]any, why string, err error)
 }
 
+// Joiner is implemented by step types whose work can outlive flow (a
+// clone runs inside the recipient mysqld; a remote command keeps running
+// when flow dies): when a run is resumed, Join waits, bounded, for such
+// work of an interrupted step to end before anything else is decided.
+// joined says there was work to wait for; why says what was waited for.
+type Joiner interface {
+	Join(ctx context.Context, x *Exec, rec *StepRecord) (joined bool, why string, err error)
+}
+
 // Recomputed is implemented by step types without side effects or I/O
 // (set, assert, log): a resumed run computes them again instead of
 // restoring their output from the journal.
@@ -218,6 +227,24 @@ type ResumeSpec struct {
 }
 
 type keyCtx struct{}
+
+// ChainObservers returns an observer that calls each non-nil one in turn.
+func ChainObservers(obs ...func(event string, fields map[string]any)) func(event string, fields map[string]any) {
+	var list []func(string, map[string]any)
+	for _, o := range obs {
+		if o != nil {
+			list = append(list, o)
+		}
+	}
+	if len(list) == 0 {
+		return nil
+	}
+	return func(event string, fields map[string]any) {
+		for _, o := range list {
+			o(event, fields)
+		}
+	}
+}
 
 // parentKey is the key of the step instance ctx runs inside ("" at the top).
 func parentKey(ctx context.Context) string {
@@ -285,6 +312,16 @@ func (r *Runner) judgeInterrupted(ctx context.Context, x *Exec, s *Step, key str
 	}
 	if rs.Done[key] {
 		return ResumeDone, rec.Output, "the operator said so (--done)", nil
+	}
+	if j, ok := s.Spec.(Joiner); ok {
+		joined, why, err := j.Join(ctx, x, rec)
+		if err != nil {
+			return ResumeUnsure, nil, "", fmt.Errorf("%s: joining the work an earlier attempt left running: %w", s.Pos.Short(), err)
+		}
+		if joined {
+			x.Infof("%s: joined work an earlier attempt left running: %s", x.name, why)
+			r.event(x.log, "step_joined", map[string]any{"key": key, "name": x.name, "why": why})
+		}
 	}
 	if s.Resume != nil {
 		switch s.Resume.Mode {

@@ -406,7 +406,7 @@ var transientEvents = map[string]bool{"step_progress": true}
 // the step.
 var durableEvents = map[string]bool{"run_started": true, "run_finished": true, "step_note": true,
 	"rescue_started": true, "rescue_finished": true, "undo_started": true, "undo_finished": true,
-	"rollback_started": true, "rollback_finished": true, "step_restored": true, "step_resume_decision": true}
+	"rollback_started": true, "rollback_finished": true, "step_restored": true, "step_resume_decision": true, "step_joined": true}
 
 // maskValue masks secrets in every string inside v (maps and lists too).
 func (r *Runner) maskValue(v any) any {
