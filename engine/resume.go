@@ -384,7 +384,7 @@ func (r *Runner) unsureError(s *Step, name, key string, rec *StepRecord, why str
 	} else {
 		b.WriteString(".\n  The journal holds no statement or command it sent")
 	}
-	fmt.Fprintf(&b, "\n  Check on those hosts whether that took effect, then resume with\n    --done '%s'   if it did, or\n    --rerun '%s'  if it did not.", key, key)
+	fmt.Fprintf(&b, "\n  Check whether it took effect, then resume with\n    --done '%s'   if it did, or\n    --rerun '%s'  if it did not.", key, key)
 	b.WriteString("\n  (A playbook can say how to tell: `resume: rerun` for an idempotent step, or `resume: {check: <read-only step>, done: <expression>}`.)")
 	return &ExitError{Code: ExitRefused, Err: errors.New(r.masker.Apply(b.String()))}
 }

@@ -662,7 +662,8 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 			sc.setStep(s.ID, map[string]any{"ok": false, "skipped": false, "error": r.masker.Apply(err.Error()), "output": map[string]any{}}, false)
 		}
 		var se *StepError
-		if !errors.As(err, &se) && s.Type != "group" && s.Type != "include" {
+		var ee *ExitError
+		if !errors.As(err, &se) && !errors.As(err, &ee) && s.Type != "group" && s.Type != "include" {
 			err = &StepError{Pos: s.Pos, Step: name, Err: err}
 		}
 		if s.IgnoreErrors && ctx.Err() == nil {

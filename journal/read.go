@@ -22,6 +22,8 @@ const (
 	StatusFailed      = "failed"
 	StatusRefused     = "refused"
 	StatusInterrupted = "interrupted"
+	// StatusRolledBack is a run whose changes flow rollback undid.
+	StatusRolledBack = "rolled-back"
 	// StatusInvalid is a run stopped by invalid input before any step.
 	StatusInvalid = "invalid"
 	// StatusUnknown is an unfinished run started on another host: whether
@@ -46,6 +48,8 @@ type Summary struct {
 	ExitCode int
 	Error    string
 	Records  int
+	// Attempts counts the resumed attempts after the first.
+	Attempts int
 }
 
 // Duration is how long the run took (until its last record).
@@ -261,6 +265,18 @@ func Load(stateDir, runID string) (*Run, error) {
 				s := &run.Steps[stack[len(stack)-1]]
 				s.Statements = append(s.Statements, stm)
 			}
+		case EventResumed:
+			// a further attempt: the run is open again until it ends
+			finished = false
+			run.Status, run.Error, run.ExitCode = "", "", -1
+			run.Attempts++
+			if v := str(f, "host"); v != "" {
+				h.Host = v
+			}
+			if v := num(f, "pid"); v != 0 {
+				h.PID = int(v)
+			}
+			h.PIDStart = str(f, "pid_start")
 		case EventFinished:
 			finished = true
 			run.Status, run.Error = str(f, "status"), str(f, "error")

@@ -35,6 +35,10 @@ type runRecord struct {
 	stateDir string
 	j        *journal.Journal
 	lock     *runlock.Lock
+	dryRun   bool
+	// status replaces "success" as the recorded end of a successful
+	// attempt (rolled-back).
+	status string
 }
 
 // startRun takes the state directory's lock and opens a new run's journal
@@ -69,7 +73,12 @@ func startRun(ctx context.Context, stateDir, path string, pb *engine.Playbook, c
 		lock.Release()
 		return nil, engine.Invalid(err)
 	}
-	return &runRecord{ctx: ctx, id: id, stateDir: stateDir, j: j, lock: lock}, nil
+	if err := saveSources(j.Dir(), pb); err != nil {
+		j.Close()
+		lock.Release()
+		return nil, engine.Invalid(fmt.Errorf("keeping a copy of the playbook in %s: %v", j.Dir(), err))
+	}
+	return &runRecord{ctx: ctx, id: id, stateDir: stateDir, j: j, lock: lock, dryRun: mode == engine.ModeDryRun}, nil
 }
 
 // maskedParams are the --var settings for the journal's header: a value of
@@ -122,6 +131,9 @@ func (r *runRecord) finish(runErr error, mask func(string) string) error {
 	if status == "" {
 		status = journal.StatusFailed
 	}
+	if code == engine.ExitOK && r.status != "" {
+		status = r.status
+	}
 	fields := map[string]any{"run_id": r.id, "status": status, "exit_code": code}
 	if runErr != nil {
 		fields["error"] = mask(runErr.Error())
@@ -144,8 +156,16 @@ func (r *runRecord) finish(runErr error, mask func(string) string) error {
 			return &engine.ExitError{Code: engine.ExitStepFailed, Err: fmt.Errorf("the run succeeded but its journal could not be completed: %v", jerr)}
 		}
 		return nil
-	case engine.ExitInterrupted:
-		hint = fmt.Sprintf("run %s stopped; resume is not implemented yet: see what ran with `flow status %s%s` and finish with the playbook's own recovery (for the flashback drill: flashback-stop)", r.id, r.id, where)
+	case engine.ExitInterrupted, engine.ExitStepFailed:
+		if r.dryRun {
+			hint = fmt.Sprintf("dry run %s changed nothing: `flow status %s%s` shows what ran", r.id, r.id, where)
+			break
+		}
+		if code == engine.ExitStepFailed {
+			hint = fmt.Sprintf("run %s: `flow status %s%s` shows what ran; once the cause is fixed, `flow resume %s%s` continues it (or `flow rollback %s%s` undoes it)", r.id, r.id, where, r.id, where, r.id, where)
+			break
+		}
+		hint = fmt.Sprintf("run %s stopped; see what ran with `flow status %s%s`, and continue it with:\n  flow resume %s%s", r.id, r.id, where, r.id, where)
 	case engine.ExitInvalid:
 		hint = fmt.Sprintf("run %s: nothing ran", r.id)
 	default:

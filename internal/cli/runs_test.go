@@ -331,7 +331,7 @@ func TestRunInterrupted(t *testing.T) {
 				t.Fatalf("flow after %s: %v, want exit 130; stderr:\n%s", sig, err, stderr.String())
 			}
 			run := onlyRun(t, state)
-			for _, want := range []string{"flow: interrupted:", "resume is not implemented yet", "flashback-stop", run.RunID} {
+			for _, want := range []string{"flow: interrupted:", "flow resume " + run.RunID, run.RunID} {
 				if !strings.Contains(stderr.String(), want) {
 					t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
 				}
