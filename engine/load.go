@@ -872,10 +872,12 @@ func (l *loader) parseStep(pb *Playbook, n *yaml.Node, what string) *Step {
 	}
 	if s.Type == "group" || s.Type == "include" {
 		for _, k := range []string{"undo", "resume"} {
-			if kn, ok := m.knodes[k]; ok {
-				l.errorf(posOf(f, kn), "`%s:` goes with a typed step (sql, ssh, …), not with a group or an include: put it on the step that makes the change", k)
+			if kn, ok := m.knodes[k]; ok && !(k == "resume" && s.Type == "group" && s.Resume != nil && s.Resume.Mode == "restart") {
+				l.errorf(posOf(f, kn), "`%s:` goes with a typed step (sql, ssh, …), not with a group or an include (a group takes only `resume: restart`)", k)
 			}
 		}
+	} else if s.Resume != nil && s.Resume.Mode == "restart" {
+		l.errorf(s.Resume.Pos, "`resume: restart` goes with a group (it starts the group over); a typed step takes rerun, ask or {check, done}")
 	}
 	if s.Until != nil && s.Retries == 0 && s.Timeout == 0 {
 		l.errorf(s.Until.posIn(f), "`until:` needs a bound: add `retries:` or `timeout:`")
@@ -912,11 +914,11 @@ func (l *loader) parseResume(pb *Playbook, n *yaml.Node) *ResumeSpec {
 	rs := &ResumeSpec{Pos: posOf(f, d)}
 	if d != nil && d.Kind == yaml.ScalarNode {
 		switch d.Value {
-		case "rerun", "ask":
+		case "rerun", "ask", "restart":
 			rs.Mode = d.Value
 			return rs
 		}
-		l.errorf(rs.Pos, "resume: %q is not one of rerun, ask, or a mapping {check: <read-only step>, done: <expression>}", d.Value)
+		l.errorf(rs.Pos, "resume: %q is not one of rerun, ask, restart (a group), or a mapping {check: <read-only step>, done: <expression>}", d.Value)
 		return nil
 	}
 	m := l.mapping(f, d, "resume", []string{"check", "done"})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -60,6 +61,39 @@ type ResumeState struct {
 	Done, Rerun map[string]bool
 	// RolledBack says a rollback of the run finished.
 	RolledBack bool
+
+	mu sync.RWMutex // Steps is read by parallel items while a restarted group forgets its records
+}
+
+// get returns the record of the step instance key.
+func (rs *ResumeState) get(key string) *StepRecord {
+	rs.mu.RLock()
+	defer rs.mu.RUnlock()
+	return rs.Steps[key]
+}
+
+// restart forgets the records inside the group instance prefix when one of
+// them did not finish, so it starts over from its first step; it reports
+// whether it did.
+func (rs *ResumeState) restart(prefix string) bool {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	open := false
+	for k, rec := range rs.Steps {
+		if strings.HasPrefix(k, prefix+" > ") && (rec.Status == StepStarted || rec.Status == StepFailed) {
+			open = true
+			break
+		}
+	}
+	if !open {
+		return false
+	}
+	for k := range rs.Steps {
+		if strings.HasPrefix(k, prefix+" > ") {
+			delete(rs.Steps, k)
+		}
+	}
+	return true
 }
 
 // BuildResumeState folds a run's journal records into the state of each
@@ -216,7 +250,8 @@ type Recomputed interface {
 // whether an interrupted run of it took effect.
 type ResumeSpec struct {
 	// Mode is "rerun" (idempotent: run it again), "ask" (always ask the
-	// operator) or "check".
+	// operator) or "check"; on a group, "restart": a group (each for_each
+	// item on its own) interrupted inside starts over from its first step.
 	Mode string
 	// Check is a read-only step whose output `done:` judges.
 	Check *Step
@@ -272,7 +307,7 @@ func (r *Runner) resumeRecord(key string) *StepRecord {
 	if r.opts.Resume == nil || r.opts.Mode != ModeRun {
 		return nil
 	}
-	return r.opts.Resume.Steps[key]
+	return r.opts.Resume.get(key)
 }
 
 // recomputed reports whether a resumed run computes step s again rather

@@ -133,7 +133,7 @@ func (r *Runner) walk(ctx context.Context, w *worker, sc *scope, steps []*Step, 
 	for _, s := range steps {
 		key := stepKey(ctx, s)
 		kctx := withKey(ctx, key)
-		rec := r.opts.Resume.Steps[key]
+		rec := r.opts.Resume.get(key)
 		if rec == nil {
 			continue // never started (or skipped with no record)
 		}

@@ -674,7 +674,9 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 	}
 	log.Infof("%s success", name)
 	fin := logrus.Fields{"duration_ms": dur.Milliseconds()}
-	if leafStep && r.opts.Mode == ModeRun {
+	// a dry run records the output of the read-only steps it executed (a
+	// saved plan keeps them); steps it only listed have none
+	if leafStep && (r.opts.Mode == ModeRun || (r.opts.Mode == ModeDryRun && out != nil)) {
 		if out == nil {
 			out = map[string]any{}
 		}
@@ -1056,6 +1058,10 @@ func (r *Runner) confirm(s *Step, name string, env *evalEnv, log *logrus.Entry) 
 // degree of parallelism. After a failure no new item starts; running items
 // finish (a half-done clone is worse than a finished one).
 func (r *Runner) group(ctx context.Context, w *worker, sc *scope, s *Step, name string) error {
+	restart := s.Resume != nil && s.Resume.Mode == "restart" && r.opts.Resume != nil && r.opts.Mode == ModeRun
+	if s.ForEach == nil && restart && r.opts.Resume.restart(parentKey(ctx)) {
+		r.entry(w, s.Playbook, s.Pos).Warnf("%s was interrupted inside in an earlier attempt: it starts over from its first step (resume: restart)", name)
+	}
 	if s.ForEach == nil {
 		inner := sc
 		err := r.steps(ctx, w, inner, s.Steps)
@@ -1099,6 +1105,13 @@ func (r *Runner) group(ctx context.Context, w *worker, sc *scope, s *Step, name 
 	par := s.Parallel
 	if par <= 0 {
 		par = 1
+	}
+	if restart {
+		for i := range items {
+			if r.opts.Resume.restart(fmt.Sprintf("%s#%d", parentKey(ctx), i)) {
+				r.entry(w, s.Playbook, s.Pos).Warnf("%s: item %d (%s) was interrupted in an earlier attempt: it starts over from its first step (resume: restart)", name, i, itemLabel(items[i]))
+			}
+		}
 	}
 	scopes := make([]*scope, len(items))
 	errs := make([]error, len(items))

@@ -174,10 +174,10 @@ var commonSchemas = map[string]func() obj{
 	},
 	"resume": func() obj {
 		return described(obj{"oneOf": []any{
-			obj{"enum": []any{"rerun", "ask"}},
+			obj{"enum": []any{"rerun", "ask", "restart"}},
 			obj{"type": "object", "required": []any{"check", "done"}, "additionalProperties": false,
 				"properties": obj{"check": ref("step"), "done": ref("expression")}},
-		}}, "how `flow resume` tells whether an interrupted run of this step took effect: rerun (idempotent), ask (the operator decides), or {check: a read-only step, done: an expression on its `result`}")
+		}}, "how `flow resume` tells whether an interrupted run of this step took effect: rerun (idempotent), ask (the operator decides), {check: a read-only step, done: an expression on its `result`}; on a group, restart (an interrupted group or for_each item starts over)")
 	},
 	"steps": func() obj { return described(ref("steps"), "the group's steps") },
 	"for_each": func() obj {
@@ -249,6 +249,9 @@ var specDocs = map[string]string{
 	"wait-gtid.timeout":       "bounds the whole wait (default 10m)",
 	"wait-gtid.stopped_grace": "how long the node may make no progress (applier stopped, no channel, unreachable) before the step fails (default 30s)",
 	"wait-gtid.progress":      "how often progress is logged (default 5s)",
+
+	"lock.name": "the lock's name (GET_LOCK), at most 64 characters (default flow)",
+	"lock.wait": "how long to wait while another session holds the lock, e.g. 30s (default 0s: fail at once)",
 }
 
 // specRules add what a step type's Check enforces and reflection cannot
