@@ -40,6 +40,30 @@ type Options struct {
 	Yes     bool
 	// Files are extra files written next to the playbook (name → content).
 	Files map[string]string
+	// Journal receives the run's events; Resume continues earlier attempts.
+	Journal engine.Journal
+	Resume  *engine.ResumeState
+}
+
+// Journal keeps a run's events in memory, as the engine records them.
+type Journal struct {
+	mu     sync.Mutex
+	events []engine.ResumeEvent
+}
+
+// Record implements engine.Journal.
+func (j *Journal) Record(event string, fields map[string]any, durable bool) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.events = append(j.events, engine.ResumeEvent{Seq: int64(len(j.events) + 1), Time: time.Now(), Event: event, Fields: fields})
+	return nil
+}
+
+// Events returns the events recorded so far.
+func (j *Journal) Events() []engine.ResumeEvent {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return append([]engine.ResumeEvent(nil), j.events...)
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers.
@@ -113,7 +137,11 @@ func RunPlaybook(t testing.TB, pb *engine.Playbook, o Options) *Result {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	r := engine.NewRunner(engine.Options{Mode: o.Mode, Vars: o.Vars, JSON: o.JSON, Config: o.Config, Log: log,
-		Out: outBuf, SSHDial: o.SSHDial, Yes: o.Yes, Operator: "test", Host: "test"})
+		Out: outBuf, SSHDial: o.SSHDial, Yes: o.Yes, Operator: "test", Host: "test", Resume: o.Resume, RunID: "test-run"})
+	if o.Journal != nil {
+		r = engine.NewRunner(engine.Options{Mode: o.Mode, Vars: o.Vars, JSON: o.JSON, Config: o.Config, Log: log,
+			Out: outBuf, SSHDial: o.SSHDial, Yes: o.Yes, Operator: "test", Host: "test", Resume: o.Resume, RunID: "test-run", Journal: o.Journal})
+	}
 	log.SetFormatter(logfmt.Masked{Inner: log.Formatter, Mask: r.Masker().Apply})
 	start := time.Now()
 	err := r.Run(ctx, pb)

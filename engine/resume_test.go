@@ -1,0 +1,165 @@
+package engine_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/flowdba/flow/engine"
+	"github.com/flowdba/flow/engine/enginetest"
+)
+
+// attempt runs text once with a memory journal, continuing the events of
+// earlier (a resume) when given; it returns the result and all events.
+func attempt(t *testing.T, path string, earlier []engine.ResumeEvent, opts ...func(*engine.ResumeState)) (*enginetest.Result, []engine.ResumeEvent) {
+	t.Helper()
+	j := &enginetest.Journal{}
+	o := enginetest.Options{Mode: engine.ModeRun, Journal: j}
+	if earlier != nil {
+		o.Resume = engine.BuildResumeState(earlier)
+		for _, f := range opts {
+			f(o.Resume)
+		}
+	}
+	res := enginetest.RunPlaybook(t, enginetest.Load(t, path), o)
+	return res, append(append([]engine.ResumeEvent(nil), earlier...), j.Events()...)
+}
+
+func runs(key string) int { return int(probe(key).runs.Load()) }
+
+func countEv(evs []engine.ResumeEvent, event string) int {
+	n := 0
+	for _, e := range evs {
+		if e.Event == event {
+			n++
+		}
+	}
+	return n
+}
+
+// TestResumeRestoresFinishedSteps: a finished state-changing step is not run
+// again and its output comes back; a failed one declared `resume: rerun`
+// runs again.
+func TestResumeRestoresFinishedSteps(t *testing.T) {
+	for _, k := range []string{"ra", "rb"} {
+		resetProbe(k)
+	}
+	path := enginetest.Write(t, `name: r
+steps:
+  - name: a
+    testprobe: {key: ra, changes: true, msg: first}
+    register: a
+  - name: b
+    testprobe: {key: rb, changes: true, fail_times: 1}
+    resume: rerun
+  - name: c
+    assert: {that: a.msg == "first", message: "a's output was not restored"}
+`, nil)
+	res, evs := attempt(t, path, nil)
+	wantExit(t, res, 1)
+	res, evs = attempt(t, path, evs)
+	wantExit(t, res, 0)
+	if runs("ra") != 1 || runs("rb") != 2 {
+		t.Errorf("runs: a %d (want 1), b %d (want 2)", runs("ra"), runs("rb"))
+	}
+	if n := countEv(evs, "step_restored"); n != 1 {
+		t.Errorf("%d step_restored events, want 1", n)
+	}
+	if !strings.Contains(res.Log, "running it again (the step is declared idempotent (resume: rerun))") {
+		t.Errorf("the log does not say why b runs again:\n%s", res.Log)
+	}
+}
+
+// TestResumeUnsureStops: without a way to tell, resume stops with exit 3
+// naming the key; the operator's --done answer goes on without running it.
+func TestResumeUnsureStops(t *testing.T) {
+	for _, k := range []string{"ua", "ub"} {
+		resetProbe(k)
+	}
+	path := enginetest.Write(t, `name: u
+steps:
+  - name: a
+    testprobe: {key: ua, changes: true, fail_times: 1}
+  - name: b
+    testprobe: {key: ub, changes: true}
+`, nil)
+	res, evs := attempt(t, path, nil)
+	wantExit(t, res, 1)
+	res, _ = attempt(t, path, evs)
+	wantExit(t, res, 3)
+	if !strings.Contains(res.Err.Error(), "--done 'test.yaml:3:5'") || runs("ua") != 1 {
+		t.Fatalf("resume without a judgement: %v (a ran %d times)", res.Err, runs("ua"))
+	}
+	res, _ = attempt(t, path, evs, func(rs *engine.ResumeState) { rs.Done["test.yaml:3:5"] = true })
+	wantExit(t, res, 0)
+	if runs("ua") != 1 || runs("ub") != 1 {
+		t.Errorf("after --done: a ran %d times (want 1), b %d (want 1)", runs("ua"), runs("ub"))
+	}
+}
+
+// TestResumeRestartsAnItem: in a `resume: restart` group only the item
+// interrupted inside starts over; finished items are not run again.
+func TestResumeRestartsAnItem(t *testing.T) {
+	for _, k := range []string{"g1", "gy"} {
+		resetProbe(k)
+	}
+	path := enginetest.Write(t, `name: g
+steps:
+  - name: items
+    for_each: '["x", "y"]'
+    resume: restart
+    steps:
+      - testprobe: {key: g1, changes: true}
+      - when: item == "y"
+        testprobe: {key: gy, changes: true, fail_times: 1}
+`, nil)
+	res, evs := attempt(t, path, nil)
+	wantExit(t, res, 1)
+	res, _ = attempt(t, path, evs)
+	wantExit(t, res, 0)
+	if runs("g1") != 3 || runs("gy") != 2 {
+		t.Errorf("runs: g1 %d (want 3: x once, y twice), gy %d (want 2)", runs("g1"), runs("gy"))
+	}
+	if !strings.Contains(res.Log, `item 1 (y) was interrupted in an earlier attempt: it starts over`) {
+		t.Errorf("the log does not say the item starts over:\n%s", res.Log)
+	}
+}
+
+// TestResumeAfterRescue: a group whose rescue ran starts over from its first
+// step; a rescue cut short runs again first.
+func TestResumeAfterRescue(t *testing.T) {
+	for _, k := range []string{"s1", "s2", "resc"} {
+		resetProbe(k)
+	}
+	path := enginetest.Write(t, `name: s
+steps:
+  - name: grp
+    rescue:
+      - testprobe: {key: resc, changes: true}
+    steps:
+      - testprobe: {key: s1, changes: true}
+      - testprobe: {key: s2, changes: true, fail_times: 2}
+`, nil)
+	res, evs := attempt(t, path, nil)
+	wantExit(t, res, 1)
+	if runs("resc") != 1 {
+		t.Fatalf("the rescue ran %d times", runs("resc"))
+	}
+	// the rescue finished: the group starts over, the rescue is not repeated
+	res, evs2 := attempt(t, path, evs)
+	wantExit(t, res, 1) // s2 fails a second time, as told
+	if runs("s1") != 2 || runs("resc") != 2 {
+		t.Errorf("after a finished rescue: s1 %d (want 2), rescue %d (want 2: the new failure's)", runs("s1"), runs("resc"))
+	}
+	// cut the journal right after the second rescue started: it runs again first
+	cut := 0
+	for i, e := range evs2 {
+		if e.Event == "rescue_started" {
+			cut = i + 1
+		}
+	}
+	res, _ = attempt(t, path, evs2[:cut])
+	wantExit(t, res, 0)
+	if runs("resc") != 3 || runs("s1") != 3 || runs("s2") != 3 {
+		t.Errorf("after a rescue cut short: rescue %d (want 3), s1 %d (want 3), s2 %d (want 3)", runs("resc"), runs("s1"), runs("s2"))
+	}
+}
