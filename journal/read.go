@@ -50,6 +50,9 @@ type Summary struct {
 	Records  int
 	// Attempts counts the resumed attempts after the first.
 	Attempts int
+	// Restored counts the steps resumed attempts took from the journal
+	// instead of running them again.
+	Restored int
 }
 
 // Duration is how long the run took (until its last record).
@@ -103,6 +106,10 @@ type Step struct {
 	Error      string
 	Reason     string // why a step was skipped
 	Statements []Statement
+	// Key identifies the step instance (playbook positions and for_each
+	// items); Attempt is 1 for the run, 2… for each resume or rollback.
+	Key     string
+	Attempt int
 }
 
 // Statement is a statement or command as sent (secrets masked).
@@ -213,6 +220,7 @@ func Load(stateDir, runID string) (*Run, error) {
 		run.Playbook = h.Playbook
 	}
 	finished := false
+	attempt := 1
 	open := map[string][]int{} // worker/file/line → indexes of open steps
 	key := func(f map[string]any) string {
 		return fmt.Sprintf("%d/%s/%d", num(f, "id"), str(f, "pb_file"), num(f, "line"))
@@ -221,6 +229,7 @@ func Load(stateDir, runID string) (*Run, error) {
 		f := rec.Fields
 		at := parseTime(rec.Time)
 		run.Ended = at
+		before := len(run.Steps)
 		switch rec.Event {
 		case "step_started":
 			open[key(f)] = append(open[key(f)], len(run.Steps))
@@ -265,9 +274,14 @@ func Load(stateDir, runID string) (*Run, error) {
 				s := &run.Steps[stack[len(stack)-1]]
 				s.Statements = append(s.Statements, stm)
 			}
+		case "step_restored":
+			run.Restored++
 		case EventResumed:
-			// a further attempt: the run is open again until it ends
+			// a further attempt: the run is open again until it ends; its
+			// steps do not close the earlier attempt's
 			finished = false
+			attempt++
+			open = map[string][]int{}
 			run.Status, run.Error, run.ExitCode = "", "", -1
 			run.Attempts++
 			if v := str(f, "host"); v != "" {
@@ -287,6 +301,9 @@ func Load(stateDir, runID string) (*Run, error) {
 			if e := str(f, "error"); e != "" {
 				run.Error = e
 			}
+		}
+		if len(run.Steps) > before {
+			run.Steps[len(run.Steps)-1].Attempt = attempt
 		}
 	}
 	if finished {
@@ -334,7 +351,7 @@ func newStep(rec Record, state string) Step {
 	at := parseTime(rec.Time)
 	mut, _ := f["mutates"].(bool)
 	return Step{Seq: rec.Seq, Worker: num(f, "id"), File: str(f, "pb_file"), Line: int(num(f, "line")),
-		ID: str(f, "step"), Name: str(f, "name"), Type: str(f, "type"), Mutates: mut, State: state, Started: at}
+		ID: str(f, "step"), Name: str(f, "name"), Type: str(f, "type"), Mutates: mut, State: state, Started: at, Key: str(f, "key")}
 }
 
 // readRecords reads a journal's records without checking the chain.

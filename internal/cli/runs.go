@@ -326,9 +326,18 @@ func printRun(w io.Writer, run *journal.Run) {
 	for _, s := range run.Steps {
 		counts[s.State]++
 	}
-	fmt.Fprintf(w, "\nsteps: %d done, %d failed, %d refused, %d skipped, %d %s\n", counts[journal.StepDone],
+	fmt.Fprintf(w, "\nsteps: %d done, %d failed, %d refused, %d skipped, %d %s", counts[journal.StepDone],
 		counts[journal.StepFailed], counts[journal.StepRefused], counts[journal.StepSkipped], counts[journal.StepOpen], open)
+	if run.Attempts > 0 {
+		fmt.Fprintf(w, "; %d attempt(s), %d step(s) restored from the journal by resume", run.Attempts+1, run.Restored)
+	}
+	fmt.Fprintln(w)
+	attempt := 1
 	for _, s := range run.Steps {
+		if s.Attempt > attempt {
+			attempt = s.Attempt
+			fmt.Fprintf(w, "  -- attempt %d (flow resume / rollback) --\n", attempt)
+		}
 		state := s.State
 		if state == journal.StepOpen {
 			state = open
@@ -362,6 +371,12 @@ func printRun(w io.Writer, run *journal.Run) {
 			fmt.Fprintf(w, "           %s on %s:\n", stm.Time.UTC().Format("15:04:05.000"), stm.Target)
 			fmt.Fprintf(w, "             %s\n", indent(stm.Text, "             "))
 		}
+		if s.State == journal.StepOpen && run.Status != journal.StatusRunning && s.Key != "" && s.Mutates {
+			fmt.Fprintf(w, "           key: %s\n", s.Key)
+		}
+	}
+	if h.Mode == "run" && (run.Status == journal.StatusFailed || run.Status == journal.StatusInterrupted) {
+		fmt.Fprintf(w, "\ncontinue with `flow resume %s`, or undo with `flow rollback %s --dry-run` first\n", run.RunID, run.RunID)
 	}
 }
 
