@@ -7,9 +7,12 @@ import (
 	"io"
 	"log"
 	"net"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-sql-driver/mysql"
 )
@@ -159,6 +162,7 @@ func (r *Runner) mysqlDB(ctx context.Context, ep *endpoint, env *evalEnv) (*sql.
 	cfg.Timeout = durationField(ep, "connect_timeout", 10*time.Second)
 	cfg.AllowNativePasswords = true
 	cfg.ParseTime = false
+	cfg.ConnectionAttributes = r.connAttrs()
 	if cfg.Passwd != "" {
 		r.masker.Add(cfg.Passwd)
 	}
@@ -223,6 +227,60 @@ func (r *Runner) mysqlDB(ctx context.Context, ep *endpoint, env *evalEnv) (*sql.
 	}
 	p.dbs[key] = db
 	return db, nil
+}
+
+// connAttrs names the run in every MySQL connection it opens (the
+// server shows them in performance_schema.session_connect_attrs), so that
+// a server-side lock's holder can be told: program_name=flow, flow_run_id,
+// flow_host (the control host), flow_pid, flow_since (the run's start,
+// RFC 3339) and flow_operator.
+func (r *Runner) connAttrs() string {
+	host := r.opts.Host
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	attrs := [][2]string{
+		{"program_name", "flow"},
+		{"flow_run_id", r.opts.RunID},
+		{"flow_host", host},
+		{"flow_pid", strconv.Itoa(os.Getpid())},
+		{"flow_since", r.started.Format(time.RFC3339)},
+		{"flow_operator", r.opts.Operator},
+	}
+	parts := make([]string, len(attrs))
+	for i, a := range attrs {
+		parts[i] = a[0] + ":" + attrValue(a[1])
+	}
+	return strings.Join(parts, ",")
+}
+
+// maxAttrValue bounds one attribute value: the server keeps a few hundred
+// bytes of attributes per connection and drops what does not fit.
+const maxAttrValue = 64
+
+// attrValue makes s safe as a value of the driver's ConnectionAttributes
+// ("key:value,key:value"): the driver splits the list at every comma and
+// each pair at its first colon, and has no escape, so a comma (which would
+// start a bogus pair) becomes a semicolon; control characters become
+// spaces; the value is cut to maxAttrValue bytes on a rune boundary.
+func attrValue(s string) string {
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case r == ',':
+			return ';'
+		case r < ' ' || r == 0x7f:
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > maxAttrValue {
+		cut := maxAttrValue
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
+	}
+	return s
 }
 
 func (r *Runner) sshClient(ctx context.Context, ep *endpoint) (SSHClient, error) {

@@ -137,10 +137,10 @@ func RunPlaybook(t testing.TB, pb *engine.Playbook, o Options) *Result {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	r := engine.NewRunner(engine.Options{Mode: o.Mode, Vars: o.Vars, JSON: o.JSON, Config: o.Config, Log: log,
-		Out: outBuf, SSHDial: o.SSHDial, Yes: o.Yes, Operator: "test", Host: "test", Resume: o.Resume, RunID: "test-run"})
+		Out: outBuf, SSHDial: o.SSHDial, Yes: o.Yes, Operator: "test", Host: "test", Resume: o.Resume})
 	if o.Journal != nil {
 		r = engine.NewRunner(engine.Options{Mode: o.Mode, Vars: o.Vars, JSON: o.JSON, Config: o.Config, Log: log,
-			Out: outBuf, SSHDial: o.SSHDial, Yes: o.Yes, Operator: "test", Host: "test", Resume: o.Resume, RunID: "test-run", Journal: o.Journal})
+			Out: outBuf, SSHDial: o.SSHDial, Yes: o.Yes, Operator: "test", Host: "test", Resume: o.Resume, Journal: o.Journal})
 	}
 	log.SetFormatter(logfmt.Masked{Inner: log.Formatter, Mask: r.Masker().Apply})
 	start := time.Now()
