@@ -36,6 +36,10 @@ import (
 // replication channel, the server unreachable) fails after `stopped_grace`
 // (default 30s): it would never catch up by itself. Otherwise the wait is
 // bounded by `timeout` (default 10m), whose error quotes the missing set.
+//
+// Every second of the wait it reports to the live progress view (a
+// step_progress event) what it waits for, the transactions missing, the
+// rate they are applied at (smoothed) and the estimate of the time left.
 type WaitGTIDStep struct {
 	engine.MySQLTarget `yaml:",inline"`
 	// GTID is an expression giving the reference GTID set (text).
@@ -262,10 +266,11 @@ func (s *WaitGTIDStep) Run(ctx context.Context, x *engine.Exec) (map[string]any,
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	ref, refDesc, err := s.reference(ctx, x)
+	ref, refName, err := s.reference(ctx, x)
 	if err != nil {
 		return nil, err
 	}
+	refDesc := fmt.Sprintf("%s (%d transaction(s))", refName, ref.Count())
 	db, target, err := x.MySQL(ctx, &s.MySQLTarget)
 	if err != nil {
 		return nil, err
@@ -288,6 +293,7 @@ func (s *WaitGTIDStep) Run(ctx context.Context, x *engine.Exec) (map[string]any,
 		reportCount uint64
 		rate        float64
 		first       = true
+		view        catchUp // the progress view's rate and estimate
 	)
 	for {
 		w.polls++
@@ -334,6 +340,14 @@ func (s *WaitGTIDStep) Run(ctx context.Context, x *engine.Exec) (map[string]any,
 				x.Event("gtid_wait_started", map[string]any{"target": target, "missing_count": count, "reference": refText, "timeout_ms": timeout.Milliseconds()})
 			}
 			progressed := count < prev
+			if view.update(now, count) {
+				f := map[string]any{"target": target, "missing": count, "rate": view.rate, "rate_unit": "trx/s",
+					"waits_for": fmt.Sprintf("%s to apply %d missing transaction(s) of %s", target, count, refName)}
+				if eta, ok := view.eta(count); ok {
+					f["eta_s"] = eta
+				}
+				x.Progress(f)
+			}
 			why, fatal := w.health(ctx, interval, missing, executed)
 			if fatal != nil {
 				return nil, fmt.Errorf("%s: replication stopped with an error while %d transaction(s) of %s are missing (%s): %s",
@@ -384,6 +398,58 @@ func (s *WaitGTIDStep) Run(ctx context.Context, x *engine.Exec) (map[string]any,
 	}
 }
 
+// catchUp follows a wait's catch-up for the progress view: a report at the
+// first poll, then at most once a second, with the rate of transactions
+// applied, smoothed over the reports.
+type catchUp struct {
+	at      time.Time // the last report
+	count   uint64    // the transactions missing then
+	rate    float64   // transactions applied per second, smoothed
+	reports int
+}
+
+// Progress reports of wait-gtid: at most one a second, the rate smoothed
+// exponentially (each new second weighs catchUpWeight).
+const (
+	catchUpEvery  = time.Second
+	catchUpWeight = 0.3
+)
+
+// update takes the count of missing transactions at now and reports
+// whether a progress report is due.
+func (c *catchUp) update(now time.Time, count uint64) bool {
+	if c.reports == 0 {
+		c.at, c.count, c.reports = now, count, 1
+		return true
+	}
+	dt := now.Sub(c.at)
+	if dt < catchUpEvery {
+		return false
+	}
+	applied := 0.0
+	if c.count > count {
+		applied = float64(c.count - count)
+	}
+	sample := applied / dt.Seconds()
+	if c.reports == 1 {
+		c.rate = sample
+	} else {
+		c.rate = catchUpWeight*sample + (1-catchUpWeight)*c.rate
+	}
+	c.at, c.count = now, count
+	c.reports++
+	return true
+}
+
+// eta is the estimate in seconds for count missing transactions at the
+// current rate (false while nothing has been applied).
+func (c *catchUp) eta(count uint64) (float64, bool) {
+	if c.rate <= 0 {
+		return 0, false
+	}
+	return float64(count) / c.rate, true
+}
+
 // timeoutError says what is still missing when the wait runs out.
 func (s *WaitGTIDStep) timeoutError(target, refDesc string, timeout time.Duration, missing gtid.Set, count uint64, rate float64, extra string) error {
 	msg := fmt.Sprintf("%s has not applied %s within %s (timeout): %d transaction(s) still missing: %s", target, refDesc, shortDuration(timeout), count, clipGTID(flatGTID(missing.String()), 300))
@@ -396,7 +462,7 @@ func (s *WaitGTIDStep) timeoutError(target, refDesc string, timeout time.Duratio
 	return errors.New(msg)
 }
 
-// reference evaluates the set to wait for and a description of it.
+// reference evaluates the set to wait for and names it.
 func (s *WaitGTIDStep) reference(ctx context.Context, x *engine.Exec) (gtid.Set, string, error) {
 	if s.Source != nil {
 		db, label, err := x.MySQL(ctx, &s.Source.MySQLTarget)
@@ -413,7 +479,7 @@ func (s *WaitGTIDStep) reference(ctx context.Context, x *engine.Exec) (gtid.Set,
 			return gtid.Set{}, "", fmt.Errorf("%s: gtid_executed: %v", label, err)
 		}
 		x.Infof("reference: gtid_executed of %s: %s", label, clipGTID(flatGTID(set.String()), 300))
-		return set, fmt.Sprintf("the gtid_executed of %s (%d transaction(s))", label, set.Count()), nil
+		return set, "the gtid_executed of " + label, nil
 	}
 	v, err := x.Eval(s.GTID)
 	if err != nil {
@@ -427,7 +493,7 @@ func (s *WaitGTIDStep) reference(ctx context.Context, x *engine.Exec) (gtid.Set,
 	if err != nil {
 		return gtid.Set{}, "", fmt.Errorf("%s: `gtid: %s`: %v", s.GTID.Pos, s.GTID.Src, err)
 	}
-	return set, fmt.Sprintf("`%s` (%d transaction(s))", oneLine(s.GTID.Src), set.Count()), nil
+	return set, fmt.Sprintf("`%s`", oneLine(s.GTID.Src)), nil
 }
 
 // gtidExecuted reads and parses the node's gtid_executed.

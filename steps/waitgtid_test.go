@@ -1,7 +1,9 @@
 package steps_test
 
 import (
+	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/flowdba/flow/engine"
 	"github.com/flowdba/flow/engine/enginetest"
+	"github.com/flowdba/flow/gtid"
 	"github.com/flowdba/flow/lab/mysqltest"
 )
 
@@ -109,6 +112,90 @@ func TestWaitGTIDAgainstMySQL(t *testing.T) {
 		for _, secret := range []string{rep.Password, src.Password} {
 			if strings.Contains(res.Log, secret) {
 				t.Fatalf("a password leaked into the log")
+			}
+		}
+	})
+
+	t.Run("reports its progress to the view", func(t *testing.T) {
+		rep.Exec(t, "STOP REPLICA SQL_THREAD")
+		uuid := src.QueryString(t, "SELECT @@server_uuid")
+		done, err := gtid.Parse(src.GTIDExecuted(t))
+		if err != nil || done.String() != fmt.Sprintf("%s:1-%d", uuid, done.Count()) {
+			t.Fatalf("the source's gtid_executed is not one interval of its own: %v %v", done, err)
+		}
+		inserts := make([]string, 40)
+		for i := range inserts {
+			inserts[i] = fmt.Sprintf("INSERT INTO w.t VALUES (%d)", 200+i)
+		}
+		src.Exec(t, inserts...)
+		half := fmt.Sprintf("%s:1-%d", uuid, done.Count()+20)
+		pb := waitHead + `  - name: Step 10 wait for the replica
+    wait-gtid: {on: node, source: src, stopped_grace: 2m, timeout: 2m}
+`
+		progress := make(chan map[string]any, 1000)
+		var obs []map[string]any
+		res := make(chan error, 1)
+		p := enginetest.Load(t, enginetest.Write(t, pb, nil))
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			r := engine.NewRunner(engine.Options{Mode: engine.ModeRun, Vars: waitVars(rep, src, ""), Operator: "test", Host: "test",
+				Observer: func(event string, f map[string]any) {
+					if event == "step_progress" {
+						progress <- f
+					}
+				}})
+			res <- r.Run(ctx, p)
+		}()
+		// next is the next progress report whose missing count is want
+		next := func(want uint64) map[string]any {
+			t.Helper()
+			limit := time.After(time.Minute)
+			for {
+				select {
+				case f := <-progress:
+					obs = append(obs, f)
+					if f["missing"] == want {
+						return f
+					}
+				case err := <-res:
+					t.Fatalf("the wait ended (%v) before a report of %d missing transaction(s): %v", err, want, obs)
+				case <-limit:
+					t.Fatalf("no report of %d missing transaction(s) within a minute: %v", want, obs)
+				}
+			}
+		}
+		first := next(40)
+		wantFor := rep.Addr() + ") to apply 40 missing transaction(s) of the gtid_executed of mysql src (" + src.Addr() + ")"
+		if wf, _ := first["waits_for"].(string); !strings.Contains(wf, wantFor) || first["rate"] != 0.0 || first["rate_unit"] != "trx/s" || first["eta_s"] != nil {
+			t.Fatalf("the first report %v: want waits_for ending %q, rate 0 and no estimate", first, wantFor)
+		}
+		// let the applier apply half of them and stop
+		rep.Exec(t, "START REPLICA SQL_THREAD UNTIL SQL_AFTER_GTIDS = '"+half+"'")
+		mid := next(20)
+		rate, _ := mid["rate"].(float64)
+		eta, _ := mid["eta_s"].(float64)
+		if rate <= 0 || eta <= 0 || math.Abs(eta-20/rate) > 1e-6 {
+			t.Fatalf("after 20 transactions were applied the report says %v: want a rate and an estimate of 20/rate", mid)
+		}
+		if wf, _ := mid["waits_for"].(string); !strings.Contains(wf, "to apply 20 missing transaction(s)") {
+			t.Fatalf("the report %v does not say what it waits for", mid)
+		}
+		// the applier stops at the UNTIL position: start it for the rest
+		deadline := time.Now().Add(time.Minute)
+		for rep.QueryString(t, "SELECT SERVICE_STATE FROM performance_schema.replication_applier_status") != "OFF" {
+			if time.Now().After(deadline) {
+				t.Fatal("the applier did not stop at its UNTIL position within a minute")
+			}
+			time.Sleep(50 * time.Millisecond) // a poll interval, not a wait for an outcome
+		}
+		rep.Exec(t, "START REPLICA SQL_THREAD")
+		if err := <-res; err != nil {
+			t.Fatalf("the wait failed: %v (reports %v)", err, obs)
+		}
+		for _, f := range obs {
+			if wf, _ := f["waits_for"].(string); strings.Contains(wf, rep.Password) || strings.Contains(wf, src.Password) {
+				t.Fatal("a password leaked into a progress report")
 			}
 		}
 	})
