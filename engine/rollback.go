@@ -71,7 +71,7 @@ func (r *Runner) Rollback(ctx context.Context, pb *Playbook) error {
 		if !r.opts.Interactive || r.opts.Stdin == nil {
 			return &ExitError{Code: ExitRefused, Err: errors.New("rollback changes state and needs confirmation: run it from a terminal or pass --yes")}
 		}
-		r.printf("\nType %q to run the rollback above: ", "rollback")
+		r.prompt("Type %q to run the rollback above:\n", "rollback")
 		line, _ := bufio.NewReader(r.opts.Stdin).ReadString('\n')
 		if strings.TrimSpace(line) != "rollback" {
 			return &ExitError{Code: ExitRefused, Err: fmt.Errorf("the operator typed %q, not %q: nothing was undone", strings.TrimSpace(line), "rollback")}

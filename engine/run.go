@@ -48,6 +48,9 @@ type Options struct {
 	Stdin       io.Reader
 	// Out receives plan and dry-run listings.
 	Out io.Writer
+	// Prompt receives confirmation prompts (default: Out). A run sends its
+	// listing nowhere, so the CLI points this at the terminal.
+	Prompt io.Writer
 	// Log receives log lines and events; JSON selects the event stream.
 	Log     *logrus.Logger
 	JSON    bool
@@ -231,6 +234,18 @@ func (r *Runner) classify(ctx context.Context, err error) error {
 		return &ExitError{Code: ExitRefused, Err: err}
 	}
 	return &ExitError{Code: ExitStepFailed, Err: err}
+}
+
+// prompt writes a confirmation prompt (secrets masked) where the operator
+// sees it.
+func (r *Runner) prompt(format string, args ...any) {
+	w := r.opts.Prompt
+	if w == nil {
+		w = r.opts.Out
+	}
+	r.outMu.Lock()
+	defer r.outMu.Unlock()
+	fmt.Fprint(w, r.masker.Apply(fmt.Sprintf(format, args...)))
 }
 
 func (r *Runner) printf(format string, args ...any) {
@@ -1043,7 +1058,7 @@ func (r *Runner) confirm(s *Step, name string, env *evalEnv, log *logrus.Entry) 
 	if !r.opts.Interactive || r.opts.Stdin == nil {
 		return refuse(fmt.Sprintf("this step needs confirmation (type %q) but there is no terminal: run it from a terminal or pass --yes", word))
 	}
-	r.printf("\n%s: %s changes state. Type %q to continue: ", s.Pos.Short(), name, word)
+	r.prompt("%s: %s changes state. Type %q to continue:\n", s.Pos.Short(), name, word)
 	line, err := bufio.NewReader(r.opts.Stdin).ReadString('\n')
 	if err != nil && line == "" {
 		return refuse("no confirmation was typed")

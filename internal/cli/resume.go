@@ -70,6 +70,7 @@ func addContinueFlags(c *cobra.Command, f *continueFlags) {
 	c.Flags().BoolVar(&f.yes, "yes", false, "answer confirmations (for automation)")
 	c.Flags().BoolVar(&f.force, "force", false, "go on although a playbook file changed since the run (steps are matched by file:line:col)")
 	stateDirFlag(c, &f.stateDir)
+	addProgressFlag(c, &f.progress)
 }
 
 // continued is an earlier run that resume or rollback takes up again.
@@ -284,16 +285,26 @@ func interruptedList(rs *engine.ResumeState) string {
 }
 
 // runner makes the engine runner of a continued run.
-func (c *continued) runner(st *streams, f *continueFlags, mode engine.Mode, out io.Writer) *engine.Runner {
+// The live progress view (a resume on a terminal) is returned too; its
+// Close is safe on nil.
+func (c *continued) runner(st *streams, f *continueFlags, mode engine.Mode, out io.Writer, withView bool) (*engine.Runner, *progressView) {
 	opts := engine.Options{Mode: mode, Config: c.cfg, Vars: c.vars, Yes: f.yes,
-		Interactive: isTerminal(st.in), Stdin: st.in, Out: out, Log: c.log, JSON: c.json,
+		Interactive: isTerminal(st.in), Stdin: st.in, Out: out, Prompt: st.err, Log: c.log, JSON: c.json,
 		SSHDial: steps.DialSSH, Operator: operator(), Host: hostname(), RunID: c.id, Resume: c.rs}
 	if c.rec != nil {
 		opts.Journal = c.rec
 	}
+	var view *progressView
+	f.runFlags.stateDir = c.stateDir
+	if c.rec != nil && withView {
+		view = startProgress(st, &f.runFlags, mode, &opts, c.pb)
+		if view != nil {
+			opts.Prompt = view.v
+		}
+	}
 	r := engine.NewRunner(opts)
 	c.log.SetFormatter(logfmt.Masked{Inner: c.log.Formatter, Mask: r.Masker().Apply})
-	return r
+	return r, view
 }
 
 func resume(ctx context.Context, st *streams, ref string, f *continueFlags) error {
@@ -314,8 +325,9 @@ func resume(ctx context.Context, st *streams, ref string, f *continueFlags) erro
 	}
 	fmt.Fprintf(st.err, "flow: resuming run %s of %s (attempt %d): %d step(s) finished earlier are not run again; interrupted: %s\n",
 		c.id, c.run.Playbook, c.run.Attempts+2, done, interruptedList(c.rs))
-	r := c.runner(st, f, engine.ModeRun, io.Discard)
+	r, view := c.runner(st, f, engine.ModeRun, io.Discard, true)
 	err = r.Run(ctx, c.pb)
+	view.Close()
 	if err != nil && ctx.Err() != nil {
 		err = &engine.ExitError{Code: engine.ExitInterrupted, Err: fmt.Errorf("the current step was cancelled: %v", err)}
 	}
@@ -360,7 +372,7 @@ func rollback(ctx context.Context, st *streams, ref string, f *continueFlags) er
 	if f.dryRun {
 		mode = engine.ModeDryRun
 	}
-	r := c.runner(st, f, mode, st.out)
+	r, _ := c.runner(st, f, mode, st.out, false)
 	err = r.Rollback(ctx, c.pb)
 	if err != nil && ctx.Err() != nil {
 		err = &engine.ExitError{Code: engine.ExitInterrupted, Err: fmt.Errorf("the rollback was cancelled: %v", err)}
