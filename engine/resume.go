@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sirupsen/logrus"
 )
 
 // Step record states, as a resumed run reads them back from the journal.
@@ -120,8 +122,10 @@ func BuildResumeState(events []ResumeEvent) *ResumeState {
 		f := ev.Fields
 		switch ev.Event {
 		case "step_started":
+			// what an earlier attempt sent and its error stay: a step
+			// started again and cut short again may have applied either
 			if rec := get(f); rec != nil {
-				rec.Status, rec.Started, rec.Error, rec.Sent = StepStarted, ev.Time, "", nil
+				rec.Status, rec.Started = StepStarted, ev.Time
 			}
 		case "statement":
 			if rec := get(f); rec != nil {
@@ -337,6 +341,52 @@ func (r *Runner) restore(sc *scope, s *Step, out map[string]any) {
 	}
 }
 
+// resumeVerdictKey carries a judged step's verdict from step to leaf.
+type resumeVerdictKey struct{}
+
+// resumeVerdict is what a resumed run decided about an interrupted step.
+type resumeVerdict struct {
+	key  string
+	done bool
+	out  map[string]any
+}
+
+// judge decides about an interrupted state-changing step before it starts
+// again, journaling the decision: done (its output), rerun, or the
+// operator's call (the error that stops the resume).
+func (r *Runner) judge(ctx context.Context, w *worker, sc *scope, s *Step, key, name string, log *logrus.Entry, rec *StepRecord) (*resumeVerdict, error) {
+	x := &Exec{r: r, step: s, sc: sc, env: sc.env(), log: log, w: w, name: name, key: key}
+	d, out, why, err := r.judgeInterrupted(ctx, x, s, key, rec)
+	f := logrus.Fields{"key": key, "name": name, "line": s.Pos.Line, "why": r.masker.Apply(why)}
+	if err != nil {
+		f["decision"], f["error"] = "error", r.masker.Apply(err.Error())
+		r.event(log, "step_resume_decision", f)
+		var se *StepError
+		if errors.As(err, &se) {
+			return nil, err
+		}
+		return nil, &StepError{Pos: s.Pos, Step: name, Err: err}
+	}
+	switch d {
+	case ResumeDone:
+		log.Warnf("%s was interrupted in an earlier attempt and took effect: not run again (%s)", name, r.masker.Apply(why))
+		f["decision"] = "done"
+		r.event(log, "step_resume_decision", f)
+		if out == nil {
+			out = map[string]any{}
+		}
+		return &resumeVerdict{key: key, done: true, out: out}, nil
+	case ResumeRerun:
+		log.Warnf("%s was interrupted in an earlier attempt: running it again (%s)", name, r.masker.Apply(why))
+		f["decision"] = "rerun"
+		r.event(log, "step_resume_decision", f)
+		return &resumeVerdict{key: key}, nil
+	}
+	f["decision"] = "ask"
+	r.event(log, "step_resume_decision", f)
+	return nil, r.unsureError(s, name, key, rec, why)
+}
+
 // judgeInterrupted decides what a resumed run does with a state-changing
 // step that an earlier attempt started and did not finish (or that
 // failed).
@@ -349,7 +399,13 @@ func (r *Runner) judgeInterrupted(ctx context.Context, x *Exec, s *Step, key str
 		return ResumeDone, rec.Output, "the operator said so (--done)", nil
 	}
 	if j, ok := s.Spec.(Joiner); ok {
-		joined, why, err := j.Join(ctx, x, rec)
+		jctx := ctx
+		if s.Timeout > 0 {
+			var cancel context.CancelFunc
+			jctx, cancel = context.WithTimeout(ctx, s.Timeout)
+			defer cancel()
+		}
+		joined, why, err := j.Join(jctx, x, rec)
 		if err != nil {
 			return ResumeUnsure, nil, "", fmt.Errorf("%s: joining the work an earlier attempt left running: %w", s.Pos.Short(), err)
 		}

@@ -625,6 +625,17 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 			return refused
 		}
 	}
+	if leafStep && s.Spec != nil && s.Spec.Mutates() {
+		// an interrupted change is judged before it is recorded as started
+		// again: a resume that stops here leaves its record as it was
+		if rec := r.resumeRecord(key); rec != nil && (rec.Status == StepStarted || rec.Status == StepFailed) {
+			v, err := r.judge(ctx, w, sc, s, key, name, log, rec)
+			if err != nil {
+				return err
+			}
+			ctx = context.WithValue(ctx, resumeVerdictKey{}, v)
+		}
+	}
 	log.Debugf("%s start", name)
 	r.event(log, "step_started", base)
 	defer func() {
@@ -869,22 +880,8 @@ func (r *Runner) leaf(ctx context.Context, w *worker, sc *scope, s *Step, name s
 	}
 	resumed := false
 	var out map[string]any
-	if rec := r.resumeRecord(key); rec != nil && mut && (rec.Status == StepStarted || rec.Status == StepFailed) {
-		d, dout, why, err := r.judgeInterrupted(ctx, x, s, key, rec)
-		if err != nil {
-			return nil, err
-		}
-		switch d {
-		case ResumeDone:
-			log.Warnf("%s was interrupted in an earlier attempt and took effect: not run again (%s)", name, r.masker.Apply(why))
-			r.event(log, "step_resume_decision", logrus.Fields{"key": key, "name": name, "decision": "done", "why": r.masker.Apply(why)})
-			resumed, out = true, dout
-		case ResumeRerun:
-			log.Warnf("%s was interrupted in an earlier attempt: running it again (%s)", name, r.masker.Apply(why))
-			r.event(log, "step_resume_decision", logrus.Fields{"key": key, "name": name, "decision": "rerun", "why": r.masker.Apply(why)})
-		default:
-			return nil, r.unsureError(s, name, key, rec, why)
-		}
+	if v, ok := ctx.Value(resumeVerdictKey{}).(*resumeVerdict); ok && v.key == key && v.done {
+		resumed, out = true, v.out
 	}
 	if mut && r.opts.Mode == ModeRun && r.opts.Binder != nil && !resumed {
 		rd := &Render{r: r, env: env, step: s}

@@ -55,3 +55,7 @@ func (s *AssertStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, e
 	}
 	return nil, x.Refuse(s.That, msg)
 }
+
+// Recompute is true: a resumed run runs the step again instead of
+// restoring its output, since it only evaluates an expression (engine.Recomputed).
+func (s *AssertStep) Recompute() bool { return true }

@@ -41,6 +41,12 @@ import (
 // included, as clone_status reports it), copy_seconds (the copy stages),
 // mb_per_s (bytes / copy_seconds, in MiB/s), gtid_executed and binlog
 // position of the clone, source, stages (per-stage progress), target.
+//
+// Before it sends CLONE INSTANCE the step notes in the journal the
+// recipient, the donor and the recipient's clock, so that a resumed run
+// finds that clone in the recipient's performance_schema.clone_status: it
+// waits for a clone still in progress (Join), takes a completed clone from
+// this donor as done, and clones again after a failed one (Resume).
 type CloneStep struct {
 	engine.MySQLTarget `yaml:",inline"`
 	// DonorHost and DonorPort are the donor's address as the recipient
@@ -350,13 +356,15 @@ func (s *CloneStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, er
 	if err := conn.QueryRowContext(ctx, qCloneSince).Scan(&cr.since, &connID); err != nil {
 		return nil, fmt.Errorf("%s: `%s`: %s", target, qCloneSince, x.Mask(err.Error()))
 	}
-	// 4. the clone, with progress logged from another connection
+	// 4. the clone, with progress logged from another connection; the
+	// journal learns first which clone a resumed run must look for
 	display := p.statement("******")
+	x.Note(map[string]any{"recipient": target, "donor": p.donor(), "since": cr.since})
 	x.Infof("%s: cloning from %s (the recipient's data will be replaced)", target, p.donor())
 	x.Event("clone_started", map[string]any{"target": target, "donor": p.donor()})
-	x.Debugf("%s", display)
+	x.Sent(target, display)
 	start := time.Now()
-	stop := cr.watch(ctx)
+	stop := cr.viewProgress(ctx, cr.watch(ctx))
 	_, cerr := conn.ExecContext(ctx, p.statement(p.password))
 	stop()
 	took := time.Since(start)
@@ -656,4 +664,181 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// Resuming clone steps.
+
+// cloneJoinLog is how often a resumed run logs its wait for a clone.
+const cloneJoinLog = 30 * time.Second
+
+// resumeRun prepares a cloneRun for the clone an earlier attempt noted.
+// It returns nil when the attempt noted none (it stopped before sending
+// CLONE INSTANCE), and nil with a reason when that clone was into another
+// recipient than the one the step now targets.
+func (s *CloneStep) resumeRun(ctx context.Context, x *engine.Exec, rec *engine.StepRecord) (*cloneRun, string, error) {
+	since, _ := rec.Notes["since"].(string)
+	if since == "" {
+		return nil, "", nil
+	}
+	recipient, _ := rec.Notes["recipient"].(string)
+	p, err := s.params(x)
+	if err != nil {
+		return nil, "", err
+	}
+	db, target, err := x.MySQL(ctx, &s.MySQLTarget)
+	if err != nil {
+		return nil, "", err
+	}
+	if recipient != "" && recipient != target {
+		return nil, fmt.Sprintf("the earlier attempt cloned into %s, but the step now clones into %s", recipient, target), nil
+	}
+	return &cloneRun{x: x, db: db, target: target, p: p, since: since}, "", nil
+}
+
+// Join waits for the clone an earlier attempt started, when the
+// recipient's clone_status still says In Progress or the recipient does
+// not answer (it restarts at the end of a clone): see settle.
+func (s *CloneStep) Join(ctx context.Context, x *engine.Exec, rec *engine.StepRecord) (bool, string, error) {
+	cr, _, err := s.resumeRun(ctx, x, rec)
+	if err != nil || cr == nil {
+		return false, "", err
+	}
+	st, waited, err := cr.settle(ctx)
+	if err != nil || !waited {
+		return false, "", err
+	}
+	state := "shows no clone"
+	if st != nil {
+		state = "says " + st.state
+	}
+	return true, fmt.Sprintf("the clone into %s from %s was still running; performance_schema.clone_status now %s", cr.target, cr.p.donor(), state), nil
+}
+
+// Resume judges the clone an earlier attempt started by the recipient's
+// performance_schema.clone_status (the rows since the noted time): Completed
+// from this step's donor is done (the output is the one the step gives
+// after a clone); Failed, Not Started, another donor, or no clone at all
+// (also when the attempt stopped before sending CLONE INSTANCE) means it
+// did not take effect and the step runs again.
+func (s *CloneStep) Resume(ctx context.Context, x *engine.Exec, rec *engine.StepRecord) (engine.ResumeDecision, map[string]any, string, error) {
+	cr, other, err := s.resumeRun(ctx, x, rec)
+	switch {
+	case err != nil:
+		return engine.ResumeUnsure, nil, "", err
+	case other != "":
+		return engine.ResumeUnsure, nil, other, nil
+	case cr == nil:
+		return engine.ResumeRerun, nil, "the earlier attempt stopped before it sent CLONE INSTANCE", nil
+	}
+	st, _, err := cr.settle(ctx)
+	if err != nil {
+		return engine.ResumeUnsure, nil, "", err
+	}
+	where := fmt.Sprintf("performance_schema.clone_status on %s", cr.target)
+	switch {
+	case st == nil:
+		return engine.ResumeRerun, nil, fmt.Sprintf("%s shows no clone started after %s: CLONE INSTANCE did not start", where, cr.since), nil
+	case st.state == "Completed" && sameDonor(st.source, cr.p.donor()):
+		out, err := cr.report(ctx, st)
+		if err != nil {
+			return engine.ResumeUnsure, nil, "", err
+		}
+		return engine.ResumeDone, out, fmt.Sprintf("%s says Completed, cloned from %s", where, st.source), nil
+	case st.state == "Completed":
+		return engine.ResumeRerun, nil, fmt.Sprintf("%s says Completed, but cloned from %s, not from this step's donor %s", where, st.source, cr.p.donor()), nil
+	case st.state == "Failed":
+		return engine.ResumeRerun, nil, fmt.Sprintf("%s says Failed (error %d: %s)", where, st.errNo, x.Mask(st.errMsg)), nil
+	}
+	return engine.ResumeRerun, nil, fmt.Sprintf("%s says %s", where, st.state), nil
+}
+
+// sameDonor compares clone_status's SOURCE ("host:port") with a donor.
+func sameDonor(source, donor string) bool {
+	split := func(a string) (string, string) {
+		i := strings.LastIndexByte(a, ':')
+		if i < 0 {
+			return strings.ToLower(strings.Trim(a, "[]")), ""
+		}
+		return strings.ToLower(strings.Trim(a[:i], "[]")), a[i+1:]
+	}
+	h1, p1 := split(strings.TrimSpace(source))
+	h2, p2 := split(strings.TrimSpace(donor))
+	return h1 == h2 && p1 == p2
+}
+
+// settle polls clone_status for the clone started after cr.since until it
+// is no longer In Progress, and returns its row (nil when there is none).
+// It tolerates the recipient not answering (a clone restarts it) for up to
+// restart_timeout at a stretch, installs the clone plugin again when the
+// cloned data does not load it (as awaitRestart does), and waits at most
+// the step's `timeout:` in all, logging the wait every 30 s. waited says
+// it had to wait.
+func (cr *cloneRun) settle(ctx context.Context) (*cloneStatus, bool, error) {
+	x, target := cr.x, cr.target
+	sctx, cancel := context.WithTimeout(ctx, cr.p.timeout)
+	defer cancel()
+	interval := x.Interval(clonePoll)
+	q := qCloneStatus + quote.SQLString(cr.since)
+	began := time.Now()
+	lastLog := began
+	var downSince time.Time
+	waited, reinstalled := false, false
+	for {
+		actx, acancel := context.WithTimeout(sctx, 10*time.Second)
+		st, err := cr.status(actx, cr.db)
+		acancel()
+		var me *mysql.MySQLError
+		var why string
+		switch {
+		case err == nil && (st == nil || st.state != "In Progress"):
+			if waited {
+				x.Infof("%s: the clone an earlier attempt started is over after %s of waiting", target, roundDuration(time.Since(began)))
+			}
+			return st, waited, nil
+		case err == nil:
+			downSince = time.Time{}
+			why = "performance_schema.clone_status says In Progress"
+		case errors.As(err, &me) && me.Number == 1045:
+			return nil, waited, fmt.Errorf("%s: the recipient refuses the connection's user (%s): after a clone it has the donor's accounts: use an account that exists with the same password on the donor", target, x.Mask(err.Error()))
+		case errors.As(err, &me) && me.Number == 1146 && !reinstalled:
+			x.Infof("%s: the cloned data does not load the clone plugin: installing it again to read clone_status", target)
+			x.Debugf("%s", qInstallClone)
+			if _, err := cr.db.ExecContext(sctx, qInstallClone); err != nil {
+				return nil, waited, fmt.Errorf("%s: `%s` failed (%s), so flow cannot read performance_schema.clone_status: check the clone's outcome in the error log", target, qInstallClone, x.Mask(err.Error()))
+			}
+			reinstalled = true
+			continue
+		case errors.As(err, &me) && !lostConnection(err):
+			return nil, waited, fmt.Errorf("%s: `%s`: %s", target, q, x.Mask(err.Error()))
+		default:
+			if downSince.IsZero() {
+				downSince = time.Now()
+			}
+			if time.Since(downSince) > cr.p.restart {
+				return nil, waited, fmt.Errorf("%s: the recipient has not answered for %s (restart_timeout), so flow cannot read the outcome of the clone an earlier attempt started from %s: %s; check its error log (is a supervisor, mysqld_safe or systemd, running it?)",
+					target, shortDuration(cr.p.restart), cr.p.donor(), x.Mask(err.Error()))
+			}
+			why = "the recipient does not answer (a clone restarts it): " + x.Mask(err.Error())
+		}
+		now := time.Now()
+		if !waited {
+			waited = true
+			lastLog = now
+			x.Infof("%s: waiting for the clone from %s an earlier attempt started (%s)", target, cr.p.donor(), why)
+			x.Debugf("%s   (repeated every %s)", q, interval)
+		} else if now.Sub(lastLog) >= cloneJoinLog {
+			lastLog = now
+			x.Infof("%s: still waiting for the clone from %s an earlier attempt started, %s so far (%s)", target, cr.p.donor(), roundDuration(now.Sub(began)), why)
+		}
+		t := time.NewTimer(interval)
+		select {
+		case <-sctx.Done():
+			t.Stop()
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return nil, waited, fmt.Errorf("%s: interrupted while waiting for the clone an earlier attempt started: %v", target, ctx.Err())
+			}
+			return nil, waited, fmt.Errorf("%s: the clone from %s an earlier attempt started was not over within %s (timeout): %s", target, cr.p.donor(), shortDuration(cr.p.timeout), why)
+		case <-t.C:
+		}
+	}
 }

@@ -1,6 +1,9 @@
 package steps_test
 
 import (
+	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -274,4 +277,145 @@ steps:
 		}
 	}
 	assertNoSecret(t, "plan", res.Out+res.Log, "Param-Pass-42", "Literal-Pass-99")
+}
+
+// cloneState reads the state of the recipient's clone started at or after
+// since, as the connection's account (which exists on the donor too, so it
+// works before and after the clone); "down" when the recipient does not
+// answer, "" when there is no such clone.
+func cloneState(db *sql.DB, since string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var st string
+	err := db.QueryRowContext(ctx, "SELECT STATE FROM performance_schema.clone_status WHERE BEGIN_TIME >= ?", since).Scan(&st)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return ""
+	case err != nil:
+		return "down"
+	}
+	return st
+}
+
+// TestCloneResume drives the clone step's resume decisions with real
+// clones: a failed clone is run again; a clone still running (or its
+// recipient restarting) is joined and then done, with the output the step
+// gives after a clone; a completed clone is done without cloning again; a
+// clone from another donor is run again.
+func TestCloneResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs MySQL")
+	}
+	adminPW, clonePW := "Adm-"+mysqld.NewPassword(), "Cln-"+mysqld.NewPassword()
+	donor := mysqltest.Start(t)
+	cloneAccounts(t, donor, adminPW, clonePW)
+	donor.Exec(t, "INSTALL PLUGIN clone SONAME 'mysql_clone.so'", "CREATE DATABASE c", "CREATE TABLE c.t (id INT PRIMARY KEY, v VARCHAR(200))",
+		"INSERT INTO c.t VALUES (1, 'one'), (2, 'two')")
+	rec := mysqltest.Start(t, mysqltest.WithSupervisor(true))
+	cloneAccounts(t, rec, adminPW, "unused-"+mysqld.NewPassword())
+	pb := clonePlaybook(clonePW)
+	key := stepKey(t, pb, "Step 16 clone donor node")
+	vars := cloneVars(rec, donor, adminPW)
+	db, err := sql.Open("mysql", fmt.Sprintf("flowadmin:%s@tcp(%s)/?timeout=2s&readTimeout=2s", adminPW, rec.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	clones := func(a *attempt) int { return len(a.Events.named("clone_started")) }
+
+	t.Run("failed: run again", func(t *testing.T) {
+		wrong := "Wrong-" + mysqld.NewPassword()
+		first := runAttempt(t, clonePlaybook(wrong), vars, nil, nil, 2*time.Minute, nil)
+		if first.Err == nil || !strings.Contains(first.Err.Error(), "3862") {
+			t.Fatalf("the clone with a wrong password did not fail: %v", first.Err)
+		}
+		rs := first.Events.state()
+		if r := rs.Steps[key]; r == nil || r.Status != engine.StepFailed || r.Notes["since"] == nil || r.Notes["donor"] != donor.Addr() {
+			t.Fatalf("journal state of %s: %+v", key, rs.Steps[key])
+		}
+		res := runAttempt(t, pb, vars, nil, rs, 2*time.Minute, nil)
+		res.wantDecision(t, key, "rerun", "clone_status", "says Failed (error 3862")
+		if res.Err != nil || clones(res) != 1 {
+			t.Fatalf("resume: %v (%d clones)\n%s", res.Err, clones(res), res.Log)
+		}
+		assertNoSecret(t, "log or error", res.Log+first.Log+fmt.Sprint(first.Err), clonePW, wrong, adminPW)
+	})
+
+	var atNote *engine.ResumeState // the journal of an attempt as it sends CLONE INSTANCE
+	t.Run("in progress: joined, then done", func(t *testing.T) {
+		noted := make(chan string, 1)
+		ev := &journalEvents{}
+		ev.on = func(name string, f map[string]any) {
+			if name == "step_note" {
+				atNote = ev.state()
+				select {
+				case noted <- fmt.Sprint(f["since"]):
+				default:
+				}
+			}
+		}
+		loaded := enginetest.Load(t, enginetest.Write(t, pb, nil))
+		firstDone := make(chan *attempt, 1)
+		go func() { firstDone <- runLoaded(loaded, vars, nil, nil, 2*time.Minute, ev, "first") }()
+		var since string
+		select {
+		case since = <-noted:
+		case first := <-firstDone:
+			t.Fatalf("the first attempt noted nothing: %v\n%s", first.Err, first.Log)
+		}
+		// resume as if flow had died once the clone was under way
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		deadline := time.After(time.Minute)
+		for st := cloneState(db, since); st != "In Progress" && st != "down"; st = cloneState(db, since) {
+			if st == "Completed" {
+				t.Fatalf("never saw the clone in progress (clone_status %q)", st)
+			}
+			select {
+			case <-tick.C:
+			case <-deadline:
+				t.Fatalf("the clone was not seen in progress within a minute (clone_status %q)", st)
+			}
+		}
+		t.Logf("resuming while the first attempt's clone runs")
+		res := runAttempt(t, pb, vars, nil, atNote, 2*time.Minute, nil)
+		t.Logf("resumed run:\n%s", grepLines(res.Log, "earlier attempt", "interrupted", "clone"))
+		if j := res.Events.named("step_joined"); len(j) != 1 || !strings.Contains(fmt.Sprint(j[0]["why"]), "was still running") {
+			t.Fatalf("step_joined: %v\n%s", j, res.Log)
+		}
+		res.wantDecision(t, key, "done", "says Completed, cloned from "+donor.Addr())
+		if res.Err != nil || clones(res) != 0 {
+			t.Fatalf("resume: %v (%d clones)\n%s", res.Err, clones(res), res.Log)
+		}
+		if first := <-firstDone; first.Err != nil {
+			t.Fatalf("first attempt: %v\n%s", first.Err, first.Log)
+		}
+	})
+
+	t.Run("completed: done without cloning again", func(t *testing.T) {
+		if atNote == nil {
+			t.Skip("needs the journal of the clone above")
+		}
+		res := runAttempt(t, pb, vars, nil, atNote, time.Minute, nil)
+		if j := res.Events.named("step_joined"); len(j) != 0 {
+			t.Fatalf("joined a finished clone: %v", j)
+		}
+		res.wantDecision(t, key, "done", "says Completed")
+		if res.Err != nil || clones(res) != 0 {
+			t.Fatalf("resume: %v (%d clones)\n%s", res.Err, clones(res), res.Log)
+		}
+	})
+
+	t.Run("completed from another donor: run again", func(t *testing.T) {
+		if atNote == nil {
+			t.Skip("needs the journal of the clone above")
+		}
+		other := cloneVars(rec, donor, adminPW)
+		other["donor_host"] = "127.0.0.1" // where no donor listens: the clone that runs again fails at once
+		res := runAttempt(t, pb, other, nil, atNote, time.Minute, nil)
+		res.wantDecision(t, key, "rerun", "cloned from "+donor.Addr()+", not from this step's donor 127.0.0.1:")
+		if clones(res) != 1 || res.Err == nil {
+			t.Fatalf("the clone did not run again (%d clones): %v", clones(res), res.Err)
+		}
+	})
 }

@@ -61,3 +61,7 @@ func (s *LogStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, erro
 	}
 	return map[string]any{"msg": fmt.Sprint(msg)}, nil
 }
+
+// Recompute is true: a resumed run runs the step again instead of
+// restoring its output, since it only writes a log line (engine.Recomputed).
+func (s *LogStep) Recompute() bool { return true }

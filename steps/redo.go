@@ -287,6 +287,19 @@ func (s *RedoStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, err
 	}
 }
 
+// Resume runs an interrupted write or clear again: both are idempotent. A
+// write replaces the whole record atomically (a temporary file renamed
+// over it), so writing the same values again leaves the same record (only
+// written_at moves); a clear of a record already removed finds nothing to
+// remove (its output says existed: false then). A half-done first attempt
+// cannot have left a partial record, since the rename is atomic.
+func (s *RedoStep) Resume(ctx context.Context, x *engine.Exec, rec *engine.StepRecord) (engine.ResumeDecision, map[string]any, string, error) {
+	if s.Action == "write" {
+		return engine.ResumeRerun, nil, "writing the redo record again replaces it atomically with the same values", nil
+	}
+	return engine.ResumeRerun, nil, "clearing the redo record again finds it already removed (or removes it)", nil
+}
+
 // meta evaluates the run's id and playbook name.
 func (s *RedoStep) meta(x *engine.Exec) (runID, playbook string) {
 	if v, err := x.Eval(s.RunID); err == nil {

@@ -343,3 +343,30 @@ func TestRedoLoadErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestRedoResume: an interrupted write or clear runs again (both are
+// idempotent), and the record ends as one run leaves it.
+func TestRedoResume(t *testing.T) {
+	dir := t.TempDir()
+	pb := `name: redo-resume
+params:
+  dir: {type: string, required: true}
+steps:
+  - name: Step 01 write
+    redo: {action: write, path: "{{ dir }}/r.json", values: {donor: "'n1'"}}
+  - name: Step 02 clear
+    redo: {action: clear, path: "{{ dir }}/r.json"}
+`
+	vars := map[string]string{"dir": dir}
+	for _, name := range []string{"Step 01 write", "Step 02 clear"} {
+		key := stepKey(t, pb, name)
+		res := runAttempt(t, pb, vars, nil, resumeWith(&engine.StepRecord{Key: key, Status: engine.StepStarted, Started: time.Now()}), time.Minute, nil)
+		res.wantDecision(t, key, "rerun", "again")
+		if res.Err != nil {
+			t.Fatalf("%s: %v\n%s", name, res.Err, res.Log)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "r.json")); !os.IsNotExist(err) {
+		t.Fatalf("the record was not cleared: %v", err)
+	}
+}

@@ -106,3 +106,7 @@ func (s *SetStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, erro
 	}
 	return out, nil
 }
+
+// Recompute is true: a resumed run runs the step again instead of
+// restoring its output, since it only computes variables from values flow already has (engine.Recomputed).
+func (s *SetStep) Recompute() bool { return true }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -222,6 +223,131 @@ func convertValue(v any, dbType string) any {
 		return float64(x)
 	}
 	return v
+}
+
+// Resume judges an `exec:` statement an earlier attempt started and did not
+// finish, or that failed:
+//
+//   - it failed with a MySQL server error (the error names "Error NNNN"
+//     after the statement): the server rejected it, and a rejected
+//     statement does not apply (autocommit; InnoDB rolls the statement
+//     back; DDL is atomic), so it runs again. Not so for errors that
+//     interrupt a statement while it runs (server shutdown, KILL, a failed
+//     commit), for a step that sent it more than once (retries: an earlier
+//     try may have applied), nor for DBScale commands, which fan out to
+//     routers and backends and may have applied on some;
+//   - it has a `check:` query: rows mean the statement took effect (the
+//     step is done; its output holds the check's rows, rows_affected 0),
+//     no row means it did not (it runs again);
+//   - its form is idempotent (sqlkind.Idempotent): it runs again;
+//   - otherwise flow cannot tell and the operator is asked, told which
+//     kind of statement it is.
+//
+// Whether the statement was sent at all is not judged from the journal's
+// statements: a later resume that refused the step records none.
+func (s *SQLStep) Resume(ctx context.Context, x *engine.Exec, rec *engine.StepRecord) (engine.ResumeDecision, map[string]any, string, error) {
+	if s.Exec == nil {
+		return engine.ResumeRerun, nil, "a query only reads", nil
+	}
+	if code, ok := s.rejected(rec); ok {
+		return engine.ResumeRerun, nil, fmt.Sprintf("the server rejected the statement (MySQL error %d), so it did not apply", code), nil
+	}
+	if s.CheckQuery != nil {
+		out, err := s.check(ctx, x)
+		if err != nil {
+			return engine.ResumeUnsure, nil, "", err
+		}
+		if n := out["count"].(int); n > 0 {
+			return engine.ResumeDone, out, fmt.Sprintf("its `check:` query returns %d row(s): the statement took effect", n), nil
+		}
+		return engine.ResumeRerun, nil, "its `check:` query returns no row: the statement did not take effect", nil
+	}
+	stmt := s.Exec.Raw
+	if q, _, err := x.SQL(s.Exec); err == nil {
+		stmt = q // values inlined as literals, as sent; never logged
+	}
+	ok, why := sqlkind.Idempotent(stmt)
+	if ok {
+		return engine.ResumeRerun, nil, why, nil
+	}
+	return engine.ResumeUnsure, nil, why + "; a `check:` query returning rows once it took effect would let flow tell", nil
+}
+
+// mysqlErrorRE finds a go-sql-driver server error after the statement in
+// a sql step's error: "`STATEMENT`: Error 1062 (23000): …".
+var mysqlErrorRE = regexp.MustCompile("^`: Error (\\d+)(?: \\([0-9A-Z]{5}\\))?: ")
+
+// interruptingErrors are server errors that can end a statement that was
+// already changing things: it may have applied, in part or whole.
+var interruptingErrors = map[int]bool{
+	1053: true, // ER_SERVER_SHUTDOWN
+	1180: true, // ER_ERROR_DURING_COMMIT
+	1181: true, // ER_ERROR_DURING_ROLLBACK
+	1196: true, // ER_WARNING_NOT_COMPLETE_ROLLBACK (non-transactional tables changed)
+	1317: true, // ER_QUERY_INTERRUPTED (KILL QUERY)
+	1927: true, // ER_CONNECTION_KILLED
+	3169: true, // ER_SESSION_WAS_KILLED
+}
+
+// rejected reports whether the earlier attempt failed because the server
+// refused its one try of the statement (see Resume), and the error code.
+func (s *SQLStep) rejected(rec *engine.StepRecord) (int, bool) {
+	if rec.Status != engine.StepFailed || len(rec.Sent) != len(s.Session)+1 {
+		return 0, false
+	}
+	target, text, ok := strings.Cut(rec.Sent[len(rec.Sent)-1], ": ")
+	if !ok {
+		return 0, false
+	}
+	if w := sqlkind.Words(text, 1); len(w) > 0 && w[0] == "DBSCALE" {
+		return 0, false
+	}
+	// the error must be the statement's own, as Run words it
+	i := strings.Index(rec.Error, target+": `"+text+"`: Error ")
+	if i < 0 {
+		return 0, false
+	}
+	m := mysqlErrorRE.FindStringSubmatch(rec.Error[i+len(target)+len(text)+3:])
+	if m == nil {
+		return 0, false
+	}
+	code, _ := strconv.Atoi(m[1])
+	if code <= 0 || interruptingErrors[code] {
+		return 0, false
+	}
+	return code, true
+}
+
+// check runs the `check:` query on the step's target and returns the
+// step's output with its rows.
+func (s *SQLStep) check(ctx context.Context, x *engine.Exec) (map[string]any, error) {
+	db, target, err := x.MySQL(ctx, &s.MySQLTarget)
+	if err != nil {
+		return nil, err
+	}
+	q, shown, err := x.SQL(s.CheckQuery)
+	if err != nil {
+		return nil, err
+	}
+	x.Debugf("%s   (resume check)", shown)
+	rows, err := db.QueryContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("%s: the `check:` query `%s`: %v", target, shown, err)
+	}
+	defer rows.Close()
+	list, cols, err := ScanRows(rows)
+	if err != nil {
+		return nil, fmt.Errorf("%s: the `check:` query `%s`: %v", target, shown, err)
+	}
+	colsAny := make([]any, len(cols))
+	for i, c := range cols {
+		colsAny[i] = c
+	}
+	out := map[string]any{"target": target, "rows": list, "row": map[string]any{}, "count": len(list), "columns": colsAny, "rows_affected": 0}
+	if len(list) > 0 {
+		out["row"] = list[0]
+	}
+	return out, nil
 }
 
 func firstWords(s string) string {

@@ -1,14 +1,20 @@
 package steps_test
 
 import (
+	"context"
+	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/flowdba/flow/engine"
 	"github.com/flowdba/flow/engine/enginetest"
+	"github.com/flowdba/flow/engine/logfmt"
 	"github.com/flowdba/flow/lab/mysqltest"
 	_ "github.com/flowdba/flow/steps"
+	"github.com/sirupsen/logrus"
 )
 
 const sqlPlaybook = `name: sql-test
@@ -152,4 +158,270 @@ steps:
 			t.Errorf("dry-run output lacks %q:\n%s", want, res.Out)
 		}
 	}
+}
+
+// journalEvents collects a run's events as its journal would record them
+// (through engine.Options.Observer), to rebuild the resume state of an
+// attempt as `flow resume` does.
+type journalEvents struct {
+	mu   sync.Mutex
+	list []engine.ResumeEvent
+	// on, when set, is called with every event (from the run's goroutines).
+	on func(name string, f map[string]any)
+}
+
+func (j *journalEvents) observe(name string, f map[string]any) {
+	j.mu.Lock()
+	tm, _ := f["time"].(time.Time)
+	j.list = append(j.list, engine.ResumeEvent{Seq: int64(len(j.list) + 1), Time: tm, Event: name, Fields: f})
+	on := j.on
+	j.mu.Unlock()
+	if on != nil {
+		on(name, f)
+	}
+}
+
+// state folds the events so far into a resume state.
+func (j *journalEvents) state() *engine.ResumeState {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return engine.BuildResumeState(append([]engine.ResumeEvent(nil), j.list...))
+}
+
+// named returns the fields of the events called name.
+func (j *journalEvents) named(name string) []map[string]any {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var out []map[string]any
+	for _, e := range j.list {
+		if e.Event == name {
+			out = append(out, e.Fields)
+		}
+	}
+	return out
+}
+
+// attempt is one run of a playbook: a first attempt, or a resumed one.
+type attempt struct {
+	Err    error
+	Log    string
+	Events *journalEvents
+}
+
+// runAttempt runs yaml (written as test.yaml, so step keys are
+// "test.yaml:LINE:COL") for real; rs, when not nil, makes it resume
+// earlier attempts. ev, when not nil, receives the events.
+func runAttempt(t *testing.T, yaml string, vars map[string]string, dial engine.SSHDialer, rs *engine.ResumeState, timeout time.Duration, ev *journalEvents) *attempt {
+	t.Helper()
+	return runLoaded(enginetest.Load(t, enginetest.Write(t, yaml, nil)), vars, dial, rs, timeout, ev, "run-"+t.Name())
+}
+
+// runLoaded is runAttempt for a loaded playbook; it may run in a goroutine
+// of its own.
+func runLoaded(pb *engine.Playbook, vars map[string]string, dial engine.SSHDialer, rs *engine.ResumeState, timeout time.Duration, ev *journalEvents, runID string) *attempt {
+	if ev == nil {
+		ev = &journalEvents{}
+	}
+	log := &lockedBuffer{}
+	l := logrus.New()
+	l.SetOutput(log)
+	l.SetLevel(logrus.DebugLevel)
+	l.SetFormatter(logfmt.Text{})
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	r := engine.NewRunner(engine.Options{Mode: engine.ModeRun, Vars: vars, Log: l, SSHDial: dial, Resume: rs,
+		Observer: ev.observe, Operator: "test", Host: "test", RunID: runID})
+	err := r.Run(ctx, pb)
+	return &attempt{Err: err, Log: log.String(), Events: ev}
+}
+
+// resumeWith is a resume state holding only rec.
+func resumeWith(rec *engine.StepRecord) *engine.ResumeState {
+	if rec.Notes == nil {
+		rec.Notes = map[string]any{}
+	}
+	return &engine.ResumeState{Steps: map[string]*engine.StepRecord{rec.Key: rec}, Done: map[string]bool{}, Rerun: map[string]bool{}}
+}
+
+// decision returns the step's resume decision and why ("" if none).
+func (a *attempt) decision(t *testing.T, key string) (string, string) {
+	t.Helper()
+	for _, f := range a.Events.named("step_resume_decision") {
+		if f["key"] == key {
+			d, _ := f["decision"].(string)
+			why, _ := f["why"].(string)
+			return d, why
+		}
+	}
+	return "", ""
+}
+
+// wantDecision fails the test unless the step's resume decision is want
+// and its reason holds every part of why.
+func (a *attempt) wantDecision(t *testing.T, key, want string, why ...string) {
+	t.Helper()
+	d, w := a.decision(t, key)
+	if d != want {
+		t.Fatalf("resume decision for %s: %q (%s), want %q; error %v\n%s", key, d, w, want, a.Err, a.Log)
+	}
+	for _, s := range why {
+		if !strings.Contains(w, s) {
+			t.Errorf("the reason %q lacks %q", w, s)
+		}
+	}
+}
+
+// wantAsked fails the test unless the resume stopped at the step asking
+// the operator (exit 3, --done/--rerun) with a message holding want.
+func (a *attempt) wantAsked(t *testing.T, key string, want ...string) {
+	t.Helper()
+	if engine.ExitCode(a.Err) != engine.ExitRefused {
+		t.Fatalf("exit %d, want %d (the operator asked): %v\n%s", engine.ExitCode(a.Err), engine.ExitRefused, a.Err, a.Log)
+	}
+	msg := a.Err.Error()
+	t.Logf("refusal: %s", msg)
+	for _, s := range append([]string{"--done '" + key + "'", "--rerun '" + key + "'", "flow cannot tell whether it took effect"}, want...) {
+		if !strings.Contains(msg, s) {
+			t.Errorf("the refusal lacks %q:\n%s", s, msg)
+		}
+	}
+	if d, _ := a.decision(t, key); d != "ask" {
+		t.Errorf("the decision journaled for %s is %q, want ask (the operator's call)", key, d)
+	}
+	if n := len(a.Events.named("step_started")); n != 0 {
+		t.Errorf("the step was recorded as started again (%d step_started) although the resume stopped before it", n)
+	}
+}
+
+// stepKey is the key of the step whose `- name:` line is name in yaml.
+func stepKey(t *testing.T, yaml, name string) string {
+	t.Helper()
+	for i, l := range strings.Split(yaml, "\n") {
+		if strings.TrimSpace(l) == "- name: "+name {
+			return fmt.Sprintf("test.yaml:%d:%d", i+1, strings.Index(l, "-")+3)
+		}
+	}
+	t.Fatalf("no step %q in the playbook", name)
+	return ""
+}
+
+// sqlResumePlaybook is a playbook with one sql step (its fields given),
+// registered as r, then an assertion on r.
+func sqlResumePlaybook(fields, assert string) string {
+	return `name: sql-resume
+params:
+  host: {type: string, required: true}
+  port: {type: int, required: true}
+  user: {type: string, required: true}
+  password: {type: string, required: true, secret: true}
+connections:
+  node: {mysql: {host: "{{ host }}", port: "{{ port }}", user: "{{ user }}", password: "{{ password }}"}}
+steps:
+  - name: Step 01 change
+    register: r
+    sql: {on: node, ` + fields + `}
+  - assert:
+      that: ` + assert + `
+      message: "output {{ r }}"
+`
+}
+
+// TestSQLResume drives the sql step's resume decisions on a real server:
+// a statement the server rejected runs again; a `check:` returning rows is
+// done, none runs again; an idempotent form runs again; anything else (and
+// a statement interrupted while it ran) asks the operator.
+func TestSQLResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs MySQL")
+	}
+	srv := mysqltest.Start(t)
+	srv.Exec(t, "CREATE DATABASE d", "CREATE TABLE d.t (id INT PRIMARY KEY)", "INSERT INTO d.t VALUES (1)")
+	vars := nodeVars(srv)
+	target := fmt.Sprintf("mysql node (%s)", srv.Addr())
+	started := func(key, stmt string) *engine.StepRecord {
+		return &engine.StepRecord{Key: key, Status: engine.StepStarted, Started: time.Now().Add(-time.Minute), Sent: []string{target + ": " + stmt}}
+	}
+	rows := func(where string) string { return srv.QueryString(t, "SELECT COUNT(*) FROM d.t WHERE "+where) }
+
+	t.Run("rejected by the server: run again", func(t *testing.T) {
+		pb := sqlResumePlaybook(`exec: "INSERT INTO d.t VALUES (1)"`, "r.rows_affected == 1")
+		key := stepKey(t, pb, "Step 01 change")
+		first := runAttempt(t, pb, vars, nil, nil, time.Minute, nil)
+		if first.Err == nil || !strings.Contains(first.Err.Error(), "Error 1062") {
+			t.Fatalf("the first attempt did not fail with a duplicate key: %v", first.Err)
+		}
+		rs := first.Events.state()
+		if rec := rs.Steps[key]; rec == nil || rec.Status != engine.StepFailed {
+			t.Fatalf("journal state of %s: %+v", key, rs.Steps[key])
+		}
+		srv.Exec(t, "DELETE FROM d.t WHERE id = 1") // what the operator fixed before resuming
+		res := runAttempt(t, pb, vars, nil, rs, time.Minute, nil)
+		res.wantDecision(t, key, "rerun", "rejected", "MySQL error 1062")
+		if res.Err != nil {
+			t.Fatalf("resume: %v\n%s", res.Err, res.Log)
+		}
+		if rows("id = 1") != "1" {
+			t.Fatal("the statement did not run again")
+		}
+	})
+
+	t.Run("interrupted while it ran: the operator is asked", func(t *testing.T) {
+		pb := sqlResumePlaybook(`exec: "INSERT INTO d.t VALUES (5)"`, "true")
+		key := stepKey(t, pb, "Step 01 change")
+		rec := started(key, "INSERT INTO d.t VALUES (5)")
+		rec.Status = engine.StepFailed
+		rec.Error = fmt.Sprintf("test.yaml:12:5: step \"Step 01 change\" failed: %s: `INSERT INTO d.t VALUES (5)`: Error 1317 (70100): Query execution was interrupted", target)
+		res := runAttempt(t, pb, vars, nil, resumeWith(rec), time.Minute, nil)
+		res.wantAsked(t, key, "an INSERT", "Error 1317")
+		if rows("id = 5") != "0" {
+			t.Fatal("the statement ran")
+		}
+	})
+
+	t.Run("check returns rows: done", func(t *testing.T) {
+		pb := sqlResumePlaybook(`exec: "INSERT INTO d.t VALUES (2)", check: "SELECT id FROM d.t WHERE id = 2"`, "r.count == 1 && r.row.id == 2 && r.rows_affected == 0")
+		key := stepKey(t, pb, "Step 01 change")
+		srv.Exec(t, "INSERT INTO d.t VALUES (2)") // the interrupted attempt took effect
+		res := runAttempt(t, pb, vars, nil, resumeWith(started(key, "INSERT INTO d.t VALUES (2)")), time.Minute, nil)
+		res.wantDecision(t, key, "done", "`check:` query returns 1 row(s)")
+		if res.Err != nil {
+			t.Fatalf("resume: %v\n%s", res.Err, res.Log) // running it again fails with a duplicate key
+		}
+	})
+
+	t.Run("check returns no row: run again", func(t *testing.T) {
+		pb := sqlResumePlaybook(`exec: "INSERT INTO d.t VALUES (3)", check: "SELECT id FROM d.t WHERE id = 3"`, "r.rows_affected == 1")
+		key := stepKey(t, pb, "Step 01 change")
+		res := runAttempt(t, pb, vars, nil, resumeWith(started(key, "INSERT INTO d.t VALUES (3)")), time.Minute, nil)
+		res.wantDecision(t, key, "rerun", "no row")
+		if res.Err != nil {
+			t.Fatalf("resume: %v\n%s", res.Err, res.Log)
+		}
+		if rows("id = 3") != "1" {
+			t.Fatal("the statement did not run again")
+		}
+	})
+
+	t.Run("idempotent form: run again", func(t *testing.T) {
+		pb := sqlResumePlaybook(`exec: "CREATE TABLE IF NOT EXISTS d.u (id INT PRIMARY KEY)"`, "true")
+		key := stepKey(t, pb, "Step 01 change")
+		res := runAttempt(t, pb, vars, nil, resumeWith(started(key, "CREATE TABLE IF NOT EXISTS d.u (id INT PRIMARY KEY)")), time.Minute, nil)
+		res.wantDecision(t, key, "rerun", "IF NOT EXISTS")
+		if res.Err != nil {
+			t.Fatalf("resume: %v\n%s", res.Err, res.Log)
+		}
+		if got := srv.QueryString(t, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'd' AND TABLE_NAME = 'u'"); got != "1" {
+			t.Fatal("the statement did not run again")
+		}
+	})
+
+	t.Run("any other statement: the operator is asked", func(t *testing.T) {
+		pb := sqlResumePlaybook(`exec: "INSERT INTO d.t VALUES (4)"`, "true")
+		key := stepKey(t, pb, "Step 01 change")
+		res := runAttempt(t, pb, vars, nil, resumeWith(started(key, "INSERT INTO d.t VALUES (4)")), time.Minute, nil)
+		res.wantAsked(t, key, "an INSERT: running it again could add the rows twice", "INSERT INTO d.t VALUES (4)")
+		if rows("id = 4") != "0" {
+			t.Fatal("the statement ran")
+		}
+	})
 }

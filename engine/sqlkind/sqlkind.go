@@ -1,6 +1,8 @@
 // Package sqlkind classifies SQL statements (including DBScale admin
 // commands) as read-only or state-changing, so a playbook that declares a
-// writing statement as a read-only query is rejected by `flow validate`.
+// writing statement as a read-only query is rejected by `flow validate`,
+// and judges whether a statement is idempotent by its form (Idempotent), so
+// a resumed run knows whether it may run an interrupted one again.
 package sqlkind
 
 import (
