@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/expr-lang/expr/types"
 	"github.com/flowdba/flow/engine"
@@ -129,6 +130,7 @@ func (s *SQLStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, erro
 	if err != nil {
 		return nil, err
 	}
+	defer killOnCancel(ctx, x, db, conn, target, q)()
 	x.Sent(target, shown)
 	out := map[string]any{"target": target, "rows": []any{}, "row": map[string]any{}, "count": 0, "columns": []any{}, "rows_affected": 0}
 	if s.Exec != nil {
@@ -160,6 +162,33 @@ func (s *SQLStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, erro
 		out["row"] = list[0]
 	}
 	return out, nil
+}
+
+// killOnCancel arranges that a statement cut short by the run's
+// cancellation (Ctrl-C, SIGTERM, a step timeout) is killed on the server
+// too — closing the client's connection alone leaves it running there —
+// with KILL QUERY from another connection. DBScale admin commands are the
+// router's own and are left alone, as is a server that does not tell its
+// connection id. The returned function stops watching.
+func killOnCancel(ctx context.Context, x *engine.Exec, db *sql.DB, conn *sql.Conn, target, stmt string) func() {
+	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(stmt)), "dbscale") {
+		return func() {}
+	}
+	var id int64
+	if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil || id <= 0 {
+		return func() {}
+	}
+	stop := context.AfterFunc(ctx, func() {
+		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		q := fmt.Sprintf("KILL QUERY %d", id)
+		if _, err := db.ExecContext(kctx, q); err != nil {
+			x.Debugf("%s: `%s` after the step was cancelled: %s", target, q, err)
+			return
+		}
+		x.Warnf("%s: the step was cancelled: its statement was killed on the server (%s)", target, q)
+	})
+	return func() { stop() }
 }
 
 // ScanRows reads every row into maps of column name to value: text as

@@ -425,3 +425,50 @@ func TestSQLResume(t *testing.T) {
 		}
 	})
 }
+
+// TestSQLCancelKillsTheStatement: a statement cut short by the step's
+// timeout (the same cancellation Ctrl-C gives) is killed on the server, not
+// only abandoned by the client.
+func TestSQLCancelKillsTheStatement(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs MySQL")
+	}
+	srv := mysqltest.Start(t)
+	pb := `name: cancel
+params:
+  host: {type: string, required: true}
+  port: {type: int, required: true}
+  user: {type: string, required: true}
+  password: {type: string, required: true, secret: true}
+connections:
+  node: {mysql: {host: "{{ host }}", port: "{{ port }}", user: "{{ user }}", password: "{{ password }}"}}
+steps:
+  - name: Step 01 a long statement
+    sql: {on: node, exec: "DO SLEEP(600) /* flow-cancel-test */"}
+    pre: true
+    timeout: 1s
+`
+	res := enginetest.Run(t, pb, enginetest.Options{Vars: nodeVars(srv)})
+	if engine.ExitCode(res.Err) != engine.ExitStepFailed || !strings.Contains(res.Err.Error(), "timed out") {
+		t.Fatalf("exit %d, err %v", engine.ExitCode(res.Err), res.Err)
+	}
+	if !strings.Contains(res.Log, "its statement was killed on the server (KILL QUERY") {
+		t.Errorf("the log does not say the statement was killed:\n%s", res.Log)
+	}
+	db := srv.DB(t)
+	// the kill is asynchronous on the server: poll, bounded
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var n int
+		if err := db.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%flow-cancel-test%' AND INFO NOT LIKE '%PROCESSLIST%'").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the statement still runs on the server 10s after the step was cancelled")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
