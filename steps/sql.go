@@ -178,7 +178,9 @@ func killOnCancel(ctx context.Context, x *engine.Exec, db *sql.DB, conn *sql.Con
 	if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil || id <= 0 {
 		return func() {}
 	}
+	killed := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
+		defer close(killed)
 		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		q := fmt.Sprintf("KILL QUERY %d", id)
@@ -188,7 +190,11 @@ func killOnCancel(ctx context.Context, x *engine.Exec, db *sql.DB, conn *sql.Con
 		}
 		x.Warnf("%s: the step was cancelled: its statement was killed on the server (%s)", target, q)
 	})
-	return func() { stop() }
+	return func() {
+		if !stop() {
+			<-killed // the kill started: the step ends after it
+		}
+	}
 }
 
 // ScanRows reads every row into maps of column name to value: text as
