@@ -119,6 +119,8 @@ type runFlags struct {
 	logLevel  string
 	yes       bool
 	stateDir  string
+	plan      *planFlags   // flow plan --out, flow run --plan (plan.go)
+	progress  progressFlag // flow run --progress (progress.go)
 }
 
 func (f *runFlags) add(c *cobra.Command, withRun bool) {
@@ -130,6 +132,7 @@ func (f *runFlags) add(c *cobra.Command, withRun bool) {
 		c.Flags().StringVar(&f.logLevel, "log-level", "debug", "log level: debug (every statement), info, warn, error")
 		c.Flags().BoolVar(&f.yes, "yes", false, "answer confirmations (for automation)")
 		stateDirFlag(c, &f.stateDir)
+		addProgressFlag(c, &f.progress)
 	}
 }
 
@@ -223,6 +226,7 @@ func newRunCmd(st *streams) *cobra.Command {
 		},
 	}
 	f.add(c, true)
+	addRunPlanFlags(c, f)
 	return c
 }
 
@@ -230,14 +234,15 @@ func newPlanCmd(st *streams) *cobra.Command {
 	f := &runFlags{logFormat: "text", logLevel: "warn"}
 	c := &cobra.Command{
 		Use:   "plan PLAYBOOK",
-		Short: "List every step with its rendered statements and targets; touches nothing",
+		Short: "List every step with its rendered statements and targets; touches nothing (--out: save a dry run's plan for run --plan)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.logFormat, f.logLevel = "text", "warn"
-			return execute(cmd.Context(), st, args[0], f, engine.ModePlan)
+			return execute(cmd.Context(), st, args[0], f, planMode(f))
 		},
 	}
 	f.add(c, false)
+	addPlanOutFlags(c, f)
 	return c
 }
 
@@ -270,6 +275,9 @@ func execute(ctx context.Context, st *streams, path string, f *runFlags, mode en
 	opts := engine.Options{Mode: mode, Config: cfg, Vars: vars, Yes: f.yes,
 		Interactive: isTerminal(st.in), Stdin: st.in, Out: out, Log: log, JSON: json,
 		SSHDial: steps.DialSSH, Operator: operator(), Host: hostname()}
+	if err := preparePlan(st, path, f, pb, cfg, vars, &opts); err != nil {
+		return err
+	}
 	var run *runRecord // the journal and the lock: run and dry run, not plan
 	if mode != engine.ModePlan {
 		if run, err = startRun(ctx, f.stateDir, path, pb, f.config, vars, cfg, mode); err != nil {
@@ -277,8 +285,11 @@ func execute(ctx context.Context, st *streams, path string, f *runFlags, mode en
 		}
 		opts.RunID, opts.Journal = run.id, run
 	}
+	view := startProgress(st, f, mode, &opts, pb) // the live view on a terminal (progress.go)
+	defer view.Close()
 	r := engine.NewRunner(opts)
 	log.SetFormatter(logfmt.Masked{Inner: log.Formatter, Mask: r.Masker().Apply})
+	planStarted(f, r)
 	if mode == engine.ModeDryRun {
 		fmt.Fprintf(st.out, "Dry run of %s: read-only steps run for real; state-changing steps are listed, not executed.\n\n", path)
 	}
@@ -289,6 +300,7 @@ func execute(ctx context.Context, st *streams, path string, f *runFlags, mode en
 	if err != nil && ctx.Err() != nil {
 		err = &engine.ExitError{Code: engine.ExitInterrupted, Err: fmt.Errorf("the current step was cancelled: %v", err)}
 	}
+	err = planFinished(st, path, f, vars, r, err)
 	if run != nil {
 		err = run.finish(err, r.Masker().Apply)
 	}
