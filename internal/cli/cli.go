@@ -273,7 +273,7 @@ func execute(ctx context.Context, st *streams, path string, f *runFlags, mode en
 		out = io.Discard
 	}
 	opts := engine.Options{Mode: mode, Config: cfg, Vars: vars, Yes: f.yes,
-		Interactive: isTerminal(st.in), Stdin: st.in, Out: out, Log: log, JSON: json,
+		Interactive: isTerminal(st.in), Stdin: st.in, Out: out, Prompt: st.err, Log: log, JSON: json,
 		SSHDial: steps.DialSSH, Operator: operator(), Host: hostname()}
 	if err := preparePlan(st, path, f, pb, cfg, vars, &opts); err != nil {
 		return err
@@ -287,6 +287,9 @@ func execute(ctx context.Context, st *streams, path string, f *runFlags, mode en
 	}
 	view := startProgress(st, f, mode, &opts, pb) // the live view on a terminal (progress.go)
 	defer view.Close()
+	if view != nil {
+		opts.Prompt = view.v // prompts print above the live block
+	}
 	r := engine.NewRunner(opts)
 	log.SetFormatter(logfmt.Masked{Inner: log.Formatter, Mask: r.Masker().Apply})
 	planStarted(f, r)
