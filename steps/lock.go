@@ -109,6 +109,10 @@ func init() {
 // see whether another run holds it.
 func (s *LockStep) Mutates() bool { return false }
 
+// DryRunDiffers says a dry run only looks at the lock a run takes: a run
+// bound to a plan does not compare their outputs.
+func (s *LockStep) DryRunDiffers() bool { return true }
+
 // Recompute is true: a resumed run must take the lock again (the earlier
 // attempt's lock ended with its connection), not restore the output.
 func (s *LockStep) Recompute() bool { return true }

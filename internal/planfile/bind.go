@@ -303,18 +303,12 @@ type DryRunDiffers interface {
 	DryRunDiffers() bool
 }
 
-// dryRunDiffersTypes are step types known to differ in a dry run that do
-// not say so themselves (DryRunDiffers).
-var dryRunDiffersTypes = map[string]bool{"lock": true}
-
 func dryRunDiffers(s *engine.Step) bool {
 	if s == nil {
 		return false
 	}
-	if d, ok := s.Spec.(DryRunDiffers); ok {
-		return d.DryRunDiffers()
-	}
-	return dryRunDiffersTypes[s.Type]
+	d, ok := s.Spec.(DryRunDiffers)
+	return ok && d.DryRunDiffers()
 }
 
 // inRescue reports whether the key is inside a rescue section.

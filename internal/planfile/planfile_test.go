@@ -12,7 +12,7 @@ import (
 	_ "github.com/flowdba/flow/engine/funcs"
 	"github.com/flowdba/flow/engine/secret"
 	"github.com/flowdba/flow/internal/planfile"
-	_ "github.com/flowdba/flow/steps"
+	"github.com/flowdba/flow/steps"
 )
 
 const (
@@ -265,7 +265,7 @@ steps:
 // run takes; their outputs differ by design.
 func TestLockStepOutputIsNotCompared(t *testing.T) {
 	b := binder(t)
-	lock := &engine.Step{Type: "lock"}
+	lock := &engine.Step{Type: "lock", Spec: &steps.LockStep{}}
 	if err := b.Observed(kRead, lock, map[string]any{"acquired": true}); err != nil {
 		t.Fatal(err)
 	}
