@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"sync"
@@ -147,7 +148,7 @@ func BuildResumeState(events []ResumeEvent) *ResumeState {
 			if rec := get(f); rec != nil {
 				rec.Status, rec.Ended, rec.Seq = StepFinished, ev.Time, ev.Seq
 				if o, ok := f["output"].(map[string]any); ok {
-					rec.Output = o
+					rec.Output, _ = wholeNumbers(o).(map[string]any)
 				}
 			}
 		case "step_failed":
@@ -185,6 +186,31 @@ func BuildResumeState(events []ResumeEvent) *ResumeState {
 		}
 	}
 	return rs
+}
+
+// wholeNumbers turns the float64 a JSON journal gives back for every
+// number into int where it is whole, as the step produced it (a port, a
+// count), so a restored output renders and compares as it did.
+func wholeNumbers(v any) any {
+	switch x := v.(type) {
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+			return int(x)
+		}
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = wholeNumbers(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = wholeNumbers(e)
+		}
+		return out
+	}
+	return v
 }
 
 // forget drops the records of everything inside the step with key.
