@@ -6,7 +6,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -65,7 +64,8 @@ func TestFlashbackEndToEnd(t *testing.T) {
 	redo := filepath.Join(t.TempDir(), "redo.json")
 	secrets := labSecrets(t, lab)
 
-	if _, err := lab.Write(ctx, drlab.WriteOptions{Cluster: "primary", Duration: 2 * time.Second, MaxRows: 200}); err != nil {
+	pre, err := lab.Write(ctx, drlab.WriteOptions{Cluster: "primary", Duration: 2 * time.Second, MaxRows: 200})
+	if err != nil {
 		t.Fatalf("primary writes before the drill: %v", err)
 	}
 	start := time.Now()
@@ -118,70 +118,8 @@ func TestFlashbackEndToEnd(t *testing.T) {
 	t.Logf("stop took %s; primary rows written during the drill: %d; drill rows: %d", time.Since(start).Round(time.Millisecond), primaryRows, drillRes.Rows)
 
 	// independent checks
-	rep, err := lab.Check(ctx, drlab.CheckOptions{Wait: 2 * time.Minute})
-	if err != nil || !rep.OK {
-		t.Fatalf("the clusters differ after stop: %v\n%v", err, rep)
-	}
-	pm := lab.Master("primary", 0)
-	pdb, err := lab.OpenNode(pm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pdb.Close()
-	wantPrimary := queryInt(t, pdb, "SELECT COUNT(*) FROM flowlab.seq WHERE cluster = 'primary'")
-	for _, n := range lab.ClusterNodes("standby") {
-		db, err := lab.OpenNode(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := queryInt(t, db, "SELECT COUNT(*) FROM flowlab.seq WHERE cluster = 'standby'"); got != 0 {
-			t.Errorf("%s still has %d drill rows", n, got)
-		}
-		if got := queryInt(t, db, "SELECT COUNT(*) FROM flowlab.seq WHERE cluster = 'primary'"); got != wantPrimary {
-			t.Errorf("%s has %d primary rows, the primary master %d", n, got, wantPrimary)
-		}
-		if got := queryInt(t, db, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'flow_drill'"); got != 0 {
-			t.Errorf("%s still carries the drill marker", n)
-		}
-		db.Close()
-	}
-	sm := lab.Master("standby", 0)
-	sdb, err := lab.OpenNode(sm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sdb.Close()
-	var srcHost, io, sqlRun string
-	row := sdb.QueryRow("SELECT c.HOST, s.SERVICE_STATE, a.SERVICE_STATE FROM performance_schema.replication_connection_configuration c JOIN performance_schema.replication_connection_status s USING (CHANNEL_NAME) JOIN performance_schema.replication_applier_status a USING (CHANNEL_NAME)")
-	if err := row.Scan(&srcHost, &io, &sqlRun); err != nil || srcHost != pm.Host || io != "ON" || sqlRun != "ON" {
-		t.Errorf("standby master replicates from %q (io %s, sql %s, err %v), want %s", srcHost, io, sqlRun, err, pm.Host)
-	}
-	rdb, err := lab.OpenRouter("standby")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rdb.Close()
-	rows, err := rdb.Query("dbscale show dataservers")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cols, _ := rows.Columns()
-	for rows.Next() {
-		vals := make([]sql.NullString, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		if strings.Contains(strings.ToLower(vals[4].String), "disabled") {
-			t.Errorf("dataserver %s is still %s", vals[0].String, vals[4].String)
-		}
-	}
-	rows.Close()
-	if b, err := os.ReadFile(redo); err == nil && len(strings.TrimSpace(string(b))) > 0 {
-		t.Errorf("the redo record was not cleared: %s", b)
+	for _, p := range restoredProblems(ctx, lab, redo, pre.Rows+primaryRows, checkWait) {
+		t.Error(p)
 	}
 	for _, out := range []*enginetest.Result{v, s, st} {
 		for _, sec := range secrets {

@@ -1,0 +1,132 @@
+package playbooks_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/flowdba/flow/lab/drlab"
+)
+
+// checkWait is how long the independent checks wait, at most, for
+// replication to catch up after flashback-stop.
+const checkWait = 2 * time.Minute
+
+// restoredProblems runs the independent checks that say a flashback drill
+// was undone, reading the lab directly (not through the playbooks), and
+// returns what does not hold (nil when everything does):
+//   - lab.Check: every node of both clusters holds its shard's primary
+//     master's data and GTIDs (waiting, bounded, for replication);
+//   - every standby node holds no drill row (cluster 'standby'), exactly as
+//     many primary rows as its shard's primary master, and no flow_drill
+//     schema (the drill marker);
+//   - the primary master of shard 0 holds at least minPrimary primary rows
+//     (the rows the caller knows were acknowledged; 0 skips this);
+//   - every standby master replicates from its shard's primary master with
+//     both threads ON;
+//   - no dataserver of the standby router is disabled;
+//   - the redo record at redo is absent or empty.
+//
+// wait bounds lab.Check's wait for replication to converge (checkWait
+// after a stop; 0 compares once).
+func restoredProblems(ctx context.Context, lab *drlab.Lab, redo string, minPrimary int, wait time.Duration) []string {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+
+	cctx, cancel := context.WithTimeout(ctx, wait+time.Minute)
+	defer cancel()
+	rep, err := lab.Check(cctx, drlab.CheckOptions{Wait: wait})
+	switch {
+	case err != nil:
+		add("lab check: %v", err)
+	case !rep.OK:
+		add("the clusters differ after stop:\n%v", rep)
+	}
+
+	count := func(db *sql.DB, q string) (int, error) {
+		var n int
+		qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		err := db.QueryRowContext(qctx, q).Scan(&n)
+		return n, err
+	}
+	const primaryRowsQ = "SELECT COUNT(*) FROM flowlab.seq WHERE cluster = 'primary'"
+	wantPrimary := map[int]int{}
+	for k := 0; k < lab.Shards; k++ {
+		pm := lab.Master(drlab.ClusterPrimary, k)
+		db, err := lab.OpenNode(pm)
+		if err != nil {
+			add("%s: %v", pm, err)
+			continue
+		}
+		n, err := count(db, primaryRowsQ)
+		db.Close()
+		if err != nil {
+			add("%s: %s: %v", pm, primaryRowsQ, err)
+			continue
+		}
+		wantPrimary[k] = n
+		if k == 0 && n < minPrimary {
+			add("the primary master %s holds %d primary rows, fewer than the %d acknowledged writes", pm, n, minPrimary)
+		}
+	}
+	for _, n := range lab.ClusterNodes(drlab.ClusterStandby) {
+		db, err := lab.OpenNode(n)
+		if err != nil {
+			add("%s: %v", n, err)
+			continue
+		}
+		if got, err := count(db, "SELECT COUNT(*) FROM flowlab.seq WHERE cluster = 'standby'"); err != nil || got != 0 {
+			add("%s still has %d drill rows (%v)", n, got, err)
+		}
+		if want, ok := wantPrimary[n.Shard]; ok {
+			if got, err := count(db, primaryRowsQ); err != nil || got != want {
+				add("%s has %d primary rows, the primary master %d (%v)", n, got, want, err)
+			}
+		}
+		if got, err := count(db, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'flow_drill'"); err != nil || got != 0 {
+			add("%s still carries the drill marker flow_drill (%v)", n, err)
+		}
+		db.Close()
+	}
+
+	for k := 0; k < lab.Shards; k++ {
+		pm, sm := lab.Master(drlab.ClusterPrimary, k), lab.Master(drlab.ClusterStandby, k)
+		db, err := lab.OpenNode(sm)
+		if err != nil {
+			add("%s: %v", sm, err)
+			continue
+		}
+		var srcHost, io, sqlRun string
+		row := db.QueryRowContext(ctx, "SELECT c.HOST, s.SERVICE_STATE, a.SERVICE_STATE FROM performance_schema.replication_connection_configuration c JOIN performance_schema.replication_connection_status s USING (CHANNEL_NAME) JOIN performance_schema.replication_applier_status a USING (CHANNEL_NAME)")
+		if err := row.Scan(&srcHost, &io, &sqlRun); err != nil || srcHost != pm.Host || io != "ON" || sqlRun != "ON" {
+			add("standby master %s replicates from %q (io %s, sql %s, err %v), want %s with both threads ON", sm, srcHost, io, sqlRun, err, pm.Host)
+		}
+		db.Close()
+	}
+
+	if rdb, err := lab.OpenRouter(drlab.ClusterStandby); err != nil {
+		add("standby router: %v", err)
+	} else {
+		rows, err := queryRows(ctx, rdb, "dbscale show dataservers")
+		rdb.Close()
+		if err != nil {
+			add("standby router: dbscale show dataservers: %v", err)
+		}
+		for _, r := range rows {
+			if strings.Contains(strings.ToLower(r), "disabled") {
+				add("standby router: a dataserver is still disabled: %s", r)
+			}
+		}
+	}
+
+	if b, err := os.ReadFile(redo); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		add("the redo record %s was not cleared: %s", redo, strings.TrimSpace(string(b)))
+	} else if err != nil && !os.IsNotExist(err) {
+		add("the redo record %s: %v", redo, err)
+	}
+	return problems
+}

@@ -1,0 +1,585 @@
+package playbooks_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/flowdba/flow/engine"
+	"github.com/flowdba/flow/journal"
+	"github.com/flowdba/flow/lab/drlab"
+)
+
+// Faults in the environment while flashback-start runs (issue #6): each
+// must end the run with a clear error naming what failed, leave a journal
+// that records the failed step, and let `flow resume` finish the run once
+// the fault is gone; then the drill cycle completes and the independent
+// checks hold.
+
+// Bounds of the fault tests' waits.
+const (
+	// recoverWait bounds the wait for a faulty component to answer again.
+	recoverWait = 3 * time.Minute
+	// portWait bounds a poll on a TCP port (refusing or accepting).
+	portWait = 30 * time.Second
+)
+
+// faultRun starts a fault test: a healthy lab, primary writes, fresh
+// journal and redo folders, and the primary rows before.
+type faultRun struct {
+	h    *harness
+	d    cycleDirs
+	w    *primaryWriter
+	base int
+}
+
+func newFaultRun(t *testing.T, h *harness) *faultRun {
+	t.Helper()
+	if h == nil {
+		h = newHarness(t)
+	}
+	h.ensureHealthy(t)
+	h.leaks = nil
+	base, err := primaryRows(context.Background(), h.lab)
+	if err != nil {
+		t.Fatalf("primary rows: %v", err)
+	}
+	f := &faultRun{h: h, d: newCycleDirs(t), base: base}
+	f.w = startPrimaryWrites(h.lab)
+	t.Cleanup(func() { f.w.stop() })
+	return f
+}
+
+// requireFailed checks a run the fault made fail: exit 1, flow's error
+// naming every want, and a journal that says the run failed with a failed
+// step whose name starts with stepPrefix ("" for any) and whose error names
+// want[0]; the start playbook's rescue section must have run. It returns
+// the failed step.
+func requireFailed(t *testing.T, r *flowResult, state, stepPrefix string, want ...string) journal.Step {
+	t.Helper()
+	if r.Code != engine.ExitStepFailed {
+		t.Fatalf("the run under the fault: exit %d, want %d (step failed)\n%s", r.Code, engine.ExitStepFailed, r.errorText())
+	}
+	msg := strings.ToLower(r.Stderr)
+	for _, w := range want {
+		if !strings.Contains(msg, strings.ToLower(w)) {
+			t.Errorf("flow's error does not name %q:\n%s", w, r.errorText())
+		}
+	}
+	if r.RunID == "" {
+		t.Fatal("no run id in the event stream")
+	}
+	run, err := journal.Load(state, r.RunID)
+	if err != nil {
+		t.Fatalf("the failed run's journal: %v", err)
+	}
+	if run.Status != journal.StatusFailed {
+		t.Errorf("the journal says the run is %q, want %q", run.Status, journal.StatusFailed)
+	}
+	var found *journal.Step
+	var failed []string
+	for _, s := range run.Failed() {
+		failed = append(failed, fmt.Sprintf("%s: %s", s.Name, firstLine(s.Error)))
+		if found == nil && s.Type != "group" && s.Type != "include" && strings.HasPrefix(s.Name, stepPrefix) && strings.Contains(s.Error, want[0]) {
+			found = &s
+		}
+	}
+	if found == nil {
+		t.Fatalf("the journal records no failed step %q… whose error names %s; failed steps:\n%s", stepPrefix, want[0], strings.Join(failed, "\n"))
+	}
+	recs, err := journal.Records(state, r.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rescued := false
+	for _, rec := range recs {
+		rescued = rescued || rec.Event == "rescue_started"
+	}
+	if !rescued {
+		t.Errorf("the journal records no rescue_started: start's rescue section did not run")
+	}
+	t.Logf("the fault failed step %q: %s", found.Name, firstLine(found.Error))
+	return *found
+}
+
+// resumeAfterFault runs `flow resume` once the fault is gone: it must
+// succeed, restore what finished before the rescued group (the verify
+// include) and start the group "drill setup" over from its first step.
+func (f *faultRun) resumeAfterFault(t *testing.T, runID string) *flowResult {
+	t.Helper()
+	rr := f.h.flow(context.Background(), resumeArgs(runID, f.d.state), nil)
+	if rr.Code != 0 {
+		t.Fatalf("flow resume after the fault: exit %d\n%s", rr.Code, rr.errorText())
+	}
+	restored, restarted := 0, false
+	for _, ev := range rr.Events {
+		switch {
+		case ev.Event == "step_restored":
+			restored++
+			if strings.HasPrefix(ev.Name, "Step 06 check replication relationship") {
+				t.Errorf("resume restored %q, the first step of the rescued group: the group must start over", ev.Name)
+			}
+		case ev.Event == "step_started" && ev.Name == "Step 06 check replication relationship":
+			restarted = true
+		}
+	}
+	if restored == 0 {
+		t.Errorf("resume restored no step from the journal (verify ran before the fault)")
+	}
+	if !restarted {
+		t.Errorf("resume did not start the rescued group over from \"Step 06 check replication relationship\"")
+	}
+	t.Logf("resume: exit 0 in %s, %d step(s) restored, the rescued group started over", rr.Took.Round(time.Millisecond), restored)
+	return rr
+}
+
+// finish completes the cycle after a resumed start (drill writes, a
+// normal stop) and runs the independent checks.
+func (f *faultRun) finish(t *testing.T, runID string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := drillWrites(ctx, f.h.lab); err != nil {
+		t.Fatalf("after the resumed start: %v", err)
+	}
+	if st := f.h.flow(ctx, f.h.runArgs("flashback-stop.yaml", f.d.state, f.d.redo), nil); st.Code != 0 {
+		t.Fatalf("stop after the resumed start: exit %d\n%s", st.Code, st.errorText())
+	}
+	rows, err := f.w.stop()
+	if err != nil {
+		t.Errorf("primary writes during the test: %v", err)
+	}
+	for _, p := range restoredProblems(ctx, f.h.lab, f.d.redo, f.base+rows, checkWait) {
+		t.Error(p)
+	}
+	if run, err := journal.Load(f.d.state, runID); err != nil || run.Status != journal.StatusSuccess {
+		t.Errorf("the resumed run's journal: %v, status %s", err, statusOf(run))
+	}
+	if _, err := journal.Verify(f.d.state, runID); err != nil {
+		t.Errorf("the resumed run's journal does not verify: %v", err)
+	}
+	if len(f.h.leaks) > 0 {
+		t.Errorf("a secret of the lab's config reached the output of %s", strings.Join(f.h.leaks, ", "))
+	}
+}
+
+// TestFaultDonorKilledDuringClone: the donor's mysqld is SIGKILLed as the
+// first clone starts (mysqld_safe restarts it). The clone fails naming the
+// donor, start's rescue undoes the drill, the journal has the failed clone
+// step; once the donor answers again, resume starts the rescued group over
+// and succeeds.
+func TestFaultDonorKilledDuringClone(t *testing.T) {
+	f := newFaultRun(t, nil)
+	lab := f.h.lab
+	var donor drlab.Node
+	var oldPID int
+	var killErr error
+	r := f.h.flow(context.Background(), f.h.runArgs("flashback-start.yaml", f.d.state, f.d.redo), func(ev flowEvent, _ int) bool {
+		if ev.Event == "clone_started" && oldPID == 0 && killErr == nil {
+			donor, oldPID, killErr = killNodeMysqld(lab, ev.Donor)
+		}
+		return false
+	})
+	if killErr != nil {
+		t.Fatalf("killing the donor: %v", killErr)
+	}
+	if oldPID == 0 {
+		t.Fatalf("no clone started (no clone_started event): exit %d\n%s", r.Code, r.errorText())
+	}
+	t.Logf("killed the donor %s (mysqld pid %d) as the clone started; the run ended with exit %d in %s", donor, oldPID, r.Code, r.Took.Round(time.Millisecond))
+	requireFailed(t, r, f.d.state, "Step 16 clone", donor.Host, "clone")
+
+	inst, err := lab.Instance(donor, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), recoverWait)
+	defer cancel()
+	began := time.Now()
+	if err := inst.WaitRestart(ctx, oldPID); err != nil {
+		t.Fatalf("the donor did not come back: %v", err)
+	}
+	t.Logf("the donor answers again after %s", time.Since(began).Round(time.Millisecond))
+	f.resumeAfterFault(t, r.RunID)
+	f.finish(t, r.RunID)
+}
+
+// killNodeMysqld SIGKILLs the mysqld of the lab node at addr (host:port).
+func killNodeMysqld(lab *drlab.Lab, addr string) (drlab.Node, int, error) {
+	for _, n := range lab.Nodes {
+		if n.Addr() != addr {
+			continue
+		}
+		inst, err := lab.Instance(n, nil)
+		if err != nil {
+			return n, 0, err
+		}
+		pid, err := inst.MysqldPID()
+		if err != nil {
+			return n, 0, err
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			return n, 0, fmt.Errorf("kill mysqld %d of %s: %w", pid, n, err)
+		}
+		return n, pid, nil
+	}
+	return drlab.Node{}, 0, fmt.Errorf("no lab node at %q", addr)
+}
+
+// TestFaultStandbyRouterRestarted: the standby router's emulator is
+// SIGKILLed when start reaches Step 11 (flow paused meanwhile, so the
+// router is gone before flow's next statement to it, Step 12) and started
+// again (drlab.Up): the next statement to the standby router fails naming
+// its address, the journal has the failed step, and resume succeeds. In
+// "back before the rescue" the router answers again right after that
+// statement failed (flow paused until it does), so start's rescue section
+// reaches it; in "down through the rescue" it is started again only after
+// the run ended, so the rescue's own statements to it fail too and resume
+// must run the rescue again before starting the group over.
+func TestFaultStandbyRouterRestarted(t *testing.T) {
+	h := newHarness(t)
+	t.Run("back before the rescue", func(t *testing.T) { routerFault(t, h, true) })
+	t.Run("down through the rescue", func(t *testing.T) { routerFault(t, h, false) })
+}
+
+func routerFault(t *testing.T, h *harness, beforeRescue bool) {
+	f := newFaultRun(t, h)
+	lab := f.h.lab
+	router := lab.Router(drlab.ClusterStandby)
+	var killed, restarted bool
+	var killErr error
+	upDone := make(chan error, 1)
+	upCtx, upCancel := context.WithTimeout(context.Background(), recoverWait)
+	defer upCancel()
+	restart := func() {
+		restarted = true
+		go func() {
+			_, _, err := drlab.Up(upCtx, drlab.Options{Dir: lab.Dir})
+			upDone <- err
+		}()
+	}
+	r := f.h.flow(context.Background(), f.h.runArgs("flashback-start.yaml", f.d.state, f.d.redo), func(ev flowEvent, pid int) bool {
+		switch {
+		case !killed && killErr == nil && ev.Event == "step_started" && ev.Name == "Step 11 waiting for standby cluster slave node apply master node binlog":
+			killErr = paused(pid, func() error { return killRouter(lab, router) })
+			killed = killErr == nil
+		case killed && !restarted && beforeRescue && ev.Event == "step_failed":
+			// flow waits (paused) until the router answers again
+			restart()
+			if err := paused(pid, func() error { return waitRouter(lab, router) }); err != nil {
+				t.Errorf("the restarted standby router: %v", err)
+			}
+		}
+		return false
+	})
+	if !restarted {
+		restart()
+	}
+	if err := <-upDone; err != nil {
+		t.Fatalf("restarting the standby router: %v", err)
+	}
+	if err := waitRouter(lab, router); err != nil {
+		t.Fatal(err)
+	}
+	if killErr != nil || !killed {
+		t.Fatalf("killing the standby router at Step 11: %v (killed %v); the run: exit %d\n%s", killErr, killed, r.Code, r.errorText())
+	}
+	t.Logf("killed the standby router at Step 11; restarted it %s; the run ended with exit %d in %s",
+		map[bool]string{true: "as soon as a step failed", false: "after the run ended"}[beforeRescue], r.Code, r.Took.Round(time.Millisecond))
+	requireFailed(t, r, f.d.state, "", router.Addr())
+	f.resumeAfterFault(t, r.RunID)
+	f.finish(t, r.RunID)
+}
+
+// waitRouter polls until a cluster's router answers `dbscale show
+// dataservers`, bounded by portWait.
+func waitRouter(lab *drlab.Lab, r drlab.Router) error {
+	deadline := time.Now().Add(portWait)
+	for {
+		err := pingRouter(lab, r.Cluster)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the %s router %s does not answer within %s: %v", r.Cluster, r.Addr(), portWait, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func pingRouter(lab *drlab.Lab, cluster string) error {
+	db, err := lab.OpenRouter(cluster)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = queryRows(ctx, db, "dbscale show dataservers")
+	return err
+}
+
+// paused runs fn while the process pid is stopped (SIGSTOP, then SIGCONT
+// whatever fn returns).
+func paused(pid int, fn func() error) error {
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		return fmt.Errorf("SIGSTOP to flow %d: %w", pid, err)
+	}
+	ferr := fn()
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil && ferr == nil {
+		ferr = fmt.Errorf("SIGCONT to flow %d: %w", pid, err)
+	}
+	return ferr
+}
+
+// killRouter SIGKILLs the lab's router process(es) of r's cluster and
+// waits until its port refuses connections.
+func killRouter(lab *drlab.Lab, r drlab.Router) error {
+	what := "router " + r.Cluster
+	n := 0
+	for _, p := range lab.Processes() {
+		if p.What != what {
+			continue
+		}
+		if err := syscall.Kill(p.PID, syscall.SIGKILL); err != nil {
+			return fmt.Errorf("kill the %s router (pid %d): %w", r.Cluster, p.PID, err)
+		}
+		n++
+	}
+	if n == 0 {
+		return fmt.Errorf("no live %s router process", r.Cluster)
+	}
+	return waitPort(r.Addr(), false)
+}
+
+// waitPort polls addr until it accepts TCP connections (open) or refuses
+// them (!open), bounded by portWait.
+func waitPort(addr string, open bool) error {
+	deadline := time.Now().Add(portWait)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if c != nil {
+			c.Close()
+		}
+		if (err == nil) == open {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			state := map[bool]string{true: "accept", false: "refuse"}[open]
+			return fmt.Errorf("%s did not %s connections within %s (last: %v)", addr, state, portWait, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestFaultSSHRefused: from the point of no return on, SSH to the standby
+// master's host is refused (the lab's sshd stops listening there and the
+// session flow holds is cut), so start's Step 15 fails naming the host;
+// the journal has the failed step; once sshd listens there again, resume
+// succeeds.
+func TestFaultSSHRefused(t *testing.T) {
+	f := newFaultRun(t, nil)
+	lab := f.h.lab
+	node := lab.Master(drlab.ClusterStandby, 0) // a recipient of every start
+	ref, err := newSSHRefusal(lab, node.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := ref.off(); err != nil {
+			t.Errorf("restoring sshd: %v", err)
+		}
+	})
+	var onErr error
+	r := f.h.flow(context.Background(), f.h.runArgs("flashback-start.yaml", f.d.state, f.d.redo), func(ev flowEvent, pid int) bool {
+		if !ref.active && onErr == nil && ev.Event == "step_started" && ev.Name == "Step 12 set read write" {
+			// flow is paused meanwhile, so the refusal is in place before
+			// its next SSH command (Step 15)
+			onErr = paused(pid, ref.on)
+		}
+		return false
+	})
+	if err := ref.off(); err != nil {
+		t.Fatalf("restoring sshd: %v", err)
+	}
+	if onErr != nil {
+		t.Fatalf("refusing SSH to %s: %v", node.Host, onErr)
+	}
+	if ref.cut == 0 {
+		t.Errorf("no SSH session to %s was open to cut", node.Host)
+	}
+	t.Logf("SSH to %s refused from Step 12 on (%d session process(es) cut); the run ended with exit %d in %s", node.Host, ref.cut, r.Code, r.Took.Round(time.Millisecond))
+	requireFailed(t, r, f.d.state, "Step 15", node.Host)
+	f.resumeAfterFault(t, r.RunID)
+	f.finish(t, r.RunID)
+}
+
+// sshRefusal makes the lab's sshd refuse one address: it rewrites the
+// sshd's config without that ListenAddress and sends SIGHUP (sshd re-execs
+// itself with the same pid and re-reads its config), then cuts the
+// sessions already open to that address (SIGKILL to the sshd processes
+// holding an established socket whose local end is it). off restores the
+// config the same way.
+type sshRefusal struct {
+	pid      int
+	config   string
+	original []byte
+	host     string
+	port     int
+	active   bool
+	cut      int // session processes killed
+}
+
+func newSSHRefusal(lab *drlab.Lab, host string) (*sshRefusal, error) {
+	cfg := filepath.Join(lab.SSHD.Dir, "sshd_config")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.Contains(string(b), "\nListenAddress "+host+"\n") {
+		return nil, fmt.Errorf("%s has no `ListenAddress %s`", cfg, host)
+	}
+	cmd, _ := os.ReadFile("/proc/" + strconv.Itoa(lab.SSHD.PID) + "/cmdline")
+	if !strings.Contains(string(cmd), cfg) {
+		return nil, fmt.Errorf("the lab's sshd pid %d does not run %s", lab.SSHD.PID, cfg)
+	}
+	return &sshRefusal{pid: lab.SSHD.PID, config: cfg, original: b, host: host, port: lab.SSHD.Port}, nil
+}
+
+func (s *sshRefusal) addr() string { return net.JoinHostPort(s.host, strconv.Itoa(s.port)) }
+
+// reload writes config and makes sshd re-read it.
+func (s *sshRefusal) reload(config []byte) error {
+	if err := os.WriteFile(s.config, config, 0o600); err != nil {
+		return err
+	}
+	if err := syscall.Kill(s.pid, syscall.SIGHUP); err != nil {
+		return fmt.Errorf("SIGHUP to sshd %d: %w", s.pid, err)
+	}
+	return nil
+}
+
+func (s *sshRefusal) on() error {
+	s.active = true
+	without := strings.Replace(string(s.original), "\nListenAddress "+s.host+"\n", "\n", 1)
+	if err := s.reload([]byte(without)); err != nil {
+		return err
+	}
+	if err := waitPort(s.addr(), false); err != nil {
+		return err
+	}
+	pids, err := socketHolders(s.host, s.port)
+	if err != nil {
+		return err
+	}
+	for _, pid := range pids {
+		cmd, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+		if !strings.HasPrefix(string(cmd), "sshd") {
+			continue // only the lab sshd's session processes
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
+			s.cut++
+		}
+	}
+	return nil
+}
+
+// off restores sshd's config and waits until the address answers with an
+// SSH banner. It does nothing when the refusal is not active.
+func (s *sshRefusal) off() error {
+	if !s.active {
+		return nil
+	}
+	if err := s.reload(s.original); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(portWait)
+	for {
+		err := sshBanner(s.addr())
+		if err == nil {
+			s.active = false
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("sshd does not answer on %s again within %s: %v", s.addr(), portWait, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// sshBanner reads the SSH identification line at addr.
+func sshBanner(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(line, "SSH-") {
+		return errors.New("no SSH banner: " + strings.TrimSpace(line))
+	}
+	return nil
+}
+
+// socketHolders returns the pids holding an established TCP socket whose
+// local end is host:port (from /proc/net/tcp and /proc/PID/fd).
+func socketHolders(host string, port int) ([]int, error) {
+	ip := net.ParseIP(host).To4()
+	if ip == nil {
+		return nil, fmt.Errorf("%q is not an IPv4 address", host)
+	}
+	local := fmt.Sprintf("%02X%02X%02X%02X:%04X", ip[3], ip[2], ip[1], ip[0], port)
+	f, err := os.Open("/proc/net/tcp")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	inodes := map[string]bool{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fl := strings.Fields(sc.Text())
+		if len(fl) > 9 && fl[1] == local && fl[3] == "01" { // 01: ESTABLISHED
+			inodes["socket:["+fl[9]+"]"] = true
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(inodes) == 0 {
+		return nil, nil
+	}
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		fds, err := os.ReadDir(filepath.Join("/proc", p.Name(), "fd"))
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			if l, err := os.Readlink(filepath.Join("/proc", p.Name(), "fd", fd.Name())); err == nil && inodes[l] {
+				out = append(out, pid)
+				break
+			}
+		}
+	}
+	return out, nil
+}
