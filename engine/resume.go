@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -120,7 +121,7 @@ func BuildResumeState(events []ResumeEvent) *ResumeState {
 		return rec
 	}
 	for _, ev := range events {
-		f := ev.Fields
+		f, _ := wholeNumbers(ev.Fields).(map[string]any)
 		switch ev.Event {
 		case "step_started":
 			// what an earlier attempt sent and its error stay: a step
@@ -148,7 +149,7 @@ func BuildResumeState(events []ResumeEvent) *ResumeState {
 			if rec := get(f); rec != nil {
 				rec.Status, rec.Ended, rec.Seq = StepFinished, ev.Time, ev.Seq
 				if o, ok := f["output"].(map[string]any); ok {
-					rec.Output, _ = wholeNumbers(o).(map[string]any)
+					rec.Output = o
 				}
 			}
 		case "step_failed":
@@ -188,11 +189,20 @@ func BuildResumeState(events []ResumeEvent) *ResumeState {
 	return rs
 }
 
-// wholeNumbers turns the float64 a JSON journal gives back for every
-// number into int where it is whole, as the step produced it (a port, a
-// count), so a restored output renders and compares as it did.
+// wholeNumbers turns the numbers a JSON journal gives back (json.Number,
+// or float64) into int where they are whole, as the step produced them (a
+// port, a count), and float64 otherwise, so a restored output renders,
+// compares and computes as it did.
 func wholeNumbers(v any) any {
 	switch x := v.(type) {
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return int(i)
+		}
+		if f, err := x.Float64(); err == nil {
+			return wholeNumbers(f)
+		}
+		return x.String()
 	case float64:
 		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
 			return int(x)

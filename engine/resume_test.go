@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -165,12 +166,12 @@ steps:
 }
 
 // TestRestoredNumbersAreWhole: a JSON journal gives numbers back as
-// float64; a restored output has whole numbers as int again, so a large one
+// json.Number (or float64); a restored output has whole numbers as int again, so a large one
 // renders as it did (4000000000, not 4e+09).
 func TestRestoredNumbersAreWhole(t *testing.T) {
 	rs := engine.BuildResumeState([]engine.ResumeEvent{{Seq: 1, Event: "step_finished", Fields: map[string]any{
-		"key": "k", "output": map[string]any{"port": float64(16315), "id": float64(4000000000), "ratio": 0.5,
-			"rows": []any{map[string]any{"n": float64(3)}}}}}})
+		"key": "k", "output": map[string]any{"port": float64(16315), "id": json.Number("4000000000"), "ratio": json.Number("0.5"),
+			"rows": []any{map[string]any{"n": json.Number("3")}}}}}})
 	out := rs.Steps["k"].Output
 	if out["port"] != 16315 || out["id"] != 4000000000 || out["ratio"] != 0.5 || out["rows"].([]any)[0].(map[string]any)["n"] != 3 {
 		t.Errorf("restored output = %#v", out)
