@@ -76,6 +76,18 @@ func (rs *ResumeState) get(key string) *StepRecord {
 	return rs.Steps[key]
 }
 
+// drop forgets the records inside prefix (a rescue section run again
+// from its start).
+func (rs *ResumeState) drop(prefix string) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for k := range rs.Steps {
+		if strings.HasPrefix(k, prefix+" > ") {
+			delete(rs.Steps, k)
+		}
+	}
+}
+
 // restart forgets the records inside the group instance prefix when one of
 // them did not finish, so it starts over from its first step; it reports
 // whether it did.

@@ -563,6 +563,7 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 		}
 		if rec.RescueStarted && !rec.RescueFinished && len(s.Rescue) > 0 {
 			log.Warnf("%s: its rescue section did not finish in an earlier attempt: running it again before the step starts over", name)
+			r.opts.Resume.drop(key + " rescue") // the rescue runs from its start: its earlier steps are not judged
 			if rerr := r.rescue(ctx, w, sc, s, key, name, log, rec.Error); rerr != nil {
 				return &StepError{Pos: s.Pos, Step: name, Err: fmt.Errorf("the rescue section of an earlier attempt, run again, failed: %w", rerr)}
 			}

@@ -252,6 +252,7 @@ var specDocs = map[string]string{
 
 	"lock.name": "the lock's name (GET_LOCK), at most 64 characters (default flow)",
 	"lock.wait": "how long to wait while another session holds the lock, e.g. 30s (default 0s: fail at once)",
+	"lock.if_unreachable": "fail (default): a lock server that does not answer stops the run; later: go on, the lock is taken as soon as it answers (a playbook that restarts that server itself)",
 }
 
 // specRules add what a step type's Check enforces and reflection cannot

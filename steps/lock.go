@@ -47,6 +47,12 @@ type LockStep struct {
 	// Wait is how long to wait for a lock another session holds (default
 	// 0s: fail at once).
 	Wait *engine.Value `yaml:"wait"`
+	// IfUnreachable is "fail" (default: a lock server that does not answer
+	// stops the run) or "later": the run goes on and the keeper takes the
+	// lock as soon as the server answers — for a playbook that restarts the
+	// lock's server itself (flashback-stop, resumed after it shut the
+	// standby master down).
+	IfUnreachable string `yaml:"if_unreachable"`
 }
 
 // Defaults and bounds of the lock step.
@@ -88,6 +94,7 @@ var lockHolderType = types.Map{
 
 var lockOutput = types.Map{
 	"acquired":      types.Bool,
+	"pending":       types.Bool,
 	"free":          types.Bool,
 	"name":          types.String,
 	"holder":        lockHolderType,
@@ -128,6 +135,11 @@ func (s *LockStep) Check(c *engine.Check) {
 		if _, err := lockWaitText(s.Wait.Raw); err != nil {
 			c.Errorf(s.Wait.Pos, "%v", err)
 		}
+	}
+	switch s.IfUnreachable {
+	case "", "fail", "later":
+	default:
+		c.Errorf(c.StepPos(), "`if_unreachable: %s` is not fail or later", s.IfUnreachable)
 	}
 }
 
@@ -220,7 +232,7 @@ func (s *LockStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, err
 		return nil, err
 	}
 	l := &heldLock{x: x, db: db, name: name, target: target, where: addrOf(target), every: lockKeepEvery}
-	out := map[string]any{"acquired": false, "free": false, "name": name, "holder": map[string]any{}, "connection_id": 0, "target": target}
+	out := map[string]any{"acquired": false, "pending": false, "free": false, "name": name, "holder": map[string]any{}, "connection_id": 0, "target": target}
 	if x.DryRun() {
 		return l.check(ctx, out)
 	}
@@ -233,6 +245,17 @@ func (s *LockStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, err
 		if conn, id, holder, err = l.take(ctx, wait); err != nil || conn != nil || holder != nil {
 			break
 		}
+	}
+	if errors.Is(err, errLockUnreachable) && s.IfUnreachable == "later" {
+		// the keeper takes it once the server answers (or stops the run
+		// if another session has it by then)
+		kctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		l.cancel, l.done = cancel, make(chan struct{})
+		go l.keep(kctx)
+		x.Hold(l)
+		x.Warnf("lock `%s`: %s; going on (if_unreachable: later): it is taken as soon as the server answers, checked every %s", name, x.Mask(err.Error()), l.every)
+		out["pending"] = true
+		return out, nil
 	}
 	if err != nil {
 		return nil, err
@@ -297,7 +320,7 @@ type heldLock struct {
 func (l *heldLock) take(ctx context.Context, wait time.Duration) (*sql.Conn, int64, *lockHolder, error) {
 	conn, err := l.db.Conn(ctx)
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("%s: cannot connect: %v (is the server up, and are the credentials in the config right?)", l.target, err)
+		return nil, 0, nil, fmt.Errorf("%s: cannot connect: %v (is the server up, and are the credentials in the config right?): %w", l.target, err, errLockUnreachable)
 	}
 	var got sql.NullInt64
 	var id int64
@@ -319,6 +342,9 @@ func (l *heldLock) take(ctx context.Context, wait time.Duration) (*sql.Conn, int
 	}
 	return nil, 0, h, nil
 }
+
+// errLockUnreachable marks a lock server flow could not connect to.
+var errLockUnreachable = errors.New("the lock server does not answer")
 
 // discard closes a connection for good instead of giving it back to the
 // pool (it may be broken, or hold session state).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -528,5 +529,39 @@ steps:
 		if !strings.Contains(res.Out, want) {
 			t.Errorf("plan lacks %q:\n%s", want, res.Out)
 		}
+	}
+}
+
+// TestLockIfUnreachable: a lock server that does not answer stops the run,
+// unless the step says `if_unreachable: later` (the run goes on, warned).
+func TestLockIfUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close() // nothing listens there now
+	pb := func(mode string) string {
+		return fmt.Sprintf(`name: unreachable
+connections:
+  node: {mysql: {host: 127.0.0.1, port: %d, user: u, password: p, connect_timeout: 1s}}
+steps:
+  - name: Step 01 lock
+    lock: {on: node, name: flow-test%s}
+    register: lk
+  - name: Step 02 after
+    assert: {that: lk.pending == true, message: not pending}
+`, port, mode)
+	}
+	res := enginetest.Run(t, pb(""), enginetest.Options{})
+	if engine.ExitCode(res.Err) != engine.ExitStepFailed || !strings.Contains(res.Err.Error(), "cannot connect") {
+		t.Fatalf("default: exit %d, %v", engine.ExitCode(res.Err), res.Err)
+	}
+	res = enginetest.Run(t, pb(", if_unreachable: later"), enginetest.Options{})
+	if res.Err != nil {
+		t.Fatalf("if_unreachable: later: %v\n%s", res.Err, res.Log)
+	}
+	if !strings.Contains(res.Log, "it is taken as soon as the server answers") {
+		t.Errorf("no warning that the lock is pending:\n%s", res.Log)
 	}
 }
