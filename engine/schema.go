@@ -250,8 +250,8 @@ var specDocs = map[string]string{
 	"wait-gtid.stopped_grace": "how long the node may make no progress (applier stopped, no channel, unreachable) before the step fails (default 30s)",
 	"wait-gtid.progress":      "how often progress is logged (default 5s)",
 
-	"lock.name": "the lock's name (GET_LOCK), at most 64 characters (default flow)",
-	"lock.wait": "how long to wait while another session holds the lock, e.g. 30s (default 0s: fail at once)",
+	"lock.name":           "the lock's name (GET_LOCK), at most 64 characters (default flow)",
+	"lock.wait":           "how long to wait while another session holds the lock, e.g. 30s (default 0s: fail at once)",
 	"lock.if_unreachable": "fail (default): a lock server that does not answer stops the run; later: go on, the lock is taken as soon as it answers (a playbook that restarts that server itself)",
 }
 
