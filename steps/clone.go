@@ -388,10 +388,11 @@ func (s *CloneStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, er
 		x.Infof("%s: the connection closed after %s (%s): the recipient is restarting", target, took.Round(time.Millisecond), x.Mask(cerr.Error()))
 		return cr.awaitRestart(ctx, parent)
 	case errors.As(cerr, &me):
-		msg := fmt.Sprintf("%s: `%s`: %s", target, display, x.Mask(cerr.Error()))
+		msg := fmt.Sprintf("%s: the clone from donor %s failed after %s: `%s`: %s", target, p.donor(), took.Round(time.Millisecond), display, x.Mask(cerr.Error()))
 		if st, err := cr.status(ctx, conn); err == nil && st != nil && st.state == "Failed" {
 			msg += fmt.Sprintf(" (performance_schema.clone_status: Failed, error %d: %s)", st.errNo, x.Mask(st.errMsg))
 		}
+		msg += fmt.Sprintf("; check that the donor %s answers and has the clone plugin, then resume the run (the clone is done again)", p.donor())
 		return nil, errors.New(msg)
 	}
 	return nil, fmt.Errorf("%s: `%s`: %s", target, display, x.Mask(cerr.Error()))
