@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X github.com/flowdba/flow/internal/cli.Version=$(VERSION)
 # go test runs packages in parallel; the lab packages start real mysqld
 # processes, so keep it to the machine's two cores.
 TEST_P ?= 2
-TEST_TIMEOUT ?= 20m
+TEST_TIMEOUT ?= 40m
 
 .PHONY: all build test unit demo mysql sshd fuzz bench dist clean crash-test
 
