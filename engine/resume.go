@@ -369,10 +369,9 @@ func recomputed(s *Step) bool {
 	return ok && rc.Recompute()
 }
 
-// setResult stores a finished step's output: in its `register:` variable
-// and as steps.<id> with its status. A resumed run uses it to give a step
-// that finished in an earlier attempt its output back without running it.
-func (r *Runner) setResult(sc *scope, s *Step, out map[string]any) {
+// restore gives a step that finished in an earlier attempt its outputs
+// back, without running it.
+func (r *Runner) restore(sc *scope, s *Step, out map[string]any) {
 	if out == nil {
 		out = map[string]any{}
 	}
