@@ -26,12 +26,16 @@ test: mysql sshd
 ## crash-test: the full SIGKILL sweep on the lab (issue #6; hours): flashback-start and -stop are
 ## killed right after each of their steps starts and taken up with `flow resume`, then the drill
 ## cycle is completed and checked. Summary: bench/crash/RESULTS.md, log: bench/crash/sweep.log.
-## `make test` runs a sample of the kill points; CRASH_MATCH=REGEXP keeps some (see crash_test.go).
+## `make test` runs a sample of the kill points; CRASH_MATCH=REGEXP keeps some, CRASH_SKIP=REGEXP drops
+## some (see crash_test.go); CRASH_SUMMARY and CRASH_LOG name other output files.
 CRASH_TIMEOUT ?= 8h
+CRASH_SUMMARY ?= bench/crash/RESULTS.md
+CRASH_LOG ?= bench/crash/sweep.log
 crash-test: mysql sshd
 	@mkdir -p bench/crash
-	set -o pipefail; FLOW_CRASH_SWEEP=full FLOW_CRASH_MATCH='$(CRASH_MATCH)' FLOW_CRASH_SUMMARY='$(CURDIR)/bench/crash/RESULTS.md' \
-	  $(GO) test -count=1 -v -run '^TestCrashSweep$$' -timeout $(CRASH_TIMEOUT) ./playbooks/ 2>&1 | tee bench/crash/sweep.log
+	set -o pipefail; FLOW_CRASH_SWEEP=full FLOW_CRASH_MATCH='$(CRASH_MATCH)' FLOW_CRASH_SKIP='$(CRASH_SKIP)' \
+	  FLOW_CRASH_SUMMARY='$(abspath $(CRASH_SUMMARY))' \
+	  $(GO) test -count=1 -v -run '^TestCrashSweep$$' -timeout $(CRASH_TIMEOUT) ./playbooks/ 2>&1 | tee $(CRASH_LOG)
 
 ## unit: the fast tests only (no MySQL, no sshd).
 unit:

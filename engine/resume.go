@@ -369,9 +369,10 @@ func recomputed(s *Step) bool {
 	return ok && rc.Recompute()
 }
 
-// restore gives a step that finished in an earlier attempt its outputs
-// back, without running it.
-func (r *Runner) restore(sc *scope, s *Step, out map[string]any) {
+// setResult stores a finished step's output: in its `register:` variable
+// and as steps.<id> with its status. A resumed run uses it to give a step
+// that finished in an earlier attempt its output back without running it.
+func (r *Runner) setResult(sc *scope, s *Step, out map[string]any) {
 	if out == nil {
 		out = map[string]any{}
 	}

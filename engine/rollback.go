@@ -215,7 +215,7 @@ func (r *Runner) walk(ctx context.Context, w *worker, sc *scope, steps []*Step, 
 			mut := s.Spec.Mutates()
 			switch {
 			case rec.Status == StepFinished:
-				r.restore(sc, s, rec.Output)
+				r.setResult(sc, s, rec.Output)
 				if !mut {
 					continue
 				}

@@ -556,7 +556,7 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 		// a step an earlier attempt finished is not run again: its output
 		// comes back from the journal
 		if leafStep && rec.Status == StepFinished && !recomputed(s) && !r.opts.Resume.Rerun[key] {
-			r.restore(sc, s, rec.Output)
+			r.setResult(sc, s, rec.Output)
 			log.Infof("%s done in an earlier attempt (%s), not repeated", name, rec.Ended.UTC().Format(time.RFC3339))
 			r.event(log, "step_restored", merge(base, logrus.Fields{"finished": rec.Ended.UTC().Format(time.RFC3339Nano)}))
 			return nil
@@ -920,18 +920,7 @@ func (r *Runner) leaf(ctx context.Context, w *worker, sc *scope, s *Step, name s
 	if out == nil {
 		out = map[string]any{}
 	}
-	if s.Register != "" {
-		sc.set(s.Register, out, false)
-	}
-	if s.ID != "" {
-		res := map[string]any{"ok": true, "skipped": false, "error": "", "output": out}
-		for k, v := range out {
-			if _, taken := res[k]; !taken {
-				res[k] = v
-			}
-		}
-		sc.setStep(s.ID, res, false)
-	}
+	r.setResult(sc, s, out)
 	if len(s.Post) > 0 {
 		penv := sc.env()
 		penv.vars["result"] = out

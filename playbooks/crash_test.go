@@ -35,7 +35,8 @@ import (
 // `go test ./playbooks/` runs a fixed sample of kill points (chosen by step
 // name); FLOW_CRASH_SWEEP=full runs every one (`make crash-test`);
 // FLOW_CRASH_MATCH=REGEXP keeps the kill points whose "start|stop NAME KEY"
-// matches; FLOW_CRASH_SUMMARY=PATH writes a Markdown summary there;
+// matches, FLOW_CRASH_SKIP=REGEXP drops those whose string matches (a
+// later run can take the points an earlier one did not); FLOW_CRASH_SUMMARY=PATH writes a Markdown summary there;
 // FLOW_CRASH_KEEP=DIR keeps every flow process's output (events and
 // errors) in DIR.
 
@@ -560,19 +561,8 @@ func TestCrashSweep(t *testing.T) {
 		}
 		mode = "sample"
 	}
-	if re := os.Getenv("FLOW_CRASH_MATCH"); re != "" {
-		m, err := regexp.Compile(re)
-		if err != nil {
-			t.Fatalf("FLOW_CRASH_MATCH: %v", err)
-		}
-		var kept []killPoint
-		for _, k := range points {
-			if m.MatchString(k.Playbook + " " + k.Name + " " + k.Key) {
-				kept = append(kept, k)
-			}
-		}
-		points = kept
-	}
+	points = selectPoints(t, points, "FLOW_CRASH_MATCH", true)
+	points = selectPoints(t, points, "FLOW_CRASH_SKIP", false)
 	var results []trialResult
 	for i, k := range points {
 		name := fmt.Sprintf("%s/%03d_%s", k.Playbook, k.Index, strings.ReplaceAll(k.label(), "/", "_"))
@@ -604,6 +594,27 @@ func TestCrashSweep(t *testing.T) {
 			t.Errorf("writing the summary: %v", err)
 		}
 	}
+}
+
+// selectPoints keeps the kill points whose "start|stop NAME KEY" matches
+// the regular expression in the environment variable env (keep) or does
+// not match it (!keep); an unset variable keeps every point.
+func selectPoints(t *testing.T, points []killPoint, env string, keep bool) []killPoint {
+	re := os.Getenv(env)
+	if re == "" {
+		return points
+	}
+	m, err := regexp.Compile(re)
+	if err != nil {
+		t.Fatalf("%s: %v", env, err)
+	}
+	var kept []killPoint
+	for _, k := range points {
+		if m.MatchString(k.Playbook+" "+k.Name+" "+k.Key) == keep {
+			kept = append(kept, k)
+		}
+	}
+	return kept
 }
 
 // trial runs one kill point on a healthy lab: the playbook (after a
@@ -770,6 +781,11 @@ func writeSummary(path, mode string, ref *reference, results []trialResult, took
 	sort.Slice(durs, func(i, j int) bool { return durs[i] < durs[j] })
 	fmt.Fprintf(&b, "# Crash sweep (%s)\n\n", mode)
 	fmt.Fprintf(&b, "Written by `TestCrashSweep` (playbooks/crash_test.go) on %s.\n\n", time.Now().UTC().Format(time.RFC3339))
+	for _, env := range []string{"FLOW_CRASH_MATCH", "FLOW_CRASH_SKIP"} {
+		if re := os.Getenv(env); re != "" {
+			fmt.Fprintf(&b, "%s=`%s`\n\n", env, re)
+		}
+	}
 	fmt.Fprintf(&b, "| figure | value |\n|---|---|\n")
 	fmt.Fprintf(&b, "| kill points in flashback-start | %d |\n", len(ref.start))
 	fmt.Fprintf(&b, "| kill points in flashback-stop | %d |\n", len(ref.stop))

@@ -218,6 +218,9 @@ func requireHealthy(t *testing.T, lab *drlab.Lab) {
 // requireHealthy).
 func healthProblems(ctx context.Context, lab *drlab.Lab) []string {
 	var problems []string
+	// a clone instance a failed test left running (no playbook leaves one
+	// after a finished start or stop)
+	problems = append(problems, sideInstances(lab)...)
 	for _, n := range lab.Nodes {
 		db, err := lab.OpenNode(n)
 		if err != nil {
@@ -281,6 +284,33 @@ func healthProblems(ctx context.Context, lab *drlab.Lab) []string {
 		db.Close()
 	}
 	return problems
+}
+
+// sideInstances lists the mysqld and mysqld_safe processes running in a
+// lab node's host folder that are not the node's own (the clone instances
+// flashback-start starts), with their command lines.
+func sideInstances(lab *drlab.Lab) []string {
+	var out []string
+	for _, p := range lab.Processes() {
+		if p.What == "other" {
+			args, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.PID))
+			out = append(out, fmt.Sprintf("a side mysqld is still running (pid %d): %s", p.PID, strings.TrimSpace(strings.ReplaceAll(string(args), "\x00", " "))))
+		}
+	}
+	return out
+}
+
+// waitNoSideInstance polls (bounded by portWait) until no side instance
+// runs in the lab; it returns those still running at the deadline.
+func waitNoSideInstance(lab *drlab.Lab) []string {
+	deadline := time.Now().Add(portWait)
+	for {
+		left := sideInstances(lab)
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+		time.Sleep(250 * time.Millisecond) // poll interval, bounded by the deadline above
+	}
 }
 
 func contains(list []string, s string) bool {

@@ -1,17 +1,11 @@
 package cli
 
 import (
-	"context"
-	"errors"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
-
-	"github.com/creack/pty"
 )
 
 // confirmPlaybook has one state-changing step that asks for confirmation.
@@ -45,37 +39,15 @@ func TestConfirmPromptOnATerminal(t *testing.T) {
 	for _, progress := range []string{"off", "on"} {
 		t.Run("progress "+progress, func(t *testing.T) {
 			work := t.TempDir()
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, bin, "run", pb, "--state-dir", filepath.Join(work, "state"), "--var", "dir="+work, "--progress", progress)
-			cmd.Env = append(os.Environ(), "TERM=xterm")
-			tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 150})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tty.Close()
-			out := &ptyBuffer{}
-			copied := make(chan struct{})
-			go func() {
-				defer close(copied)
-				_, _ = io.Copy(out, tty)
-			}()
-			deadline := time.Now().Add(time.Minute)
-			for !strings.Contains(plainText(out.String()), `Type "go-ahead" to continue`) {
-				if time.Now().After(deadline) {
-					_ = cmd.Process.Kill()
-					t.Fatalf("the terminal never showed the prompt:\n%s", plainText(out.String()))
+			env := append(os.Environ(), "TERM=xterm")
+			args := []string{"run", pb, "--state-dir", filepath.Join(work, "state"), "--var", "dir=" + work, "--progress", progress}
+			raw, code := flowOnPTY(t, bin, env, args, `Type "go-ahead" to continue`, func(tty io.Writer) {
+				if _, err := tty.Write([]byte("go-ahead\n")); err != nil {
+					t.Error(err)
 				}
-				time.Sleep(20 * time.Millisecond) // a poll interval
-			}
-			if _, err := tty.Write([]byte("go-ahead\n")); err != nil {
-				t.Fatal(err)
-			}
-			err = cmd.Wait()
-			<-copied
-			var ee *exec.ExitError
-			if errors.As(err, &ee) || err != nil {
-				t.Fatalf("flow: %v\n%s", err, plainText(out.String()))
+			})
+			if code != 0 {
+				t.Fatalf("flow exited %d:\n%s", code, plainText(raw))
 			}
 			if _, err := os.Stat(filepath.Join(work, "done.json")); err != nil {
 				t.Errorf("the confirmed step did not run: %v", err)

@@ -69,9 +69,10 @@ var ansi = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
 func plainText(s string) string { return strings.ReplaceAll(ansi.ReplaceAllString(s, ""), "\r", "") }
 
 // flowOnPTY runs flow with args on a 150×40 pseudo-terminal; when want is
-// not empty, it calls then() once the terminal shows want (bounded). It
-// returns what the terminal showed and the exit code.
-func flowOnPTY(t *testing.T, bin string, env []string, args []string, want string, then func()) (string, int) {
+// not empty, it calls then(terminal) once the terminal shows want
+// (bounded); what then writes to the terminal is flow's input. It returns
+// what the terminal showed and the exit code.
+func flowOnPTY(t *testing.T, bin string, env []string, args []string, want string, then func(tty io.Writer)) (string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -97,7 +98,7 @@ func flowOnPTY(t *testing.T, bin string, env []string, args []string, want strin
 			}
 			time.Sleep(20 * time.Millisecond) // a poll interval, not a wait for an outcome
 		}
-		then()
+		then(tty)
 	}
 	err = cmd.Wait()
 	<-copied
@@ -156,7 +157,7 @@ func TestProgressViewEndToEnd(t *testing.T) {
 		return append([]string{"run", pb, "--state-dir", state, "--var", "host=" + node.Host, "--var", "port=" + strconv.Itoa(node.Port),
 			"--var", "user=" + node.User, "--var", "ref=" + ref}, extra...)
 	}
-	commit := func() { node.Exec(t, fmt.Sprintf("CREATE DATABASE progress_%d", time.Now().UnixNano())) }
+	commit := func(io.Writer) { node.Exec(t, fmt.Sprintf("CREATE DATABASE progress_%d", time.Now().UnixNano())) }
 
 	// 1. on a terminal: the live view
 	raw, code := flowOnPTY(t, bin, env, args(next(1)), "↳ waits for", commit)

@@ -58,7 +58,7 @@ func (r *Router) wire(ctx context.Context, dsName, srcName string) error {
 
 	ep := r.endpoint(sv)
 	ep.Timeout = max(ep.Timeout, 5*time.Second)
-	ep.ReadTimeout = 60 * time.Second
+	ep.ReadTimeout = adminReadTimeout
 	what := "dataserver " + sv.Name
 	if sv.DBScaleServer {
 		what = "standby router " + sv.Name + " (" + ep.Addr() + ")"

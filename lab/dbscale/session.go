@@ -263,11 +263,19 @@ func (s *session) effectiveOption(key string) string {
 	return s.r.option(key)
 }
 
+// adminReadTimeout bounds the wait for a dataserver's answer to an admin
+// or replication-control statement. It exceeds the 60 s MySQL's STOP
+// REPLICA may take on a multi-threaded replica whose relay log ends in the
+// middle of a transaction (the receiver was stopped first): the
+// coordinator waits that long for the rest of the group before it gives
+// up on it.
+const adminReadTimeout = 2 * time.Minute
+
 // transient opens a short-lived connection to a dataserver for an admin
 // action.
 func (r *Router) transient(ctx context.Context, m *dataServer) (BackendConn, error) {
 	ep := r.endpoint(m)
-	ep.ReadTimeout = 30 * time.Second
+	ep.ReadTimeout = adminReadTimeout
 	conn, err := r.backend.Connect(ctx, ep)
 	if err != nil {
 		return nil, asMyError(err, "cannot connect to "+m.Name)
