@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -243,6 +244,9 @@ func healthProblems(ctx context.Context, lab *drlab.Lab) []string {
 		case len(rows) != 1 || rows[0] != fmt.Sprintf("host=%s, io=ON, sql_thread=ON", want):
 			problems = append(problems, fmt.Sprintf("%s replication %v, want host=%s, io=ON, sql_thread=ON", n, rows, want))
 		}
+		if master && n.Cluster == drlab.ClusterStandby {
+			problems = append(problems, lagProblems(ctx, db, n)...)
+		}
 		var marker int
 		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'flow_drill'").Scan(&marker); err != nil || marker != 0 {
 			problems = append(problems, fmt.Sprintf("%s carries a drill marker (flow_drill) or cannot say: %v", n, err))
@@ -284,6 +288,29 @@ func healthProblems(ctx context.Context, lab *drlab.Lab) []string {
 		db.Close()
 	}
 	return problems
+}
+
+// healthyLag is the most a standby master may lag for the lab to count as
+// healthy: a third of verify's max_lag_seconds (30), so a test's start is
+// not refused for a lag a previous test left.
+const healthyLag = 10
+
+// lagProblems reports a standby master whose Seconds_Behind_Source is
+// unknown or above healthyLag.
+func lagProblems(ctx context.Context, db *sql.DB, n drlab.Node) []string {
+	rows, err := queryRows(ctx, db, "SHOW REPLICA STATUS")
+	if err != nil || len(rows) != 1 {
+		return []string{fmt.Sprintf("%s: replica status %d row(s): %v", n, len(rows), err)}
+	}
+	for _, f := range strings.Split(rows[0], ", ") {
+		if v, ok := strings.CutPrefix(f, "Seconds_Behind_Source="); ok {
+			if lag, err := strconv.Atoi(v); err != nil || lag > healthyLag {
+				return []string{fmt.Sprintf("%s lags %q s (healthy: at most %d)", n, v, healthyLag)}
+			}
+			return nil
+		}
+	}
+	return []string{fmt.Sprintf("%s: no Seconds_Behind_Source in its replica status", n)}
 }
 
 // sideInstances lists the mysqld and mysqld_safe processes running in a
