@@ -596,6 +596,52 @@ func TestCrashSweep(t *testing.T) {
 	}
 }
 
+// installPluginStep is the name prefix of flashback-start's conditional
+// step that installs the clone plugin on a donor that lacks it.
+const installPluginStep = "Step 14 install plugin clone on "
+
+// prepareKillPoint puts the lab in the state a kill point's step needs to
+// run at all. The reference cycle runs on a fresh lab; steps it ran only
+// because of that need the state back: the clone plugin stays installed
+// on a donor once a start installed it, so for its install step the
+// plugin is uninstalled from that node first.
+func prepareKillPoint(ctx context.Context, lab *drlab.Lab, k killPoint) error {
+	host, ok := strings.CutPrefix(k.Name, installPluginStep)
+	if !ok || k.Playbook != "start" {
+		return nil
+	}
+	for _, n := range lab.Nodes {
+		if n.Cluster != drlab.ClusterStandby || n.Host != host {
+			continue
+		}
+		db, err := lab.OpenNode(n)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		var installed int
+		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM INFORMATION_SCHEMA.PLUGINS WHERE PLUGIN_NAME = 'clone'").Scan(&installed); err != nil {
+			return fmt.Errorf("%s: %w", n, err)
+		}
+		if installed == 0 {
+			return nil
+		}
+		// one session: no GTID of this node's own, whatever the server logs
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		for _, q := range []string{"SET SESSION sql_log_bin = 0", "UNINSTALL PLUGIN clone"} {
+			if _, err := conn.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("%s: %s: %w", n, q, err)
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("no standby node at %s", host)
+}
+
 // selectPoints keeps the kill points whose "start|stop NAME KEY" matches
 // the regular expression in the environment variable env (keep) or does
 // not match it (!keep); an unset variable keeps every point.
@@ -647,6 +693,9 @@ func (h *harness) trial(t *testing.T, k killPoint) (res trialResult) {
 		if err := drillWrites(ctx, h.lab); err != nil {
 			return fail("%v", err)
 		}
+	}
+	if err := prepareKillPoint(ctx, h.lab, k); err != nil {
+		return fail("preparing the lab for the kill point: %v", err)
 	}
 	r := h.flow(ctx, h.runArgs(playbook, d.state, d.redo), func(ev flowEvent, _ int) bool {
 		return ev.Event == "step_started" && ev.Key == k.Key
