@@ -196,6 +196,42 @@ steps:
 	wantIn(t, "error", res.Err.Error(), "timed out after", "(timeout: 100ms) waiting for `until: n < 0` still false")
 }
 
+// TestHintOnFailure: a failed step's error ends with its rendered `hint:`
+// (what to do); a guard's refusal does not get it, and a step that
+// succeeds never renders it.
+func TestHintOnFailure(t *testing.T) {
+	const pb = `name: hint
+vars: {n: 0, host: 127.0.0.9}
+steps:
+  - name: Step 01 fine
+    set: {n: "n + 1"}
+    hint: "{{ n / 0 }}"
+  - name: Step 02 never true
+    set: {n: "n + 1"}
+    until: n < 0
+    timeout: 50ms
+    interval: 10ms
+    hint: "kill what is left on {{ host }} by hand, then resume"
+`
+	res := run(t, pb, engine.ModeRun, nil)
+	wantExit(t, res, engine.ExitStepFailed)
+	wantIn(t, "error", res.Err.Error(), "Step 02 never true", "still false", "; what to do: kill what is left on 127.0.0.9 by hand, then resume")
+
+	const refused = `name: hint
+vars: {n: 0}
+steps:
+  - name: Step 01 refused
+    pre: [{that: "n > 0", message: "n is not positive"}]
+    set: {n: 1}
+    hint: never shown
+`
+	res = run(t, refused, engine.ModeRun, nil)
+	wantExit(t, res, engine.ExitRefused)
+	if strings.Contains(res.Err.Error(), "never shown") {
+		t.Errorf("a refusal carries the hint: %v", res.Err)
+	}
+}
+
 // TestRetriesOnFailure: a failing step is retried; it succeeds on the
 // third run and the run goes on.
 func TestRetriesOnFailure(t *testing.T) {

@@ -286,6 +286,9 @@ func (c *compiler) step(s *Step, sc *schema, guarded bool) {
 	if s.Confirm != nil {
 		c.compileTemplate(&s.Confirm.Template, kindText, local)
 	}
+	if s.Hint != nil {
+		c.compileTemplate(&s.Hint.Template, kindText, local)
+	}
 	if s.Interval > 0 && s.Retries == 0 && s.Timeout == 0 {
 		c.errorf(s.Pos, "`interval:` without `retries:` or `timeout:` does nothing")
 	}

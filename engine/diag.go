@@ -175,6 +175,15 @@ func (e *StepError) Error() string {
 }
 func (e *StepError) Unwrap() error { return e.Err }
 
+// hintError is a step's error with the step's `hint:` (what to do).
+type hintError struct {
+	err  error
+	hint string
+}
+
+func (e *hintError) Error() string { return e.err.Error() + "; what to do: " + e.hint }
+func (e *hintError) Unwrap() error { return e.err }
+
 func baseName(p string) string {
 	if i := strings.LastIndexByte(p, '/'); i >= 0 {
 		return p[i+1:]

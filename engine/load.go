@@ -24,7 +24,7 @@ import (
 var commonKeys = map[string]bool{
 	"id": true, "name": true, "when": true, "pre": true, "post": true, "register": true,
 	"retries": true, "until": true, "interval": true, "timeout": true, "effect": true,
-	"confirm": true, "rescue": true, "always": true, "ignore_errors": true,
+	"confirm": true, "hint": true, "rescue": true, "always": true, "ignore_errors": true,
 	"undo": true, "point_of_no_return": true, "resume": true,
 	"steps": true, "for_each": true, "as": true, "parallel": true,
 	"include": true, "with": true,
@@ -815,6 +815,8 @@ func (l *loader) parseStep(pb *Playbook, n *yaml.Node, what string) *Step {
 			}
 		case "confirm":
 			s.Confirm = l.text(f, v, "confirm")
+		case "hint":
+			s.Hint = l.text(f, v, "hint")
 		case "ignore_errors":
 			s.IgnoreErrors = l.boolean(f, v, "ignore_errors")
 		case "rescue":

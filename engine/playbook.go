@@ -89,8 +89,12 @@ type Step struct {
 	Timeout  time.Duration
 	Effect   map[string]*Expr
 	Confirm  *Text
-	Rescue   []*Step
-	Always   []*Step
+	// Hint says what the operator should check or do when the step fails;
+	// it is added to the step's error (not to a guard's refusal, whose
+	// message says that already).
+	Hint   *Text
+	Rescue []*Step
+	Always []*Step
 	// IgnoreErrors logs a failure as a warning and goes on (best-effort
 	// cleanup in rescue sections).
 	IgnoreErrors bool

@@ -683,6 +683,11 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 			r.event(log, "step_refused", merge(base, logrus.Fields{"duration_ms": dur.Milliseconds(), "error": r.masker.Apply(err.Error())}))
 			return err
 		}
+		if s.Hint != nil && ctx.Err() == nil {
+			if hint, _, herr := s.Hint.render(kindText, env, renderDisplay); herr == nil && hint != "" {
+				err = &hintError{err: err, hint: hint}
+			}
+		}
 		log.Errorf("%s failed: %s", name, r.masker.Apply(err.Error()))
 		r.event(log, "step_failed", merge(base, logrus.Fields{"duration_ms": dur.Milliseconds(), "error": r.masker.Apply(err.Error())}))
 		if s.ID != "" {

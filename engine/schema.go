@@ -163,6 +163,9 @@ var commonSchemas = map[string]func() obj{
 	"confirm": func() obj {
 		return described(ref("text"), "the word the operator must type before this state-changing step (--yes answers it)")
 	},
+	"hint": func() obj {
+		return described(ref("text"), "what the operator should check or do when this step fails: added to its error")
+	},
 	"rescue":        func() obj { return described(ref("steps"), "steps run when this step fails (they see `error`)") },
 	"always":        func() obj { return described(ref("steps"), "steps run after this step whatever happened") },
 	"ignore_errors": func() obj { return described(obj{"type": "boolean"}, "log a failure as a warning and go on") },

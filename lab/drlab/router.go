@@ -29,6 +29,10 @@ const (
 // routerReadyTimeout bounds the wait for a started router to answer.
 const routerReadyTimeout = 20 * time.Second
 
+// routerStartTries bounds the starts of a router stopped by a signal
+// before it answered (startRouterRetrying).
+const routerStartTries = 3
+
 // routerStopGrace bounds the wait for a router to exit after SIGTERM
 // (and again after SIGKILL).
 const routerStopGrace = 10 * time.Second
@@ -66,8 +70,17 @@ func serveChildMain(args []string, logw io.Writer) int {
 			listen = args[i+1]
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
+	defer signal.Stop(sigs)
+	go func() {
+		if sig, ok := <-sigs; ok {
+			fmt.Fprintf(logw, "serve-dbscale: stopped by signal %s\n", sig)
+			cancel()
+		}
+	}()
 	if err := ServeRouter(ctx, dir, listen, logw); err != nil {
 		fmt.Fprintf(logw, "serve-dbscale: %v\n", err)
 		return 1
@@ -187,6 +200,20 @@ func (l *Lab) startRouter(ctx context.Context, r *Router, exe string) error {
 	}
 	r.PID = cmd.Process.Pid
 	return l.waitRouter(ctx, *r)
+}
+
+// startRouterRetrying starts a router (startRouter) and, when it was
+// stopped by a signal before it answered (its log says so: something on
+// the machine signalled the new pid, seen a few times in CI), starts it
+// again, at most routerStartTries times in all.
+func (l *Lab) startRouterRetrying(ctx context.Context, r *Router, exe string, logf func(string, ...any)) error {
+	for try := 1; ; try++ {
+		err := l.startRouter(ctx, r, exe)
+		if err == nil || try >= routerStartTries || ctx.Err() != nil || routerAlive(*r) || !strings.Contains(tailFile(r.Log, 3), "stopped by signal") {
+			return err
+		}
+		logf("%s router (pid %d) was stopped by a signal before it answered; starting it again (try %d of %d)", r.Cluster, r.PID, try+1, routerStartTries)
+	}
 }
 
 // waitRouter polls until the router answers `dbscale show dataservers` as
