@@ -29,10 +29,6 @@ const (
 // routerReadyTimeout bounds the wait for a started router to answer.
 const routerReadyTimeout = 20 * time.Second
 
-// routerStartTries bounds the starts of a router stopped by a signal
-// before it answered (startRouterRetrying).
-const routerStartTries = 3
-
 // routerStopGrace bounds the wait for a router to exit after SIGTERM
 // (and again after SIGKILL).
 const routerStopGrace = 10 * time.Second
@@ -163,10 +159,14 @@ func (l *Lab) writeRouterConfig(r Router) error {
 	return writeFileAtomic(filepath.Join(r.Dir, routerConfigFile), append([]byte(head), b...), 0o600)
 }
 
-// routerAlive reports whether the recorded router process runs.
+// routerAlive reports whether the recorded router process runs. A router
+// this process started is alive until its reaper saw it exit: right after
+// the fork, until the exec, its command line is still this program's, so
+// matching it would call a starting router dead (and the lab start would
+// then stop it, which CI saw as a router SIGTERMed at birth).
 func routerAlive(r Router) bool {
-	if ours, exited := childExited(r.PID); ours && exited {
-		return false
+	if ours, exited := childExited(r.PID); ours {
+		return !exited
 	}
 	return procAlive(r.PID, "serve-dbscale", "--dir "+r.Dir+" ")
 }
@@ -200,20 +200,6 @@ func (l *Lab) startRouter(ctx context.Context, r *Router, exe string) error {
 	}
 	r.PID = cmd.Process.Pid
 	return l.waitRouter(ctx, *r)
-}
-
-// startRouterRetrying starts a router (startRouter) and, when it was
-// stopped by a signal before it answered (its log says so: something on
-// the machine signalled the new pid, seen a few times in CI), starts it
-// again, at most routerStartTries times in all.
-func (l *Lab) startRouterRetrying(ctx context.Context, r *Router, exe string, logf func(string, ...any)) error {
-	for try := 1; ; try++ {
-		err := l.startRouter(ctx, r, exe)
-		if err == nil || try >= routerStartTries || ctx.Err() != nil || routerAlive(*r) || !strings.Contains(tailFile(r.Log, 3), "stopped by signal") {
-			return err
-		}
-		logf("%s router (pid %d) was stopped by a signal before it answered; starting it again (try %d of %d)", r.Cluster, r.PID, try+1, routerStartTries)
-	}
 }
 
 // waitRouter polls until the router answers `dbscale show dataservers` as

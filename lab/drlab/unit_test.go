@@ -2,8 +2,10 @@ package drlab
 
 import (
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flowdba/flow/lab/mysqld"
 )
@@ -139,5 +141,33 @@ func TestProcHelpers(t *testing.T) {
 func TestRedactSecret(t *testing.T) {
 	if got := redactSecret(`server_password="S3CR3T",x`, "S3CR3T"); strings.Contains(got, "S3CR3T") {
 		t.Errorf("redactSecret left the secret: %s", got)
+	}
+}
+
+// TestRouterAliveFromFork: a router this process started counts as alive
+// from the fork on, although until its exec its command line is still
+// this program's (no "serve-dbscale" in it), and as gone once it exited.
+// Before, a router polled in that window was judged dead and the lab start
+// stopped it.
+func TestRouterAliveFromFork(t *testing.T) {
+	cmd := exec.Command("/bin/sh", "-c", "read line")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := startChild(cmd); err != nil {
+		t.Fatal(err)
+	}
+	r := Router{PID: cmd.Process.Pid, Dir: t.TempDir()}
+	if !routerAlive(r) {
+		t.Fatalf("a started child (pid %d) whose command line is not a router's counts as dead", r.PID)
+	}
+	stdin.Close() // the child reads EOF and exits
+	deadline := time.Now().Add(10 * time.Second)
+	for routerAlive(r) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the child (pid %d) still counts as alive 10 s after its stdin closed", r.PID)
+		}
+		time.Sleep(10 * time.Millisecond) // poll, bounded by the deadline above
 	}
 }

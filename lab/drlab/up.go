@@ -473,7 +473,7 @@ func (u *upRun) startRouters(ctx context.Context, l *Lab) error {
 			return err
 		}
 		g.Go(func() error {
-			if err := l.startRouterRetrying(ctx, r, u.o.Executable, u.logf); err != nil {
+			if err := l.startRouter(ctx, r, u.o.Executable); err != nil {
 				return err
 			}
 			u.logf("%s router %s up (pid %d)", r.Cluster, r.Addr(), r.PID)
@@ -631,7 +631,7 @@ func (u *upRun) restart(ctx context.Context, l *Lab, in *mysqld.Install) error {
 		if err := l.writeRouterConfig(*r); err != nil {
 			return err
 		}
-		if err := l.startRouterRetrying(ctx, r, u.o.Executable, u.logf); err != nil {
+		if err := l.startRouter(ctx, r, u.o.Executable); err != nil {
 			_ = l.save()
 			return err
 		}
