@@ -76,10 +76,10 @@ steps:
 	wantRuns(t, "refuse", 0)
 }
 
-// TestRefusalAfterChangeIsAFailure: once a state-changing step ran, a
-// refusal is a failed run (exit 1): the operator must look at a half-done
-// change.
-func TestRefusalAfterChangeIsAFailure(t *testing.T) {
+// TestRefusalAfterChangeIsAborted: once a state-changing step ran, a
+// refusal is no longer "nothing changed" (exit 3) but an aborted run (exit
+// 4): the operator must look at a half-done change.
+func TestRefusalAfterChangeIsAborted(t *testing.T) {
 	const pb = `name: refuse late
 steps:
   - name: Step 01 change
@@ -89,7 +89,7 @@ steps:
     assert: {that: "1 > 2", message: too late}
 `
 	res := run(t, pb, engine.ModeRun, nil, "late")
-	wantExit(t, res, engine.ExitStepFailed)
+	wantExit(t, res, engine.ExitAborted)
 	wantIn(t, "error", res.Err.Error(), "refused by guard `1 > 2`", "too late")
 	wantRuns(t, "late", 1)
 }

@@ -286,6 +286,9 @@ func (c *compiler) step(s *Step, sc *schema, guarded bool) {
 	if s.Confirm != nil {
 		c.compileTemplate(&s.Confirm.Template, kindText, local)
 	}
+	if s.ConfirmMessage != nil {
+		c.compileTemplate(&s.ConfirmMessage.Template, kindText, local)
+	}
 	if s.Hint != nil {
 		c.compileTemplate(&s.Hint.Template, kindText, local)
 	}

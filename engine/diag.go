@@ -144,11 +144,18 @@ type RefusedError struct {
 	Guard   string // the expression
 	Message string // the author's message, rendered
 	Seen    string // "name=value, …" of the values the guard read
+	// Declined says the refusal is the operator's: a confirmation not
+	// given (declined, or no terminal to ask on).
+	Declined bool
 }
 
 func (e *RefusedError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: refused by guard `%s` of step %q", e.Pos, e.Guard, e.Step)
+	if e.Declined {
+		fmt.Fprintf(&b, "%s: step %q was not confirmed (%s)", e.Pos, e.Step, e.Guard)
+	} else {
+		fmt.Fprintf(&b, "%s: refused by guard `%s` of step %q", e.Pos, e.Guard, e.Step)
+	}
 	if e.Message != "" {
 		b.WriteString(": " + e.Message)
 	}

@@ -451,6 +451,27 @@ func (l *loader) text(file string, n *yaml.Node, what string) *Text {
 	return t
 }
 
+// parseConfirm reads `confirm:`: the word to type, or a mapping of the
+// word and the message the prompt shows (what will happen, where).
+func (l *loader) parseConfirm(file string, n *yaml.Node) (word, message *Text) {
+	if d := deref(n); d != nil && d.Kind == yaml.MappingNode {
+		m := l.mapping(file, n, "confirm", []string{"word", "message"})
+		if m == nil {
+			return nil, nil
+		}
+		if wn, ok := m.vals["word"]; ok {
+			word = l.text(file, wn, "confirm.word")
+		} else {
+			l.errorf(posOf(file, n), "confirm: needs `word:` (what the operator types), e.g. confirm: {word: \"{{ target_host }}\", message: …}")
+		}
+		if mn, ok := m.vals["message"]; ok {
+			message = l.text(file, mn, "confirm.message")
+		}
+		return word, message
+	}
+	return l.text(file, n, "confirm"), nil
+}
+
 func (l *loader) value(file string, n *yaml.Node, what string) *Value {
 	d := deref(n)
 	v := &Value{}
@@ -814,7 +835,7 @@ func (l *loader) parseStep(pb *Playbook, n *yaml.Node, what string) *Step {
 				}
 			}
 		case "confirm":
-			s.Confirm = l.text(f, v, "confirm")
+			s.Confirm, s.ConfirmMessage = l.parseConfirm(f, v)
 		case "hint":
 			s.Hint = l.text(f, v, "hint")
 		case "ignore_errors":

@@ -88,7 +88,11 @@ type Step struct {
 	Interval time.Duration
 	Timeout  time.Duration
 	Effect   map[string]*Expr
-	Confirm  *Text
+	// Confirm is the word the operator types at this confirmation point
+	// (a state-changing step, or a group or include: asked before its
+	// first step); ConfirmMessage says what will happen and where.
+	Confirm        *Text
+	ConfirmMessage *Text
 	// Hint says what the operator should check or do when the step fails;
 	// it is added to the step's error (not to a guard's refusal, whose
 	// message says that already).

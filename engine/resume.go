@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/flowdba/flow/event"
 	"github.com/sirupsen/logrus"
 )
 
@@ -65,8 +66,29 @@ type ResumeState struct {
 	Done, Rerun map[string]bool
 	// RolledBack says a rollback of the run finished.
 	RolledBack bool
+	// Confirmations are the confirmation points earlier attempts passed,
+	// by step key: a resumed run does not ask again.
+	Confirmations map[string]*ConfirmRecord
 
 	mu sync.RWMutex // Steps is read by parallel items while a restarted group forgets its records
+}
+
+// ConfirmRecord is a confirmation an earlier attempt recorded.
+type ConfirmRecord struct {
+	Word, How, Operator string
+	Time                time.Time
+}
+
+// confirmedAt reports whether an earlier attempt passed the confirmation
+// point of the step at p.
+func (rs *ResumeState) confirmedAt(p Pos) bool {
+	seg := fmt.Sprintf("%s:%d:%d", baseName(p.File), p.Line, p.Col)
+	for k := range rs.Confirmations {
+		if k == seg || strings.HasSuffix(k, " > "+seg) {
+			return true
+		}
+	}
+	return false
 }
 
 // get returns the record of the step instance key.
@@ -116,7 +138,7 @@ func (rs *ResumeState) restart(prefix string) bool {
 // step instance. A group whose rescue section ran starts again from its
 // first step: its inner records are dropped.
 func BuildResumeState(events []ResumeEvent) *ResumeState {
-	rs := &ResumeState{Steps: map[string]*StepRecord{}, Done: map[string]bool{}, Rerun: map[string]bool{}}
+	rs := &ResumeState{Steps: map[string]*StepRecord{}, Done: map[string]bool{}, Rerun: map[string]bool{}, Confirmations: map[string]*ConfirmRecord{}}
 	get := func(f map[string]any) *StepRecord {
 		key, _ := f["key"].(string)
 		if key == "" {
@@ -187,6 +209,16 @@ func BuildResumeState(events []ResumeEvent) *ResumeState {
 			if rec := get(f); rec != nil {
 				rs.forget(rec.Key)
 				rec.RescueFinished = true
+			}
+		case event.Confirmation:
+			if o, _ := f["outcome"].(string); o == "confirmed" {
+				if key, _ := f["key"].(string); key != "" {
+					c := &ConfirmRecord{Time: ev.Time}
+					c.Word, _ = f["word"].(string)
+					c.How, _ = f["how"].(string)
+					c.Operator, _ = f["operator"].(string)
+					rs.Confirmations[key] = c
+				}
 			}
 		case "undo_finished":
 			if rec := get(f); rec != nil {

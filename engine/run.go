@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"github.com/flowdba/flow/engine/logfmt"
 	"github.com/flowdba/flow/engine/quote"
 	"github.com/flowdba/flow/engine/secret"
+	"github.com/flowdba/flow/event"
 	"github.com/sirupsen/logrus"
 )
 
@@ -70,6 +70,16 @@ type Options struct {
 	Observer func(event string, fields map[string]any)
 	// Binder, when set, binds the run to a saved plan (flow run --plan).
 	Binder Binder
+	// TerminalGone, when set, reports that the operator's terminal hung
+	// up: prompts are refused from then on, not waited for.
+	TerminalGone func() bool
+	// Abandon, when set, ends a rescue that runs after an interruption
+	// (the operator insisted with further signals); without it such a
+	// rescue runs to its end.
+	Abandon context.Context
+	// Short makes a dry run or plan list only changes, confirmation
+	// points, refusals and rescue sections.
+	Short bool
 }
 
 // Binder binds a run to a saved plan: it sees what each step observed and
@@ -96,6 +106,18 @@ type Runner struct {
 	masker  *secret.Masker
 	pool    *connPool
 	mutated atomic.Bool // a state-changing step has started (or, dry run, would have)
+	// dispatched counts the state-changing steps that sent (or may have
+	// sent) their change: the run "changed something" from the first.
+	dispatched atomic.Int64
+	input      lineReader
+	// rescuing names the rescue sections running; current is the step
+	// that started last (what a second signal reports).
+	rescueMu sync.Mutex
+	rescuing []string
+	current  atomic.Pointer[string]
+	// what a preview's summary lists: confirmation points, points of no
+	// return, rescue sections
+	gateNotes, noReturnNotes, rescueNotes []previewNote
 	ids     atomic.Int64
 	outMu   sync.Mutex
 	changes atomic.Int64
@@ -183,18 +205,11 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook) error {
 	r.event(log, "run_started", startFields)
 	log.Infof("%s ready", pb.Name)
 	log.Infof("%s whole process consists of %d steps", pb.Name, len(pb.Steps))
-	err := r.steps(ctx, w, root, pb.Steps)
-	status := "success"
-	var refused *RefusedError
-	switch {
-	case err == nil:
-	case ctx.Err() != nil:
-		status = "interrupted"
-	case errors.As(err, &refused) && !r.mutated.Load():
-		status = "refused"
-	default:
-		status = "failed"
+	err := r.refuseUnaskable(pb)
+	if err == nil {
+		err = r.steps(ctx, w, root, pb.Steps)
 	}
+	status := r.statusOf(ctx, err)
 	fields := logrus.Fields{"run_id": r.opts.RunID, "status": status, "duration_ms": time.Since(r.started).Milliseconds()}
 	if err != nil {
 		fields["error"] = r.masker.Apply(err.Error())
@@ -209,6 +224,7 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook) error {
 			r.printf(", %d step(s) UNKNOWN until a real run", n)
 		}
 		r.printf(".\n")
+		r.printGates()
 	}
 	return r.classify(ctx, err)
 }
@@ -217,20 +233,59 @@ func (r *Runner) modeName() string {
 	return map[Mode]string{ModeRun: "run", ModeDryRun: "dry-run", ModePlan: "plan"}[r.opts.Mode]
 }
 
+// statusOf is the run status an error gives: success, interrupted,
+// refused (nothing changed), aborted (refused or declined after a change)
+// or failed.
+func (r *Runner) statusOf(ctx context.Context, err error) string {
+	switch {
+	case err == nil:
+		return "success"
+	case ctx.Err() != nil:
+		return "interrupted"
+	case rescueFailed(err):
+		return "failed"
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) && ee.Code == ExitInvalid {
+		return "invalid"
+	}
+	if isRefusal(err) {
+		if r.changed() {
+			return "aborted"
+		}
+		return "refused"
+	}
+	return "failed"
+}
+
+// changed reports whether the run changed something (a dry run or plan:
+// would have).
+func (r *Runner) changed() bool {
+	return r.Changed() || (r.opts.Mode != ModeRun && r.mutated.Load())
+}
+
 // classify turns an error into one with the right exit code.
 func (r *Runner) classify(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
-	var ee *ExitError
-	if errors.As(err, &ee) {
-		return err
-	}
-	if ctx.Err() != nil && errors.Is(err, context.Canceled) || ctx.Err() != nil {
+	if ctx.Err() != nil {
 		return &ExitError{Code: ExitInterrupted, Err: err}
 	}
-	var re *RefusedError
-	if errors.As(err, &re) && !r.mutated.Load() {
+	if rescueFailed(err) {
+		return &ExitError{Code: ExitStepFailed, Err: err}
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		if ee.Code == ExitRefused && r.changed() {
+			return &ExitError{Code: ExitAborted, Err: ee.Err}
+		}
+		return err
+	}
+	if isRefusal(err) {
+		if r.changed() {
+			return &ExitError{Code: ExitAborted, Err: err}
+		}
 		return &ExitError{Code: ExitRefused, Err: err}
 	}
 	return &ExitError{Code: ExitStepFailed, Err: err}
@@ -520,13 +575,7 @@ func (r *Runner) seen(e *Expr, env *evalEnv) string {
 		} else if v, err := runExprProg(p, env.vars); err != nil {
 			val = "<" + firstLine(err.Error()) + ">"
 		} else {
-			val = fmt.Sprintf("%#v", v)
-			if s, ok := v.(string); ok {
-				val = fmt.Sprintf("%q", s)
-			}
-			if len(val) > 200 {
-				val = val[:197] + "..."
-			}
+			val = displayValue(v, 200)
 		}
 		if i < len(e.psecret) && e.psecret[i] {
 			val = secret.Mask
@@ -586,7 +635,7 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 					_ = r.include(sctx, w, sc, s, name)
 				}
 			}
-			r.markUnknown(sc, s)
+			r.markUnknownCounted(ctx, sc, s)
 			return nil
 		}
 		ok, err := evalBool(s.When, env)
@@ -615,10 +664,12 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 				return fmt.Errorf("%s: guard reads unknown values %s", g.That.Pos, unknown)
 			}
 			r.verdict(ctx, s, name, "UNKNOWN", "precondition `"+oneLine(g.That.Src)+"` depends on "+unknown, nil)
-			r.markUnknown(sc, s)
+			r.markUnknownCounted(ctx, sc, s)
 			return nil
 		} else if refused != nil {
-			log.Errorf("%s refused: %s", name, r.masker.Apply(refused.Error()))
+			if r.opts.Mode == ModeRun {
+				log.Errorf("%s refused: %s", name, r.masker.Apply(refused.Error()))
+			}
 			r.event(log, "step_refused", merge(base, logrus.Fields{"error": r.masker.Apply(refused.Error())}))
 			if r.opts.Mode != ModeRun {
 				r.verdict(ctx, s, name, "REFUSED", refused.Error(), nil)
@@ -637,17 +688,27 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 			ctx = context.WithValue(ctx, resumeVerdictKey{}, v)
 		}
 	}
+	if r.opts.Mode != ModeRun {
+		r.previewGates(ctx, s, name, env)
+	}
+	if !leafStep && s.Confirm != nil && r.opts.Mode == ModeRun && !speculative(ctx) {
+		// a group's or include's confirmation point: asked before its first step
+		if cerr := r.confirm(ctx, s, key, name, env, log); cerr != nil {
+			r.event(log, event.StepRefused, merge(base, logrus.Fields{"error": r.masker.Apply(cerr.Error())}))
+			return cerr
+		}
+	}
 	log.Debugf("%s start", name)
-	r.event(log, "step_started", base)
+	r.event(log, event.StepStarted, base)
+	cur := fmt.Sprintf("%s %s", s.Pos.Short(), name)
+	r.current.Store(&cur)
+	changesBefore := r.dispatched.Load()
 	defer func() {
-		if err != nil && len(s.Rescue) > 0 && ctx.Err() == nil {
-			log.Warnf("%s failed, running its rescue section: %s", name, r.masker.Apply(err.Error()))
-			if rerr := r.rescue(ctx, w, sc, s, key, name, log, err.Error()); rerr != nil {
-				log.Errorf("%s: rescue section failed too: %s", name, r.masker.Apply(rerr.Error()))
-				err = fmt.Errorf("%w; and its rescue failed: %v", err, rerr)
-			} else {
-				log.Warnf("%s: rescue section done (the step's changes were undone as the playbook says); the run still fails", name)
-			}
+		if err != nil && len(s.Rescue) > 0 && r.opts.Mode == ModeRun {
+			err = r.rescueAfter(ctx, w, sc, s, key, name, log, err, r.dispatched.Load() > changesBefore)
+		}
+		if len(s.Rescue) > 0 && r.opts.Mode != ModeRun {
+			r.listRescue(ctx, w, sc, s, name)
 		}
 		if len(s.Always) > 0 {
 			as := newScope(sc)
@@ -688,7 +749,11 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 				err = &hintError{err: err, hint: hint}
 			}
 		}
-		log.Errorf("%s failed: %s", name, r.masker.Apply(err.Error()))
+		if leafStep || !errors.As(err, new(*StepError)) {
+			log.Errorf("%s failed: %s", name, r.masker.Apply(err.Error()))
+		} else {
+			log.Infof("%s stopped by the failure above", name)
+		}
 		r.event(log, "step_failed", merge(base, logrus.Fields{"duration_ms": dur.Milliseconds(), "error": r.masker.Apply(err.Error())}))
 		if s.ID != "" {
 			sc.setStep(s.ID, map[string]any{"ok": false, "skipped": false, "error": r.masker.Apply(err.Error()), "output": map[string]any{}}, false)
@@ -704,7 +769,9 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 		}
 		return err
 	}
-	log.Infof("%s success", name)
+	if r.opts.Mode == ModeRun || (leafStep && out != nil) {
+		log.Infof("%s success", name)
+	}
 	fin := logrus.Fields{"duration_ms": dur.Milliseconds()}
 	// a dry run records the output of the read-only steps it executed (a
 	// saved plan keeps them); steps it only listed have none
@@ -726,15 +793,58 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 // its beginning, and runs a rescue that did not finish again first.
 func (r *Runner) rescue(ctx context.Context, w *worker, sc *scope, s *Step, key, name string, log *logrus.Entry, errText string) error {
 	base := logrus.Fields{"step": s.ID, "name": name, "line": s.Pos.Line, "key": key}
-	r.event(log, "rescue_started", merge(base, logrus.Fields{"error": r.masker.Apply(errText)}))
+	r.event(log, event.RescueStarted, merge(base, logrus.Fields{"error": r.masker.Apply(errText), "steps": len(s.Rescue)}))
 	rs := newScope(sc)
 	rs.set("error", r.masker.Apply(errText), false)
+	started := time.Now()
+	before := r.dispatched.Load()
 	if err := r.steps(withKey(ctx, key+" rescue"), w, rs, s.Rescue); err != nil {
-		r.event(log, "rescue_failed", merge(base, logrus.Fields{"error": r.masker.Apply(err.Error())}))
+		r.event(log, event.RescueFailed, merge(base, logrus.Fields{"error": r.masker.Apply(err.Error()), "outcome": "failed",
+			"changes": r.dispatched.Load() - before, "duration_ms": time.Since(started).Milliseconds()}))
 		return err
 	}
-	r.event(log, "rescue_finished", base)
+	r.event(log, event.RescueFinished, merge(base, logrus.Fields{"outcome": "done", "changes": r.dispatched.Load() - before,
+		"duration_ms": time.Since(started).Milliseconds()}))
 	return nil
+}
+
+// rescueAfter runs a step's rescue section after its error err, when it
+// applies: the step failed, or it was refused or interrupted after
+// something changed inside it (a refusal or an interruption before any
+// change leaves nothing to rescue: the run ends refused, exit 3). After
+// an interruption the rescue runs in a context of its own (rescueContext),
+// so the cluster ends in the state the rescue leaves.
+func (r *Runner) rescueAfter(ctx context.Context, w *worker, sc *scope, s *Step, key, name string, log *logrus.Entry, err error, changedInside bool) error {
+	if !changedInside && (ctx.Err() != nil || isRefusal(err)) {
+		log.Infof("%s stopped before it changed anything: its rescue section is not needed", name)
+		r.event(log, event.RescueSkipped, logrus.Fields{"step": s.ID, "name": name, "line": s.Pos.Line, "key": key,
+			"why": "nothing changed inside the step"})
+		return err
+	}
+	why := "failed"
+	switch {
+	case ctx.Err() != nil:
+		why = "was interrupted"
+	case isRefusal(err):
+		why = "was refused"
+	}
+	rctx, cancel := r.rescueContext(ctx)
+	defer cancel()
+	r.rescueMu.Lock()
+	r.rescuing = append(r.rescuing, fmt.Sprintf("%s %s", s.Pos.Short(), name))
+	r.rescueMu.Unlock()
+	defer func() {
+		r.rescueMu.Lock()
+		r.rescuing = r.rescuing[:len(r.rescuing)-1]
+		r.rescueMu.Unlock()
+	}()
+	log.Warnf("%s %s after it changed something: running its rescue section (%d step(s)): %s", name, why, len(s.Rescue), r.masker.Apply(err.Error()))
+	if rerr := r.rescue(rctx, w, sc, s, key, name, log, err.Error()); rerr != nil {
+		log.Errorf("%s: rescue section failed too: %s", name, r.masker.Apply(rerr.Error()))
+		return &rescueError{err: err, rescue: rerr}
+	}
+	log.Warnf("%s: rescue section done (the step's changes were undone as the playbook says); the run still ends %s", name, map[bool]string{true: "interrupted", false: "unsuccessful"}[ctx.Err() != nil])
+	return &rescuedError{err: err}
 }
 
 func merge(a, b logrus.Fields) logrus.Fields {
@@ -753,6 +863,12 @@ func (r *Runner) markUnknown(sc *scope, s *Step) {
 	if s.Mutates() {
 		r.changes.Add(1)
 	}
+	r.markUnknownVars(sc, s)
+}
+
+// markUnknownVars makes what a step would set unknown (a dry run or plan
+// cannot know it).
+func (r *Runner) markUnknownVars(sc *scope, s *Step) {
 	if s.Register != "" {
 		sc.set(s.Register, Unknown{Why: s.Name}, true)
 	}
@@ -806,19 +922,27 @@ func evalBool(e *Expr, env *evalEnv) (bool, error) {
 
 func (r *Runner) verdict(ctx context.Context, s *Step, name, verdict, reason string, actions []Action) {
 	v := Verdict{Key: parentKey(ctx), Pos: s.Pos, Step: name, Verdict: verdict, Reason: r.masker.Apply(reason), Actions: actions, Mutates: s.Mutates()}
-	r.outMu.Lock()
-	r.verdicts = append(r.verdicts, v)
-	r.outMu.Unlock()
+	indent := ""
+	if listingRescue(ctx) {
+		indent = "    "
+	} else {
+		r.outMu.Lock()
+		r.verdicts = append(r.verdicts, v)
+		r.outMu.Unlock()
+	}
+	if r.opts.Short && !v.Mutates && !gateVerdicts[verdict] {
+		return
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "[%-9s] %s %s", verdict, s.Pos.Short(), name)
+	fmt.Fprintf(&b, "%s[%-9s] %s %s", indent, verdict, s.Pos.Short(), name)
 	if reason != "" {
 		fmt.Fprintf(&b, " — %s", reason)
 	}
 	b.WriteByte('\n')
 	for _, a := range actions {
-		fmt.Fprintf(&b, "              on %s:\n", a.Target)
+		fmt.Fprintf(&b, "%s              on %s:\n", indent, a.Target)
 		for _, line := range strings.Split(a.Text, "\n") {
-			fmt.Fprintf(&b, "                %s\n", line)
+			fmt.Fprintf(&b, "%s                %s\n", indent, line)
 		}
 	}
 	r.printf("%s", b.String())
@@ -839,13 +963,16 @@ func (r *Runner) leaf(ctx context.Context, w *worker, sc *scope, s *Step, name s
 		verdict := "WILL RUN"
 		if rd.unknown || speculative(ctx) {
 			verdict = "UNKNOWN"
-			r.unknown.Add(1)
+			r.countUnknown(ctx)
+		}
+		if listingRescue(ctx) {
+			verdict = "ON RESCUE"
 		}
 		reason := ""
 		if !mut {
 			reason = "read-only"
 		}
-		if mut {
+		if mut && !listingRescue(ctx) {
 			r.changes.Add(1)
 			r.mutated.Store(true)
 		}
@@ -900,12 +1027,17 @@ func (r *Runner) leaf(ctx context.Context, w *worker, sc *scope, s *Step, name s
 		}
 	}
 	if mut && s.Confirm != nil && !resumed {
-		if err := r.confirm(s, name, env, log); err != nil {
+		if err := r.confirm(ctx, s, key, name, env, log); err != nil {
 			return nil, err
 		}
 	}
 	if mut {
 		r.mutated.Store(true)
+		if !resumed && r.opts.Mode == ModeRun {
+			// from here the change may happen: a point of no return counts
+			r.dispatched.Add(1)
+			r.event(log, event.StepDispatched, logrus.Fields{"key": key, "step": s.ID, "name": name, "line": s.Pos.Line})
+		}
 	}
 	if r.opts.Mode == ModeDryRun {
 		r.verdict(ctx, s, name, "RUNS", "read-only: executed for real", nil)
@@ -935,7 +1067,8 @@ func (r *Runner) leaf(ctx context.Context, w *worker, sc *scope, s *Step, name s
 				return nil, err
 			}
 			if refused != nil {
-				return nil, &StepError{Pos: g.That.Pos, Step: name, Err: fmt.Errorf("postcondition failed: %s", refused.Error())}
+				refused.Guard = "post: " + refused.Guard
+				return nil, refused
 			}
 		}
 	}
@@ -1034,33 +1167,6 @@ func maxText(max int) string {
 	return fmt.Sprintf("/%d", max)
 }
 
-// confirm asks the operator to type the expected word.
-func (r *Runner) confirm(s *Step, name string, env *evalEnv, log *logrus.Entry) error {
-	word, _, err := s.Confirm.render(kindText, env, renderDisplay)
-	if err != nil {
-		return err
-	}
-	if r.opts.Yes {
-		log.Infof("%s: confirmation %q given by --yes", name, word)
-		return nil
-	}
-	refuse := func(why string) error {
-		return &ExitError{Code: ExitRefused, Err: &RefusedError{Pos: s.Confirm.Pos, Step: name, Guard: "confirm: " + word, Message: why}}
-	}
-	if !r.opts.Interactive || r.opts.Stdin == nil {
-		return refuse(fmt.Sprintf("this step needs confirmation (type %q) but there is no terminal: run it from a terminal or pass --yes", word))
-	}
-	r.prompt("%s: %s changes state. Type %q to continue:\n", s.Pos.Short(), name, word)
-	line, err := bufio.NewReader(r.opts.Stdin).ReadString('\n')
-	if err != nil && line == "" {
-		return refuse("no confirmation was typed")
-	}
-	if strings.TrimSpace(line) != word {
-		return refuse(fmt.Sprintf("the operator typed %q, not %q", strings.TrimSpace(line), word))
-	}
-	return nil
-}
-
 // group runs a block, or a block for each item of a list with a bounded
 // degree of parallelism. After a failure no new item starts; running items
 // finish (a half-done clone is worse than a finished one).
@@ -1082,24 +1188,14 @@ func (r *Runner) group(ctx context.Context, w *worker, sc *scope, s *Step, name 
 		if r.opts.Mode == ModeRun {
 			return fmt.Errorf("%s: for_each reads unknown values", s.ForEach.Pos)
 		}
-		r.verdict(ctx, s, name, "UNKNOWN", fmt.Sprintf("for each item of `%s` (known only in a real run); each item would run:", oneLine(s.ForEach.Src)), nil)
-		as := s.As
-		if as == "" {
-			as = "item"
-		}
-		is := newScope(sc)
-		is.set(as, Unknown{Why: s.ForEach.Src}, true)
-		is.set("index", Unknown{Why: "index"}, true)
-		r.unknown.Add(1)
-		err := r.steps(ctx, w, is, s.Steps)
-		if s.Register != "" {
-			sc.set(s.Register, Unknown{Why: name}, true)
-		}
-		return err
+		return r.unknownItems(ctx, w, sc, s, name)
 	}
 	v, err := runExpr(s.ForEach, env.vars)
 	if err != nil {
 		return err
+	}
+	if _, unk := v.(Unknown); unk && r.opts.Mode != ModeRun {
+		return r.unknownItems(ctx, w, sc, s, name)
 	}
 	items, ok := toList(v)
 	if !ok {
@@ -1186,6 +1282,25 @@ func (r *Runner) group(ctx context.Context, w *worker, sc *scope, s *Step, name 
 		return fmt.Errorf("%d items failed:\n  %s", len(msgs), strings.Join(msgs, "\n  "))
 	}
 	return ctx.Err()
+}
+
+// unknownItems lists, in a dry run or plan, what each item of a for_each
+// whose list only a real run knows would run.
+func (r *Runner) unknownItems(ctx context.Context, w *worker, sc *scope, s *Step, name string) error {
+	r.verdict(ctx, s, name, "UNKNOWN", fmt.Sprintf("for each item of `%s` (known only in a real run); each item would run:", oneLine(s.ForEach.Src)), nil)
+	as := s.As
+	if as == "" {
+		as = "item"
+	}
+	is := newScope(sc)
+	is.set(as, Unknown{Why: s.ForEach.Src}, true)
+	is.set("index", Unknown{Why: "index"}, true)
+	r.countUnknown(ctx)
+	err := r.steps(ctx, w, is, s.Steps)
+	if s.Register != "" {
+		sc.set(s.Register, Unknown{Why: name}, true)
+	}
+	return err
 }
 
 // itemLabel names a for_each item briefly in messages.

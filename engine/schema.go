@@ -161,7 +161,10 @@ var commonSchemas = map[string]func() obj{
 		return described(orNull(nameMap(ref("expression"))), "for a dry run: the variables this state-changing step would set, as expressions")
 	},
 	"confirm": func() obj {
-		return described(ref("text"), "the word the operator must type before this state-changing step (--yes answers it)")
+		return described(obj{"oneOf": []any{ref("text"),
+			obj{"type": "object", "required": []any{"word"}, "additionalProperties": false,
+				"properties": obj{"word": ref("text"), "message": ref("text")}}}},
+			"a confirmation point: the word the operator must type before this state-changing step, group or include (--yes answers it), or {word, message: what will happen and where}; a run that cannot ask is refused before its first change")
 	},
 	"hint": func() obj {
 		return described(ref("text"), "what the operator should check or do when this step fails: added to its error")
