@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/flowdba/flow/engine/logfmt"
 	"github.com/flowdba/flow/event"
 	"github.com/sirupsen/logrus"
 )
@@ -349,4 +350,60 @@ func (r *Runner) Rescuing() []string {
 		out[len(out)-1] += " (now at: " + *c + ")"
 	}
 	return out
+}
+
+// RescueOutcome is how one rescue section of the run ended.
+type RescueOutcome struct {
+	// Step is the rescued step ("file:line name").
+	Step string
+	// Outcome is done or failed.
+	Outcome string
+	// Changes counts the state-changing steps the rescue sent.
+	Changes int64
+}
+
+// Outcome is what a run changed: the state-changing steps it sent and
+// how its rescue sections ended, for the closing message.
+type Outcome struct {
+	Changes int64
+	Rescues []RescueOutcome
+}
+
+// Outcome reports what the run changed so far.
+func (r *Runner) Outcome() Outcome {
+	r.rescueMu.Lock()
+	defer r.rescueMu.Unlock()
+	return Outcome{Changes: r.dispatched.Load(), Rescues: append([]RescueOutcome(nil), r.rescued...)}
+}
+
+// noteRescue keeps a rescue section's outcome.
+func (r *Runner) noteRescue(s *Step, name, outcome string, changes int64) {
+	r.rescueMu.Lock()
+	defer r.rescueMu.Unlock()
+	r.rescued = append(r.rescued, RescueOutcome{Step: s.Pos.Short() + " " + name, Outcome: outcome, Changes: changes})
+}
+
+// journalHook sends every log line to the journal (event log: level,
+// message, playbook file:line, worker), secrets masked: the journal is the
+// audit record, whatever the terminal showed. Event lines of the JSON
+// stream are events already and are not repeated.
+type journalHook struct{ r *Runner }
+
+func (h journalHook) Levels() []logrus.Level { return logrus.AllLevels }
+
+func (h journalHook) Fire(e *logrus.Entry) error {
+	if _, isEvent := e.Data["event"]; isEvent {
+		return nil
+	}
+	f := map[string]any{"level": e.Level.String(), "msg": h.r.masker.Apply(e.Message)}
+	for k, v := range e.Data {
+		switch k {
+		case logfmt.FieldFile, logfmt.FieldLine, logfmt.FieldID:
+			f[k] = v
+		}
+	}
+	if err := h.r.opts.Journal.Record(event.Log, f, false); err != nil {
+		h.r.journalErr.CompareAndSwap(nil, &err)
+	}
+	return nil
 }

@@ -48,6 +48,9 @@ type StepRecord struct {
 	RescueStarted, RescueFinished bool
 	// Undone says a rollback already ran this step's undo.
 	Undone bool
+	// Dispatched says the step's change was sent (or may have been): its
+	// point of no return, if it has one, was passed.
+	Dispatched bool
 }
 
 // ResumeEvent is one journal record as the engine reads it back.
@@ -209,6 +212,10 @@ func BuildResumeState(events []ResumeEvent) *ResumeState {
 			if rec := get(f); rec != nil {
 				rs.forget(rec.Key)
 				rec.RescueFinished = true
+			}
+		case event.StepDispatched:
+			if rec := get(f); rec != nil {
+				rec.Dispatched = true
 			}
 		case event.Confirmation:
 			if o, _ := f["outcome"].(string); o == "confirmed" {

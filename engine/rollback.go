@@ -141,12 +141,16 @@ func (r *Runner) walk(ctx context.Context, w *worker, sc *scope, steps []*Step, 
 		if name == "" {
 			name = s.Name
 		}
-		if s.NoReturn != nil && rec.Status != StepSkipped && plan.NoReturn == "" {
+		// a point of no return counts once its change was sent: a step
+		// refused, declined or interrupted before that changed nothing (a
+		// read-only step has no change: it counts once it started)
+		passed := !s.Mutates() || rec.Dispatched || len(rec.Sent) > 0 || rec.Status == StepFinished
+		if s.NoReturn != nil && passed && plan.NoReturn == "" {
 			msg, _, err := s.NoReturn.render(kindText, sc.env(), renderDisplay)
 			if err != nil {
 				msg = s.NoReturn.Raw
 			}
-			plan.NoReturn = r.masker.Apply(fmt.Sprintf("rollback refused: run %s passed the point of no return at %s %q (started %s): %s",
+			plan.NoReturn = r.masker.Apply(fmt.Sprintf("rollback refused: run %s passed the point of no return at %s %q (its change was sent %s): %s",
 				r.opts.RunID, s.Pos.Short(), name, rec.Started.UTC().Format(time.RFC3339), msg))
 		}
 		if rec.Status == StepSkipped {
@@ -224,6 +228,8 @@ func (r *Runner) walk(ctx context.Context, w *worker, sc *scope, steps []*Step, 
 				} else if !rec.Undone {
 					plan.Entries = append(plan.Entries, &UndoEntry{Key: key, Name: name, Pos: s.Pos, Finished: rec.Ended, seq: rec.Seq, step: s, sc: sc, out: rec.Output})
 				}
+			case mut && (rec.Status == StepStarted || rec.Status == StepFailed || rec.Status == StepRefused) && !rec.Dispatched && len(rec.Sent) == 0:
+				// refused, declined or interrupted before its change was sent
 			case mut && (rec.Status == StepStarted || rec.Status == StepFailed):
 				plan.NotUndone = append(plan.NotUndone, fmt.Sprintf("%s %q was %s and did not finish: check it by hand (flow status shows what it sent)", s.Pos.Short(), name, rec.Status))
 			}

@@ -114,6 +114,7 @@ type Runner struct {
 	// that started last (what a second signal reports).
 	rescueMu sync.Mutex
 	rescuing []string
+	rescued  []RescueOutcome
 	current  atomic.Pointer[string]
 	// what a preview's summary lists: confirmation points, points of no
 	// return, rescue sections
@@ -164,6 +165,9 @@ func NewRunner(opts Options) *Runner {
 	r := &Runner{opts: opts, masker: &secret.Masker{}, pool: newConnPool(opts.SSHDial)}
 	r.masker.Add(opts.Config.Secrets()...)
 	r.ids.Store(1)
+	if opts.Journal != nil {
+		opts.Log.AddHook(journalHook{r})
+	}
 	return r
 }
 
@@ -341,9 +345,13 @@ func (r *Runner) bindParams(pb *Playbook, sc *scope, with map[string]any) error 
 			}
 			if p.Required {
 				hint := fmt.Sprintf("--var %s=…", p.Name)
+				if p.Secret {
+					// a secret never goes on the command line: ps shows it
+					hint = "the environment variable FLOW_VAR_" + strings.ToUpper(p.Name)
+				}
 				if p.Config != "" {
 					sec, key, _ := strings.Cut(p.Config, ".")
-					hint += fmt.Sprintf(", `%s` under [%s] in the config file (-c), or %s", key, sec, config.EnvName(p.Config))
+					hint += fmt.Sprintf(", `%s` under [%s] in the config file (-c, mode 0600), or %s", key, sec, config.EnvName(p.Config))
 				}
 				errs = append(errs, fmt.Sprintf("%s: parameter %q is required (%s): set it with %s", p.Pos, p.Name, p.Help, hint))
 				continue
@@ -437,7 +445,7 @@ func (r *Runner) event(e *logrus.Entry, name string, f logrus.Fields) {
 		rec["time"] = time.Now()
 		r.opts.Observer(name, rec)
 	}
-	if r.opts.Journal != nil && !transientEvents[name] {
+	if r.opts.Journal != nil && !event.Transient[name] {
 		rec := make(map[string]any, len(f)+3)
 		for k, v := range f {
 			rec[k] = r.maskValue(v)
@@ -448,7 +456,7 @@ func (r *Runner) event(e *logrus.Entry, name string, f logrus.Fields) {
 			}
 		}
 		durable, _ := f["mutates"].(bool)
-		durable = durable || durableEvents[name]
+		durable = durable || event.Durable[name]
 		if err := r.opts.Journal.Record(name, rec, durable); err != nil {
 			r.journalErr.CompareAndSwap(nil, &err)
 		}
@@ -468,15 +476,6 @@ func (r *Runner) event(e *logrus.Entry, name string, f logrus.Fields) {
 	}
 	e.WithFields(f).WithField("event", name).Info(name)
 }
-
-// transientEvents go to the event stream and observers, not the journal.
-var transientEvents = map[string]bool{"step_progress": true}
-
-// durableEvents are fsynced to the journal before the run goes on, whatever
-// the step.
-var durableEvents = map[string]bool{"run_started": true, "run_finished": true, "step_note": true,
-	"rescue_started": true, "rescue_finished": true, "undo_started": true, "undo_finished": true,
-	"rollback_started": true, "rollback_finished": true, "step_restored": true, "step_resume_decision": true, "step_joined": true}
 
 // maskValue masks secrets in every string inside v (maps and lists too).
 func (r *Runner) maskValue(v any) any {
@@ -801,10 +800,12 @@ func (r *Runner) rescue(ctx context.Context, w *worker, sc *scope, s *Step, key,
 	if err := r.steps(withKey(ctx, key+" rescue"), w, rs, s.Rescue); err != nil {
 		r.event(log, event.RescueFailed, merge(base, logrus.Fields{"error": r.masker.Apply(err.Error()), "outcome": "failed",
 			"changes": r.dispatched.Load() - before, "duration_ms": time.Since(started).Milliseconds()}))
+		r.noteRescue(s, name, "failed", r.dispatched.Load()-before)
 		return err
 	}
 	r.event(log, event.RescueFinished, merge(base, logrus.Fields{"outcome": "done", "changes": r.dispatched.Load() - before,
 		"duration_ms": time.Since(started).Milliseconds()}))
+	r.noteRescue(s, name, "done", r.dispatched.Load()-before)
 	return nil
 }
 

@@ -21,6 +21,10 @@ const (
 	StatusSuccess     = "success"
 	StatusFailed      = "failed"
 	StatusRefused     = "refused"
+	// StatusAborted is a run a guard refused, or whose confirmation was
+	// declined, after it had changed something (exit 4): the rescue
+	// sections that apply ran.
+	StatusAborted = "aborted"
 	StatusInterrupted = "interrupted"
 	// StatusRolledBack is a run whose changes flow rollback undid.
 	StatusRolledBack = "rolled-back"

@@ -14,6 +14,7 @@ import (
 
 	"github.com/expr-lang/expr/types"
 	"github.com/flowdba/flow/engine"
+	"github.com/flowdba/flow/event"
 )
 
 // LockStep takes a server-side named lock (GET_LOCK) on a MySQL server and
@@ -275,6 +276,7 @@ func (s *LockStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, err
 	go l.keep(kctx)
 	x.Hold(l)
 	x.Infof("lock `%s` taken on %s (connection id %d); held until the run ends", name, l.where, id)
+	x.Event(event.LockTaken, map[string]any{"lock": name, "target": target, "connection_id": id})
 	out["acquired"], out["free"], out["connection_id"] = true, true, int(id)
 	return out, nil
 }
@@ -462,6 +464,7 @@ func (l *heldLock) tick(ctx context.Context, warned *bool) bool {
 		l.mu.Unlock()
 		*warned = false
 		l.x.Infof("lock `%s` on %s taken again (connection id %d)", l.name, l.where, id)
+		l.x.Event(event.LockTaken, map[string]any{"lock": l.name, "target": l.target, "connection_id": id, "again": true})
 		return false
 	}
 	if h == nil { // freed again before it could be named: try next tick
@@ -512,6 +515,7 @@ func (l *heldLock) Close() error {
 			l.x.Debugf("lock `%s` on %s released", l.name, l.where)
 		}
 		discard(conn)
+		l.x.Event(event.LockReleased, map[string]any{"lock": l.name, "target": l.target})
 	})
 	return err
 }

@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"os/user"
 	"strings"
-	"syscall"
 
 	"github.com/flowdba/flow/engine"
 	"github.com/flowdba/flow/engine/config"
@@ -119,13 +117,15 @@ type runFlags struct {
 	logLevel  string
 	yes       bool
 	stateDir  string
+	short     bool // dry run and plan: only changes, confirmations, refusals, rescues
 	plan      *planFlags   // flow plan --out, flow run --plan (plan.go)
 	progress  progressFlag // flow run --progress (progress.go)
 }
 
 func (f *runFlags) add(c *cobra.Command, withRun bool) {
 	c.Flags().StringVarP(&f.config, "config", "c", "", "INI config file (the old tool's flashback.ini); -config also works")
-	c.Flags().StringArrayVar(&f.vars, "var", nil, "set a parameter: --var KEY=VALUE (repeatable; wins over the environment and the config)")
+	c.Flags().StringArrayVar(&f.vars, "var", nil, "set a parameter: --var KEY=VALUE (repeatable; wins over the environment and the config; never for a secret: ps shows it — use FLOW_VAR_NAME or the config file)")
+	c.Flags().BoolVar(&f.short, "short", false, "dry run and plan: list only the changes, confirmation points, refusals and rescue sections")
 	if withRun {
 		c.Flags().BoolVar(&f.dryRun, "dry-run", false, "run read-only steps for real, print what state-changing steps would execute, change nothing")
 		c.Flags().StringVar(&f.logFormat, "log-format", "text", "log format: text (the old tool's lines) or json (one event per line)")
@@ -259,22 +259,23 @@ func execute(ctx context.Context, st *streams, path string, f *runFlags, mode en
 	if err != nil {
 		return err
 	}
+	warnSecretVars(st, pb, vars)
+	sig := watchSignals(ctx, st.err)
+	defer sig.Stop()
+	ctx = sig.ctx
+	st = guardTerminals(st, sig)
 	log, json, err := newLogger(st.out, f.logFormat, f.logLevel)
 	if err != nil {
 		return err
 	}
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	out := st.out
 	if mode == engine.ModeRun {
 		out = io.Discard
 	}
 	opts := engine.Options{Mode: mode, Config: cfg, Vars: vars, Yes: f.yes,
 		Interactive: isTerminal(st.in), Stdin: st.in, Out: out, Prompt: st.err, Log: log, JSON: json,
-		SSHDial: steps.DialSSH, Operator: operator(), Host: hostname()}
+		SSHDial: steps.DialSSH, Operator: operator(), Host: hostname(),
+		TerminalGone: sig.TerminalGone, Abandon: sig.abandon, Short: f.short}
 	if err := preparePlan(st, path, f, pb, cfg, vars, &opts); err != nil {
 		return err
 	}
@@ -292,6 +293,9 @@ func execute(ctx context.Context, st *streams, path string, f *runFlags, mode en
 	}
 	r := engine.NewRunner(opts)
 	log.SetFormatter(logfmt.Masked{Inner: log.Formatter, Mask: r.Masker().Apply})
+	if run != nil {
+		sig.attach(r, run, run.id)
+	}
 	planStarted(f, r)
 	if mode == engine.ModeDryRun {
 		fmt.Fprintf(st.out, "Dry run of %s: read-only steps run for real; state-changing steps are listed, not executed.\n\n", path)
@@ -305,7 +309,7 @@ func execute(ctx context.Context, st *streams, path string, f *runFlags, mode en
 	}
 	err = planFinished(st, path, f, vars, r, err)
 	if run != nil {
-		err = run.finish(err, r.Masker().Apply)
+		err = run.finish(err, r)
 	}
 	return err
 }

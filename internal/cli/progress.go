@@ -122,6 +122,9 @@ func progressWanted(out io.Writer, f *runFlags, mode engine.Mode) bool {
 
 // terminalFD is the file descriptor of w when it is a file.
 func terminalFD(w io.Writer) (int, bool) {
+	if h, ok := w.(hangupWriter); ok {
+		w = h.w
+	}
 	f, ok := w.(*os.File)
 	if !ok {
 		return 0, false

@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/flowdba/flow/engine"
@@ -86,6 +84,7 @@ type continued struct {
 	lock     *runlock.Lock // held without a journal (rollback --dry-run)
 	log      *logrus.Logger
 	json     bool
+	signals  *operatorSignals // SIGINT/SIGTERM/SIGHUP handling (signals.go)
 }
 
 // takeUp opens an earlier run for a further attempt: it must be a real run
@@ -302,8 +301,14 @@ func (c *continued) runner(st *streams, f *continueFlags, mode engine.Mode, out 
 			opts.Prompt = view.v
 		}
 	}
+	if c.signals != nil {
+		opts.TerminalGone, opts.Abandon = c.signals.TerminalGone, c.signals.abandon
+	}
 	r := engine.NewRunner(opts)
 	c.log.SetFormatter(logfmt.Masked{Inner: c.log.Formatter, Mask: r.Masker().Apply})
+	if c.signals != nil && c.rec != nil {
+		c.signals.attach(r, c.rec, c.id)
+	}
 	return r, view
 }
 
@@ -311,12 +316,15 @@ func resume(ctx context.Context, st *streams, ref string, f *continueFlags) erro
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	sig := watchSignals(ctx, st.err)
+	defer sig.Stop()
+	ctx = sig.ctx
+	st = guardTerminals(st, sig)
 	c, err := takeUp(ctx, st, ref, f, "resume")
 	if err != nil {
 		return err
 	}
+	c.signals = sig
 	done := 0
 	for _, rec := range c.rs.Steps {
 		if rec.Status == engine.StepFinished {
@@ -331,7 +339,7 @@ func resume(ctx context.Context, st *streams, ref string, f *continueFlags) erro
 	if err != nil && ctx.Err() != nil {
 		err = &engine.ExitError{Code: engine.ExitInterrupted, Err: fmt.Errorf("the current step was cancelled: %v", err)}
 	}
-	return c.rec.finish(err, r.Masker().Apply)
+	return c.rec.finish(err, r)
 }
 
 func newRollbackCmd(st *streams) *cobra.Command {
@@ -358,8 +366,10 @@ func rollback(ctx context.Context, st *streams, ref string, f *continueFlags) er
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	sig := watchSignals(ctx, st.err)
+	defer sig.Stop()
+	ctx = sig.ctx
+	st = guardTerminals(st, sig)
 	command := "rollback"
 	if f.dryRun {
 		command = "rollback --dry-run"
@@ -368,6 +378,7 @@ func rollback(ctx context.Context, st *streams, ref string, f *continueFlags) er
 	if err != nil {
 		return err
 	}
+	c.signals = sig
 	mode := engine.ModeRun
 	if f.dryRun {
 		mode = engine.ModeDryRun
@@ -384,5 +395,5 @@ func rollback(ctx context.Context, st *streams, ref string, f *continueFlags) er
 	if err == nil {
 		c.rec.status = journal.StatusRolledBack
 	}
-	return c.rec.finish(err, r.Masker().Apply)
+	return c.rec.finish(err, r)
 }

@@ -124,19 +124,29 @@ func (r *runRecord) Record(event string, fields map[string]any, durable bool) er
 // finish records how the run ended (status and exit code), closes the
 // journal, releases the lock and returns the error to report, with the run
 // id and what to do next when the run did not succeed.
-func (r *runRecord) finish(runErr error, mask func(string) string) error {
+func (r *runRecord) finish(runErr error, runner *engine.Runner) error {
+	mask := runner.Masker().Apply
 	code := engine.ExitCode(runErr)
 	status := map[int]string{engine.ExitOK: journal.StatusSuccess, engine.ExitInvalid: journal.StatusInvalid,
-		engine.ExitRefused: journal.StatusRefused, engine.ExitInterrupted: journal.StatusInterrupted}[code]
+		engine.ExitRefused: journal.StatusRefused, engine.ExitInterrupted: journal.StatusInterrupted,
+		engine.ExitAborted: journal.StatusAborted}[code]
 	if status == "" {
 		status = journal.StatusFailed
 	}
 	if code == engine.ExitOK && r.status != "" {
 		status = r.status
 	}
-	fields := map[string]any{"run_id": r.id, "status": status, "exit_code": code}
+	outcome := runner.Outcome()
+	fields := map[string]any{"run_id": r.id, "status": status, "exit_code": code, "changes": outcome.Changes}
 	if runErr != nil {
 		fields["error"] = mask(runErr.Error())
+	}
+	if len(outcome.Rescues) > 0 {
+		var rs []any
+		for _, x := range outcome.Rescues {
+			rs = append(rs, map[string]any{"step": x.Step, "outcome": x.Outcome, "changes": x.Changes})
+		}
+		fields["rescues"] = rs
 	}
 	jerr := r.j.Record(journal.EventExit, fields, true)
 	if cerr := r.j.Close(); jerr == nil {
@@ -149,7 +159,7 @@ func (r *runRecord) finish(runErr error, mask func(string) string) error {
 	if r.stateDir != defaultStateDir {
 		where = " --state-dir " + r.stateDir
 	}
-	var hint string
+	hint := changedText(outcome, r.dryRun)
 	switch code {
 	case engine.ExitOK:
 		if jerr != nil {
@@ -162,12 +172,16 @@ func (r *runRecord) finish(runErr error, mask func(string) string) error {
 			break
 		}
 		if code == engine.ExitStepFailed {
-			hint = fmt.Sprintf("run %s: `flow status %s%s` shows what ran; once the cause is fixed, `flow resume %s%s` continues it (or `flow rollback %s%s` undoes it)", r.id, r.id, where, r.id, where, r.id, where)
+			hint += fmt.Sprintf("run %s: `flow status %s%s` shows what ran; once the cause is fixed, `flow resume %s%s` continues it (or `flow rollback %s%s` undoes it)", r.id, r.id, where, r.id, where, r.id, where)
 			break
 		}
-		hint = fmt.Sprintf("run %s stopped; see what ran with `flow status %s%s`, and continue it with:\n  flow resume %s%s", r.id, r.id, where, r.id, where)
+		hint += fmt.Sprintf("run %s stopped; see what ran with `flow status %s%s`, and continue it with:\n  flow resume %s%s", r.id, r.id, where, r.id, where)
 	case engine.ExitInvalid:
 		hint = fmt.Sprintf("run %s: nothing ran", r.id)
+	case engine.ExitRefused:
+		hint = fmt.Sprintf("run %s was refused before it changed anything: `flow status %s%s` shows what it checked", r.id, r.id, where)
+	case engine.ExitAborted:
+		hint += fmt.Sprintf("run %s stopped after it had changed something: `flow status %s%s` shows what ran; `flow report %s%s` sums it up", r.id, r.id, where, r.id, where)
 	default:
 		hint = fmt.Sprintf("run %s: `flow status %s%s` shows what ran", r.id, r.id, where)
 	}
@@ -175,6 +189,25 @@ func (r *runRecord) finish(runErr error, mask func(string) string) error {
 		hint += fmt.Sprintf("\nflow: the journal could not be completed: %v", jerr)
 	}
 	return &engine.ExitError{Code: code, Err: fmt.Errorf("%w\nflow: %s", runErr, hint)}
+}
+
+// changedText says what a run that did not succeed changed and what its
+// rescue sections did ("" when nothing changed and no rescue ran).
+func changedText(o engine.Outcome, dryRun bool) string {
+	if dryRun || (o.Changes == 0 && len(o.Rescues) == 0) {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "it sent %d state-changing step(s)", o.Changes)
+	for _, x := range o.Rescues {
+		if x.Outcome == "done" {
+			fmt.Fprintf(&b, "; the rescue of %s ran to its end (%d change(s))", x.Step, x.Changes)
+		} else {
+			fmt.Fprintf(&b, "; the rescue of %s FAILED (%d change(s) sent): the cluster is not in a known state, check it by hand", x.Step, x.Changes)
+		}
+	}
+	b.WriteString("\nflow: ")
+	return b.String()
 }
 
 // stateDirFlag adds --state-dir to a command.

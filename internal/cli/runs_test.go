@@ -100,7 +100,7 @@ func TestRunJournalStatusAudit(t *testing.T) {
 	}
 
 	code, stdout, stderr = runFlow("audit", run.RunID, "--state-dir", state)
-	if code != 0 || !strings.Contains(stdout, "journal intact: 11 records") {
+	if code != 0 || !strings.Contains(stdout, "journal intact: 22 records") {
 		t.Fatalf("flow audit of an untouched journal: exit %d\n%s%s", code, stdout, stderr)
 	}
 
