@@ -119,10 +119,10 @@ type Runner struct {
 	// what a preview's summary lists: confirmation points, points of no
 	// return, rescue sections
 	gateNotes, noReturnNotes, rescueNotes []previewNote
-	ids     atomic.Int64
-	outMu   sync.Mutex
-	changes atomic.Int64
-	unknown atomic.Int64
+	ids                                   atomic.Int64
+	outMu                                 sync.Mutex
+	changes                               atomic.Int64
+	unknown                               atomic.Int64
 	// Verdicts are the dry-run/plan verdicts, in order.
 	verdicts []Verdict
 	started  time.Time

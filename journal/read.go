@@ -17,14 +17,14 @@ import (
 
 // Run statuses.
 const (
-	StatusRunning     = "running"
-	StatusSuccess     = "success"
-	StatusFailed      = "failed"
-	StatusRefused     = "refused"
+	StatusRunning = "running"
+	StatusSuccess = "success"
+	StatusFailed  = "failed"
+	StatusRefused = "refused"
 	// StatusAborted is a run a guard refused, or whose confirmation was
 	// declined, after it had changed something (exit 4): the rescue
 	// sections that apply ran.
-	StatusAborted = "aborted"
+	StatusAborted     = "aborted"
 	StatusInterrupted = "interrupted"
 	// StatusRolledBack is a run whose changes flow rollback undid.
 	StatusRolledBack = "rolled-back"

@@ -117,7 +117,7 @@ type runFlags struct {
 	logLevel  string
 	yes       bool
 	stateDir  string
-	short     bool // dry run and plan: only changes, confirmations, refusals, rescues
+	short     bool         // dry run and plan: only changes, confirmations, refusals, rescues
 	plan      *planFlags   // flow plan --out, flow run --plan (plan.go)
 	progress  progressFlag // flow run --progress (progress.go)
 }
