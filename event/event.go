@@ -54,6 +54,9 @@ const (
 	Signal = "signal"
 	// Log is a log line (level, message), for the audit record.
 	Log = "log"
+	// Summary is a fact a playbook states for the run's summary (a log
+	// step with summary: true).
+	Summary = "summary"
 	// LockTaken and LockReleased are the run's server-side lock.
 	LockTaken    = "lock_taken"
 	LockReleased = "lock_released"
@@ -79,4 +82,4 @@ var Durable = map[string]bool{RunStarted: true, RunFinished: true, StepNote: tru
 	RescueStarted: true, RescueFinished: true, RescueFailed: true, RescueSkipped: true,
 	UndoStarted: true, UndoFinished: true, RollbackStarted: true, RollbackFinished: true,
 	StepRestored: true, StepResumeDecision: true, StepJoined: true, StepDispatched: true,
-	Confirmation: true, Signal: true, LockTaken: true, LockReleased: true}
+	Confirmation: true, Signal: true, Summary: true, LockTaken: true, LockReleased: true}

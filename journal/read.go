@@ -89,7 +89,47 @@ const (
 	// StepOpen is a step that started and has no recorded end: the current
 	// step of a running run, or where an interrupted run stopped.
 	StepOpen = "started"
+	// StepRestored is a step a resumed attempt did not run again: its
+	// output came back from the journal (an earlier attempt finished it).
+	StepRestored = "restored"
 )
+
+// AuditEntry is a decision or safety event of a run, for the audit: a
+// confirmation (who, how, what word), a signal, the run lock taken or
+// released, a rescue started or ended, a fact a playbook logged for the
+// summary.
+type AuditEntry struct {
+	Time    time.Time
+	Attempt int
+	// Event is the journal event (event.Confirmation, event.Signal, …).
+	Event string
+	// Text says what happened in a sentence.
+	Text string
+	// Fields are the record's fields.
+	Fields map[string]any
+}
+
+// LogLine is a log line the run wrote (secrets masked).
+type LogLine struct {
+	Time    time.Time
+	Attempt int
+	Level   string
+	File    string
+	Line    int
+	Worker  int64
+	Msg     string
+}
+
+// Attempt is one attempt of a run: the first run, or a resume or rollback.
+type Attempt struct {
+	N        int
+	Started  time.Time
+	Ended    time.Time
+	Status   string
+	Error    string
+	Host     string
+	Operator string
+}
 
 // Step is one step of a run as the journal recorded it.
 type Step struct {
@@ -128,6 +168,15 @@ type Run struct {
 	Summary
 	Header Header
 	Steps  []Step
+	// Audit are the run's decisions and safety events, in order.
+	Audit []AuditEntry
+	// Logs are the run's log lines, in order.
+	Logs []LogLine
+	// AttemptList are the run's attempts (the first run, then each
+	// resume or rollback), in order.
+	AttemptList []Attempt
+	// Changes counts the state-changing steps whose change was sent.
+	Changes int
 }
 
 // List returns every run under stateDir, oldest first. A journal that
@@ -225,6 +274,11 @@ func Load(stateDir, runID string) (*Run, error) {
 	}
 	finished := false
 	attempt := 1
+	run.AttemptList = []Attempt{{N: 1, Started: h.Started, Host: h.Host, Operator: h.Operator}}
+	cur := func() *Attempt { return &run.AttemptList[len(run.AttemptList)-1] }
+	audit := func(rec Record, text string) {
+		run.Audit = append(run.Audit, AuditEntry{Time: parseTime(rec.Time), Attempt: attempt, Event: rec.Event, Text: text, Fields: rec.Fields})
+	}
 	open := map[string][]int{} // worker/file/line → indexes of open steps
 	key := func(f map[string]any) string {
 		return fmt.Sprintf("%d/%s/%d", num(f, "id"), str(f, "pb_file"), num(f, "line"))
@@ -280,6 +334,32 @@ func Load(stateDir, runID string) (*Run, error) {
 			}
 		case "step_restored":
 			run.Restored++
+			rs := newStep(rec, StepRestored)
+			rs.Ended = at
+			run.Steps = append(run.Steps, rs)
+		case "step_dispatched":
+			run.Changes++
+		case "log":
+			run.Logs = append(run.Logs, LogLine{Time: at, Attempt: attempt, Level: str(f, "level"), File: str(f, "pb_file"),
+				Line: int(num(f, "line")), Worker: num(f, "id"), Msg: str(f, "msg")})
+		case "confirmation":
+			audit(rec, confirmationText(f))
+		case "signal":
+			audit(rec, fmt.Sprintf("%s received (#%d): %s", str(f, "signal"), num(f, "count"), str(f, "action")))
+		case "lock_taken":
+			audit(rec, fmt.Sprintf("run lock `%s` taken on %s", str(f, "lock"), str(f, "target")))
+		case "lock_released":
+			audit(rec, fmt.Sprintf("run lock `%s` released on %s", str(f, "lock"), str(f, "target")))
+		case "rescue_started":
+			audit(rec, fmt.Sprintf("rescue of %q started after: %s", str(f, "name"), str(f, "error")))
+		case "rescue_finished":
+			audit(rec, fmt.Sprintf("rescue of %q done (%d change(s) sent)", str(f, "name"), num(f, "changes")))
+		case "rescue_failed":
+			audit(rec, fmt.Sprintf("rescue of %q FAILED: %s", str(f, "name"), str(f, "error")))
+		case "rescue_skipped":
+			audit(rec, fmt.Sprintf("rescue of %q not needed: %s", str(f, "name"), str(f, "why")))
+		case "summary":
+			audit(rec, str(f, "msg"))
 		case EventResumed:
 			// a further attempt: the run is open again until it ends; its
 			// steps do not close the earlier attempt's
@@ -288,6 +368,7 @@ func Load(stateDir, runID string) (*Run, error) {
 			open = map[string][]int{}
 			run.Status, run.Error, run.ExitCode = "", "", -1
 			run.Attempts++
+			run.AttemptList = append(run.AttemptList, Attempt{N: attempt, Started: at, Host: str(f, "host"), Operator: str(f, "operator")})
 			if v := str(f, "host"); v != "" {
 				h.Host = v
 			}
@@ -305,6 +386,8 @@ func Load(stateDir, runID string) (*Run, error) {
 			if e := str(f, "error"); e != "" {
 				run.Error = e
 			}
+			a := cur()
+			a.Ended, a.Status, a.Error = at, run.Status, run.Error
 		}
 		if len(run.Steps) > before {
 			run.Steps[len(run.Steps)-1].Attempt = attempt
@@ -328,7 +411,48 @@ func Load(stateDir, runID string) (*Run, error) {
 			run.Status = StatusInterrupted
 		}
 	}
+	// an attempt with no recorded end ended as the run says (killed or
+	// still running), or as the next attempt found it
+	for i := range run.AttemptList {
+		a := &run.AttemptList[i]
+		if a.Status == "" {
+			if i == len(run.AttemptList)-1 {
+				a.Status, a.Ended = run.Status, run.Ended
+			} else {
+				a.Status, a.Ended = StatusInterrupted, run.AttemptList[i+1].Started
+			}
+		}
+	}
 	return run, nil
+}
+
+// confirmationText says who decided what at a confirmation point.
+func confirmationText(f map[string]any) string {
+	who := str(f, "operator")
+	if who == "" {
+		who = "an unknown operator"
+	}
+	step := str(f, "name")
+	switch o, how := str(f, "outcome"), str(f, "how"); o {
+	case "confirmed":
+		switch how {
+		case "typed":
+			return fmt.Sprintf("%s confirmed %q by typing %q", who, step, str(f, "word"))
+		case "--yes":
+			return fmt.Sprintf("%s confirmed %q in advance with --yes (word %q)", who, step, str(f, "word"))
+		}
+		return fmt.Sprintf("%q was confirmed in an earlier attempt (word %q); not asked again", step, str(f, "word"))
+	case "declined":
+		if how == "typed" {
+			return fmt.Sprintf("%s declined %q: typed %q, not %q", who, step, str(f, "typed"), str(f, "word"))
+		}
+		return fmt.Sprintf("%s declined %q (%s)", who, step, how)
+	case "refused":
+		return fmt.Sprintf("%q could not be confirmed: %s (no --yes)", step, how)
+	case "interrupted":
+		return fmt.Sprintf("%s interrupted the prompt of %q (%s)", who, step, how)
+	}
+	return fmt.Sprintf("confirmation of %q: %s", step, str(f, "outcome"))
 }
 
 // Current returns the steps that started and have no recorded end.

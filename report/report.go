@@ -42,6 +42,7 @@ type page struct {
 	Counts                    string
 	Steps                     []stepRow
 	Timeline                  timeline
+	Summary                   summary
 }
 
 type param struct {
@@ -115,7 +116,11 @@ func build(run *journal.Run, at time.Time) *page {
 	}
 	p.Counts = fmt.Sprintf("%d done, %d failed, %d refused, %d skipped, %d %s", counts[journal.StepDone],
 		counts[journal.StepFailed], counts[journal.StepRefused], counts[journal.StepSkipped], counts[journal.StepOpen], open)
+	if n := counts[journal.StepRestored]; n > 0 {
+		p.Counts += fmt.Sprintf(", %d restored from an earlier attempt (not run again)", n)
+	}
 	p.Timeline = layout(steps, run, start, end)
+	p.Summary = buildSummary(run, start)
 	return p
 }
 
@@ -277,6 +282,9 @@ func stateLabel(state, runStatus string) string {
 		}
 		return "not finished"
 	}
+	if state == journal.StepRestored {
+		return "restored (earlier attempt)"
+	}
 	return state
 }
 
@@ -286,7 +294,7 @@ func statusClass(status string) string {
 		return "ok"
 	case journal.StatusRunning:
 		return "open"
-	case journal.StatusRefused:
+	case journal.StatusRefused, journal.StatusAborted:
 		return "refused"
 	case journal.StatusInterrupted, journal.StatusUnknown:
 		return "stopped"

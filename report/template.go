@@ -19,7 +19,7 @@ h1 .id { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospa
 h2 { font-size: 17px; margin: 28px 0 10px; border-bottom: 1px solid #d8dde6; padding-bottom: 4px; }
 .sub { color: #5b6475; margin: 0 0 16px; }
 code, pre, .mono { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 12.5px; }
-dl.head { display: grid; grid-template-columns: max-content 1fr; gap: 4px 18px; margin: 0; }
+dl.head { display: grid; grid-template-columns: max-content 1fr max-content 1fr; gap: 2px 18px; margin: 0; }
 dl.head dt { color: #5b6475; }
 dl.head dd { margin: 0; word-break: break-all; }
 .status { display: inline-block; padding: 1px 9px; border-radius: 10px; font-weight: 600; color: #fff; }
@@ -62,6 +62,12 @@ svg .gline { stroke: #d8dde6; stroke-width: 1; }
 .bar-open, .sw-open { fill: #1e88e5; background: #1e88e5; }
 svg .bar:hover { stroke: #1d2330; stroke-width: 1.5; }
 svg .mark { fill: #fb8c00; stroke: #9a5200; stroke-width: 1; }
+.summary { background: #f6f8fb; border: 1px solid #d8dde6; border-radius: 6px; padding: 10px 16px; margin: 12px 0 0; }
+.summary p.outcome { font-size: 15px; font-weight: 600; margin: 4px 0 8px; }
+.summary h3 { font-size: 14px; margin: 12px 0 4px; }
+.summary ul { margin: 0; padding-left: 20px; }
+.state.restored { color: #6a4c93; } tr.restored td { color: #6a4c93; }
+details.log pre { max-height: 480px; overflow: auto; background: #f6f8fa; border: 1px solid #e6e9ef; padding: 6px 10px; }
 footer { margin-top: 28px; color: #7a8294; font-size: 12px; }
 </style>
 </head>
@@ -83,13 +89,28 @@ footer { margin-top: 28px; color: #7a8294; font-size: 12px; }
 </dl>
 {{if .Error}}<div class="error mono">{{.Error}}</div>{{end}}
 
-<h2>Parameters</h2>
-{{if .Params}}<table class="params">
-<tr><th>name</th><th>value</th></tr>
-{{range .Params}}<tr><td class="mono">{{.Key}}</td><td class="mono">{{.Value}}</td></tr>
+<h2>Summary</h2>
+{{with .Summary}}<div class="summary">
+<p class="outcome">{{.Outcome}}.</p>
+{{if .Facts}}<h3>What the playbook recorded</h3><ul>
+{{range .Facts}}<li><span class="mono">{{.Clock}}</span> {{.Text}}</li>
+{{end}}</ul>{{end}}
+<h3>Who decided</h3>{{if .Decided}}<ul>
+{{range .Decided}}<li><span class="mono">{{.Clock}}</span> {{.Text}}{{if gt .Attempt 1}} (attempt {{.Attempt}}){{end}}</li>
+{{end}}</ul>{{else}}<p class="sub">no confirmation point was reached; no signal was received.</p>{{end}}
+<h3>What changed, by target</h3>{{if .Changes}}<ul>
+{{range .Changes}}<li><span class="mono">{{.Target}}</span>: {{.Count}} statement(s) or command(s) from {{.First}}<ul>
+{{range .Statements}}<li class="mono">{{.}}</li>{{end}}{{if .More}}<li>and {{.More}} more (see Steps)</li>{{end}}</ul></li>
+{{end}}</ul>{{else}}<p class="sub">nothing: no state-changing statement or command was sent.</p>{{end}}
+{{if .Safety}}<h3>Rescue and run lock</h3><ul>
+{{range .Safety}}<li><span class="mono">{{.Clock}}</span> {{.Text}}{{if gt .Attempt 1}} (attempt {{.Attempt}}){{end}}</li>
+{{end}}</ul>{{end}}
+<h3>Attempts</h3><table class="params">
+<tr><th>#</th><th>started (UTC)</th><th>ended</th><th>outcome</th><th>by</th><th>steps run</th><th>restored</th></tr>
+{{range .Attempts}}<tr><td>{{.N}}</td><td class="mono">{{.Started}}</td><td class="mono">{{.Ended}}</td><td>{{.Status}}</td><td>{{.Operator}} on {{.Host}}</td><td>{{.Steps}}{{if .Failed}} ({{.Failed}} failed or refused){{end}}</td><td>{{.Restored}}</td></tr>
 {{end}}</table>
-{{else}}<p class="sub">none set with --var (defaults, the environment and the config applied).</p>
-{{end}}
+</div>{{end}}
+
 <h2>Timeline</h2>
 {{with .Timeline}}<p class="legend"><span class="sw-done"></span>done<span class="sw-failed"></span>failed<span class="sw-refused"></span>refused<span class="sw-open"></span>not finished
  &middot; {{.Bars}} executed {{if eq .Bars 1}}step{{else}}steps{{end}}, grouped by host and parallel item{{if .Skipped}}; {{.Skipped}} skipped {{if eq .Skipped 1}}step is{{else}}steps are{{end}} listed below, not drawn{{end}}. Hover a bar for details.</p>
@@ -110,6 +131,13 @@ footer { margin-top: 28px; color: #7a8294; font-size: 12px; }
 </svg>
 </div>
 {{end}}
+<h2>Parameters</h2>
+{{if .Params}}<table class="params">
+<tr><th>name</th><th>value</th></tr>
+{{range .Params}}<tr><td class="mono">{{.Key}}</td><td class="mono">{{.Value}}</td></tr>
+{{end}}</table>
+{{else}}<p class="sub">none set with --var (defaults, the environment and the config applied).</p>
+{{end}}
 <h2>Steps</h2>
 <p class="sub">{{.Counts}}</p>
 <table class="steps">
@@ -129,6 +157,10 @@ footer { margin-top: 28px; color: #7a8294; font-size: 12px; }
 {{range .Statements}}<div class="stmt"><div class="on">{{.Offset}} on <span class="mono">{{.Target}}</span></div><pre>{{.Text}}</pre></div>
 {{end}}</td></tr>
 {{end}}{{end}}</table>
+{{with .Summary}}{{if .Logs}}<h2>Log</h2>
+<details class="log"><summary>{{.LogCount}} log line(s) of the run, as the journal recorded them</summary>
+<pre>{{range .Logs}}{{.Clock}} [{{.Where}}] [{{.Level}}] {{.Msg}}
+{{end}}</pre></details>{{end}}{{end}}
 <footer>Generated by flow report from the run's journal (statements and parameters as recorded, secrets masked). flow audit {{.RunID}} proves the journal was not edited.</footer>
 </body>
 </html>

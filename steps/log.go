@@ -6,18 +6,22 @@ import (
 	"strings"
 
 	"github.com/flowdba/flow/engine"
+	"github.com/flowdba/flow/event"
 )
 
-// LogStep writes a message to the run's log.
+// LogStep writes a message to the run's log; with summary: true the
+// message is also a fact of the run's summary (flow status, flow report):
+// what changed where, the detach point, when the standby opened.
 type LogStep struct {
-	Msg   *engine.Text `yaml:"msg"`
-	Level string       `yaml:"level"`
+	Msg     *engine.Text `yaml:"msg"`
+	Level   string       `yaml:"level"`
+	Summary bool         `yaml:"summary"`
 }
 
 func init() {
 	engine.Register(engine.StepType{
 		Name:       "log",
-		Summary:    "write a message to the log (level: debug, info, warn, error)",
+		Summary:    "write a message to the log (level: debug, info, warn, error); summary: true also puts it in the run's summary (flow status, flow report)",
 		New:        func() engine.StepSpec { return &LogStep{} },
 		Idempotent: true,
 	})
@@ -58,6 +62,9 @@ func (s *LogStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, erro
 		x.Log().Error(x.Mask(msg))
 	default:
 		x.Infof("%s", msg)
+	}
+	if s.Summary && !x.DryRun() {
+		x.Event(event.Summary, map[string]any{"msg": msg})
 	}
 	return map[string]any{"msg": fmt.Sprint(msg)}, nil
 }

@@ -2,7 +2,7 @@
 // GTID set algebra (gtid_subtract, gtid_union, gtid_contains, gtid_equal,
 // gtid_count), MySQL version comparison (version_compare, version_series),
 // safe identifiers (ident), generated secrets (random_password) and small
-// conversions (to_int). Import it for its side effects.
+// conversions (to_int, size). Import it for its side effects.
 package funcs
 
 import (
@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dustin/go-humanize"
 	"github.com/flowdba/flow/engine"
 	"github.com/flowdba/flow/engine/quote"
 	"github.com/flowdba/flow/gtid"
@@ -106,4 +107,27 @@ func init() {
 			return n, nil
 		},
 		Types: []any{new(func(any) int)}})
+	engine.RegisterFunc(engine.FuncDef{Name: "size", Help: "size(bytes): a byte count as a DBA reads it, e.g. size(70599213056) = \"66 GiB\"",
+		Fn: func(p ...any) (any, error) {
+			var n float64
+			switch x := p[0].(type) {
+			case int:
+				n = float64(x)
+			case int64:
+				n = float64(x)
+			case float64:
+				n = x
+			default:
+				v, err := strconv.ParseFloat(strings.TrimSpace(toString(p[0])), 64)
+				if err != nil {
+					return nil, fmt.Errorf("size: %q is not a byte count", toString(p[0]))
+				}
+				n = v
+			}
+			if n < 0 {
+				return "-" + humanize.IBytes(uint64(-n)), nil
+			}
+			return humanize.IBytes(uint64(n)), nil
+		},
+		Types: []any{new(func(any) string)}})
 }

@@ -58,7 +58,8 @@ Without --out the page is written to standard output.`,
 }
 
 // writeFileAtomic writes data to path through a temporary file in the same
-// folder, so a reader never sees half a report.
+// folder, so a reader never sees half a report. The file is the owner's
+// alone (0600): a report names hosts, accounts and every statement sent.
 func writeFileAtomic(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
@@ -70,7 +71,7 @@ func writeFileAtomic(path string, data []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Chmod(name, 0o644)
+		err = os.Chmod(name, 0o600)
 	}
 	if err == nil {
 		err = os.Rename(name, path)
