@@ -252,6 +252,7 @@ func newRunsCmd(st *streams) *cobra.Command {
 
 func newStatusCmd(st *streams) *cobra.Command {
 	var dir string
+	var showLog bool
 	c := &cobra.Command{
 		Use:   "status RUN",
 		Short: "Show one run: steps done, current and failed, with times and the statements sent",
@@ -270,11 +271,30 @@ RUN is a run id as 'flow runs' lists it, a unique prefix of one, or "last".`,
 				return err
 			}
 			printRun(st.out, run)
+			if showLog {
+				printLog(st.out, run)
+			} else if len(run.Logs) > 0 {
+				fmt.Fprintf(st.out, "\n%d log line(s) in the journal: `flow status %s --log` prints them\n", len(run.Logs), run.RunID)
+			}
 			return nil
 		},
 	}
 	stateDirFlag(c, &dir)
+	c.Flags().BoolVar(&showLog, "log", false, "also print every log line the run wrote (from the journal, secrets masked)")
 	return c
+}
+
+// printLog writes a run's log lines as the journal kept them.
+func printLog(w io.Writer, run *journal.Run) {
+	fmt.Fprintf(w, "\nlog (%d line(s)):\n", len(run.Logs))
+	attempt := 1
+	for _, l := range run.Logs {
+		if l.Attempt > attempt {
+			attempt = l.Attempt
+			fmt.Fprintf(w, "  -- attempt %d --\n", attempt)
+		}
+		fmt.Fprintf(w, "  %s [%s:%d] [%s] %s\n", l.Time.UTC().Format("15:04:05.000"), l.File, l.Line, strings.ToUpper(l.Level), indent(l.Msg, "    "))
+	}
 }
 
 func newAuditCmd(st *streams) *cobra.Command {
@@ -351,6 +371,19 @@ func printRun(w io.Writer, run *journal.Run) {
 	if run.Error != "" {
 		fmt.Fprintf(w, "error     %s\n", indent(run.Error, "          "))
 	}
+	if h.Mode == "run" {
+		fmt.Fprintf(w, "changes   %d state-changing step(s) sent their change\n", run.Changes)
+	}
+	if len(run.Audit) > 0 {
+		fmt.Fprintf(w, "\ndecisions and safety nets:\n")
+		for _, a := range run.Audit {
+			at := ""
+			if a.Attempt > 1 {
+				at = fmt.Sprintf(" (attempt %d)", a.Attempt)
+			}
+			fmt.Fprintf(w, "  %s %s%s\n", a.Time.UTC().Format("15:04:05.000"), indent(a.Text, "    "), at)
+		}
+	}
 	open := "current"
 	if run.Status != journal.StatusRunning {
 		open = "started, not finished"
@@ -361,6 +394,9 @@ func printRun(w io.Writer, run *journal.Run) {
 	}
 	fmt.Fprintf(w, "\nsteps: %d done, %d failed, %d refused, %d skipped, %d %s", counts[journal.StepDone],
 		counts[journal.StepFailed], counts[journal.StepRefused], counts[journal.StepSkipped], counts[journal.StepOpen], open)
+	if n := counts[journal.StepRestored]; n > 0 {
+		fmt.Fprintf(w, ", %d restored", n)
+	}
 	if run.Attempts > 0 {
 		fmt.Fprintf(w, "; %d attempt(s), %d step(s) restored from the journal by resume", run.Attempts+1, run.Restored)
 	}
@@ -408,7 +444,7 @@ func printRun(w io.Writer, run *journal.Run) {
 			fmt.Fprintf(w, "           key: %s\n", s.Key)
 		}
 	}
-	if h.Mode == "run" && (run.Status == journal.StatusFailed || run.Status == journal.StatusInterrupted) {
+	if h.Mode == "run" && (run.Status == journal.StatusFailed || run.Status == journal.StatusInterrupted || run.Status == journal.StatusAborted) {
 		fmt.Fprintf(w, "\ncontinue with `flow resume %s`, or undo with `flow rollback %s --dry-run` first\n", run.RunID, run.RunID)
 	}
 }
