@@ -50,6 +50,9 @@ type loader struct {
 	// top-level step being parsed (where an alias bomb is reported).
 	depth int
 	top   Pos
+	// sources are the text of the files read, by the path diagnostics
+	// name, for the snippet a diagnostic shows.
+	sources map[string][]byte
 }
 
 // Bounds on what aliases can expand to in one Load.
@@ -81,13 +84,14 @@ const maxFileSize = 4 << 20
 // Every problem found is returned at once as Diags (errors and warnings); a
 // playbook with errors is returned as nil.
 func Load(path string) (*Playbook, Diags) {
-	l := &loader{loaded: map[string]*Playbook{}}
+	l := &loader{loaded: map[string]*Playbook{}, sources: map[string][]byte{}}
 	pb := l.load(path, Pos{File: path})
 	if pb != nil && len(l.diags.Errors()) == 0 {
 		for _, p := range l.loaded {
 			l.compile(p)
 		}
 	}
+	l.attachSources()
 	if len(l.diags.Errors()) > 0 {
 		return nil, l.diags.sorted()
 	}
@@ -128,6 +132,7 @@ func (l *loader) load(path string, from Pos) *Playbook {
 		l.errorf(Pos{File: file, Line: line, Col: 1}, "not a text file: a playbook must be UTF-8 YAML")
 		return nil
 	}
+	l.sources[file] = data
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {
@@ -225,6 +230,14 @@ type mapping struct {
 	keys   []string
 	vals   map[string]*yaml.Node
 	knodes map[string]*yaml.Node
+	// unknown are the keys refused as not allowed, with the index of the
+	// diagnostic that says so (for a hint once the caller knows more).
+	unknown []unknownKey
+}
+
+type unknownKey struct {
+	key  string
+	diag int
 }
 
 // mapping reads a mapping node, reporting duplicate and unknown keys.
@@ -280,6 +293,7 @@ func (l *loader) mergeInto(file string, m *mapping, n *yaml.Node, what string, a
 			continue // explicit keys override merged ones
 		}
 		if allowed != nil && !contains(allowed, k.Value) {
+			m.unknown = append(m.unknown, unknownKey{k.Value, len(l.diags)})
 			l.errorf(posOf(file, k), "%s: unknown key %q%s", what, k.Value, suggest(k.Value, allowed))
 			continue
 		}
@@ -435,6 +449,7 @@ func (l *loader) expr(file string, n *yaml.Node, what string) *Expr {
 	d := deref(n)
 	if d == nil || d.Kind != yaml.ScalarNode || d.Tag == "!!null" {
 		l.errorf(posOf(file, n), "%s must be an expression, not %s", what, kindName(d))
+		l.braceHint(len(l.diags)-1, file, d)
 		return nil
 	}
 	return &Expr{Src: d.Value, node: d}
@@ -444,6 +459,7 @@ func (l *loader) text(file string, n *yaml.Node, what string) *Text {
 	d := deref(n)
 	if d == nil || d.Kind != yaml.ScalarNode || d.Tag == "!!null" {
 		l.errorf(posOf(file, n), "%s must be a string, not %s", what, kindName(d))
+		l.braceHint(len(l.diags)-1, file, d)
 		return nil
 	}
 	t := &Text{}
@@ -742,6 +758,7 @@ func (l *loader) parseStep(pb *Playbook, n *yaml.Node, what string) *Step {
 	if m == nil {
 		return nil
 	}
+	l.stepKeyHints(m)
 	var typeKeys []string
 	for _, k := range m.keys {
 		if !commonKeys[k] {
@@ -1026,6 +1043,7 @@ func (l *loader) decodeSpec(pb *Playbook, typ string, kn, n *yaml.Node) StepSpec
 	if m == nil {
 		return nil
 	}
+	l.fieldKeyHints(typ, m)
 	before := len(l.diags)
 	// decode each key separately so errors carry their own positions
 	rv := reflect.ValueOf(spec).Elem()
@@ -1045,6 +1063,7 @@ func (l *loader) decodeSpec(pb *Playbook, typ string, kn, n *yaml.Node) StepSpec
 }
 
 func (l *loader) specError(f, what string, n *yaml.Node, err error) {
+	defer l.braceHint(len(l.diags), f, n)
 	var pe *posError
 	if errors.As(err, &pe) {
 		l.errorf(posOf(f, pe.n), "%s: %s", what, pe.msg)

@@ -163,10 +163,10 @@ func loadConfig(path string) (*config.Config, error) {
 func loadPlaybook(st *streams, path string) (*engine.Playbook, error) {
 	pb, diags := engine.Load(path)
 	if pb == nil {
-		return nil, diags
+		return nil, diags.Formatted()
 	}
 	for _, w := range diags.Warnings() {
-		fmt.Fprintln(st.err, w.String())
+		fmt.Fprintln(st.err, w.Format())
 	}
 	return pb, nil
 }
@@ -320,7 +320,7 @@ func newValidateCmd(st *streams) *cobra.Command {
 			for _, p := range args {
 				pb, diags := engine.Load(p)
 				for _, d := range diags {
-					fmt.Fprintln(st.out, d.String())
+					fmt.Fprintln(st.out, d.Format())
 				}
 				if pb == nil {
 					all = append(all, diags.Errors()...)
