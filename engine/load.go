@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/flowdba/flow/engine/plain"
 	"gopkg.in/yaml.v3"
 )
 
@@ -477,7 +478,7 @@ func (l *loader) value(file string, n *yaml.Node, what string) *Value {
 				l.errorf(posOf(file, n), "%s: %v", what, err)
 				return nil
 			}
-			v.lit, v.isLit, v.node, v.set, v.Raw = normaliseYAML(x), true, d, true, ""
+			v.lit, v.isLit, v.node, v.set, v.Raw = plain.Of(x), true, d, true, ""
 			return v
 		}
 		l.errorf(posOf(file, n), "%s must be a value, not %s", what, kindName(d))
@@ -488,23 +489,6 @@ func (l *loader) value(file string, n *yaml.Node, what string) *Value {
 		return nil
 	}
 	return v
-}
-
-// normaliseYAML turns YAML-decoded values into expression-friendly ones.
-func normaliseYAML(x any) any {
-	switch v := x.(type) {
-	case map[string]any:
-		for k, e := range v {
-			v[k] = normaliseYAML(e)
-		}
-		return v
-	case []any:
-		for i, e := range v {
-			v[i] = normaliseYAML(e)
-		}
-		return v
-	}
-	return x
 }
 
 func (l *loader) parseTop(pb *Playbook, top *yaml.Node) {
@@ -590,7 +574,7 @@ func (l *loader) parseParam(pb *Playbook, name string, kn, n *yaml.Node) {
 		var x any
 		if err := deref(v).Decode(&x); err != nil {
 			l.errorf(posOf(f, v), "params.%s.default: %v", name, err)
-		} else if conv, err := convertParam(p.Type, normaliseYAML(x)); err != nil {
+		} else if conv, err := convertParam(p.Type, plain.Of(x)); err != nil {
 			l.errorf(posOf(f, v), "params.%s.default: %v", name, err)
 		} else {
 			p.Default = conv
@@ -1038,8 +1022,16 @@ func (l *loader) decodeSpec(pb *Playbook, typ string, kn, n *yaml.Node) StepSpec
 		}
 		return spec
 	}
-	fields := yamlFields(reflect.TypeOf(spec).Elem())
-	m := l.mapping(f, d, typ, fields)
+	fields := structFields(reflect.TypeOf(spec).Elem())
+	byName := make(map[string]yamlField, len(fields))
+	names := make([]string, 0, len(fields))
+	for _, fd := range fields {
+		if _, dup := byName[fd.Name]; !dup {
+			byName[fd.Name] = fd
+		}
+		names = append(names, fd.Name)
+	}
+	m := l.mapping(f, d, typ, names)
 	if m == nil {
 		return nil
 	}
@@ -1048,10 +1040,11 @@ func (l *loader) decodeSpec(pb *Playbook, typ string, kn, n *yaml.Node) StepSpec
 	// decode each key separately so errors carry their own positions
 	rv := reflect.ValueOf(spec).Elem()
 	for _, k := range m.keys {
-		fv := fieldByTag(rv, k)
-		if !fv.IsValid() {
+		fd, ok := byName[k]
+		if !ok {
 			continue
 		}
+		fv := fd.in(rv)
 		if err := m.vals[k].Decode(fv.Addr().Interface()); err != nil {
 			l.specError(f, typ+"."+k, m.vals[k], err)
 		}
@@ -1079,65 +1072,4 @@ func (l *loader) specError(f, what string, n *yaml.Node, err error) {
 		return
 	}
 	l.errorf(posOf(f, n), "%s: %v", what, err)
-}
-
-// yamlFields lists the yaml keys of a struct type, following inline fields.
-func yamlFields(t reflect.Type) []string {
-	var out []string
-	for i := 0; i < t.NumField(); i++ {
-		sf := t.Field(i)
-		tag := sf.Tag.Get("yaml")
-		name, opts, _ := strings.Cut(tag, ",")
-		if name == "-" {
-			continue
-		}
-		if strings.Contains(opts, "inline") {
-			ft := sf.Type
-			if ft.Kind() == reflect.Ptr {
-				ft = ft.Elem()
-			}
-			out = append(out, yamlFields(ft)...)
-			continue
-		}
-		if !sf.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(sf.Name)
-		}
-		out = append(out, name)
-	}
-	return out
-}
-
-// fieldByTag finds the (possibly inline) field with yaml key k.
-func fieldByTag(v reflect.Value, k string) reflect.Value {
-	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		sf := t.Field(i)
-		name, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
-		if strings.Contains(opts, "inline") {
-			fv := v.Field(i)
-			if fv.Kind() == reflect.Ptr {
-				if fv.IsNil() {
-					fv.Set(reflect.New(fv.Type().Elem()))
-				}
-				fv = fv.Elem()
-			}
-			if r := fieldByTag(fv, k); r.IsValid() {
-				return r
-			}
-			continue
-		}
-		if !sf.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(sf.Name)
-		}
-		if name == k {
-			return v.Field(i)
-		}
-	}
-	return reflect.Value{}
 }

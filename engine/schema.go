@@ -571,8 +571,8 @@ func (g *schemaGen) custom(t reflect.Type) (func() (obj, error), bool) {
 	return nil, false
 }
 
-// structSchema is the closed object of a struct's yaml fields, following
-// inline fields as the loader does (yamlFields).
+// structSchema is the closed object of a struct's yaml fields, as the
+// loader reads them (structFields).
 func (g *schemaGen) structSchema(t reflect.Type, typ, prefix string) (obj, error) {
 	props := obj{}
 	var required []string
@@ -583,29 +583,9 @@ func (g *schemaGen) structSchema(t reflect.Type, typ, prefix string) (obj, error
 }
 
 func (g *schemaGen) addFields(t reflect.Type, typ, prefix string, props obj, required *[]string) error {
-	target := t == mysqlTT || t == sshTT
-	for i := 0; i < t.NumField(); i++ {
-		sf := t.Field(i)
-		name, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
-		if name == "-" {
-			continue
-		}
-		if strings.Contains(opts, "inline") {
-			ft := sf.Type
-			if ft.Kind() == reflect.Ptr {
-				ft = ft.Elem()
-			}
-			if err := g.addFields(ft, typ, prefix, props, required); err != nil {
-				return err
-			}
-			continue
-		}
-		if !sf.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(sf.Name)
-		}
+	for _, fd := range structFields(t) {
+		sf, name, owner := fd.Field, fd.Name, fd.Owner
+		target := owner == mysqlTT || owner == sshTT
 		if _, dup := props[name]; dup {
 			return fmt.Errorf("schema: step type %s: field %q is defined twice", typ, name)
 		}
@@ -627,7 +607,7 @@ func (g *schemaGen) addFields(t reflect.Type, typ, prefix string, props obj, req
 		}
 		if target && name == "on" {
 			kind := "mysql"
-			if t == sshTT {
+			if owner == sshTT {
 				kind = "ssh"
 			}
 			d = strings.Replace(d, "the connection:", "the "+kind+" connection:", 1)
