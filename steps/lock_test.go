@@ -8,13 +8,13 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/flowdba/flow/engine"
 	"github.com/flowdba/flow/engine/enginetest"
 	"github.com/flowdba/flow/engine/logfmt"
+	"github.com/flowdba/flow/internal/testutil"
 	"github.com/flowdba/flow/lab/mysqltest"
 	"github.com/sirupsen/logrus"
 )
@@ -45,31 +45,13 @@ steps:
     log: {msg: "after the gate: acquired={{ steps.lk.acquired }} free={{ steps.lk.free }} holder={{ steps.lk.holder.run_id }}"}
 `
 
-// lockBuf is a log buffer safe for the run's goroutines.
-type lockBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // lockRun is a playbook run in the background, with its own run id,
 // operator and control host.
 type lockRun struct {
 	id   string
 	done chan struct{}
 	err  error
-	log  *lockBuf
+	log  *testutil.SyncBuffer
 }
 
 // startLockRun runs lockPlaybook (or yaml) in the background; the test's
@@ -81,7 +63,7 @@ func startLockRun(t *testing.T, srv *mysqltest.Server, yaml, runID, operator str
 	for k, x := range vars {
 		v[k] = x
 	}
-	lr := &lockRun{id: runID, done: make(chan struct{}), log: &lockBuf{}}
+	lr := &lockRun{id: runID, done: make(chan struct{}), log: &testutil.SyncBuffer{}}
 	log := logrus.New()
 	log.SetOutput(lr.log)
 	log.SetLevel(logrus.DebugLevel)

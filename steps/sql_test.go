@@ -12,6 +12,7 @@ import (
 	"github.com/flowdba/flow/engine"
 	"github.com/flowdba/flow/engine/enginetest"
 	"github.com/flowdba/flow/engine/logfmt"
+	"github.com/flowdba/flow/internal/testutil"
 	"github.com/flowdba/flow/lab/mysqltest"
 	_ "github.com/flowdba/flow/steps"
 	"github.com/sirupsen/logrus"
@@ -222,7 +223,7 @@ func runLoaded(pb *engine.Playbook, vars map[string]string, dial engine.SSHDiale
 	if ev == nil {
 		ev = &journalEvents{}
 	}
-	log := &lockedBuffer{}
+	log := &testutil.SyncBuffer{}
 	l := logrus.New()
 	l.SetOutput(log)
 	l.SetLevel(logrus.DebugLevel)

@@ -12,6 +12,7 @@ import (
 	"github.com/flowdba/flow/engine"
 	"github.com/flowdba/flow/engine/enginetest"
 	"github.com/flowdba/flow/gtid"
+	"github.com/flowdba/flow/internal/testutil"
 	"github.com/flowdba/flow/lab/mysqltest"
 )
 
@@ -41,7 +42,7 @@ func waitVars(node, src *mysqltest.Server, ref string) map[string]string {
 }
 
 // waitForLog polls a running playbook's log until it contains want.
-func waitForLog(log *lockedBuffer, want string, limit time.Duration) bool {
+func waitForLog(log *testutil.SyncBuffer, want string, limit time.Duration) bool {
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
 		if strings.Contains(log.String(), want) {
@@ -82,7 +83,7 @@ func TestWaitGTIDAgainstMySQL(t *testing.T) {
       that: w.count == 0 && w.missing == "" && w.waited_ms > 0 && gtid_contains(w.gtid_executed, w.reference) && c.row.n == 50
       message: "wait-gtid returned {{ w }} with {{ c.row.n }} rows on the replica"
 `
-		log := &lockedBuffer{}
+		log := &testutil.SyncBuffer{}
 		started := make(chan string, 1)
 		go func() {
 			// start the applier once the step has reported progress while

@@ -12,12 +12,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
 	"github.com/flowdba/flow/gtid"
+	"github.com/flowdba/flow/internal/testutil"
 	"github.com/flowdba/flow/lab/mysqltest"
 )
 
@@ -44,24 +44,6 @@ steps:
     assert: {that: answer == 42, message: "the answer is {{ answer }}"}
 `
 
-// ptyBuffer collects what a pseudo-terminal shows.
-type ptyBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (p *ptyBuffer) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.b.Write(b)
-}
-
-func (p *ptyBuffer) String() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.b.String()
-}
-
 var ansi = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
 
 // plainText is terminal output without escape sequences and carriage
@@ -83,7 +65,7 @@ func flowOnPTY(t *testing.T, bin string, env []string, args []string, want strin
 		t.Fatal(err)
 	}
 	defer tty.Close()
-	out := &ptyBuffer{}
+	out := &testutil.SyncBuffer{}
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
