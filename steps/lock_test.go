@@ -22,17 +22,7 @@ import (
 // lockPlaybook takes the lock, then waits until the test opens its gate
 // (a row of flowgate.g), then logs: a run stays in step 2 for as long as
 // the test wants, holding the lock.
-const lockPlaybook = `name: lock-test
-params:
-  host: {type: string, required: true}
-  port: {type: int, required: true}
-  user: {type: string, required: true}
-  password: {type: string, required: true, secret: true}
-  gate: {type: int, default: 1}
-  wait: {type: string, default: 0s}
-connections:
-  node: {mysql: {host: "{{ host }}", port: "{{ port }}", user: "{{ user }}", password: "{{ password }}"}}
-steps:
+var lockPlaybook = mysqltest.PlaybookHead("lock-test", "node", `gate: {type: int, default: 1}`, `wait: {type: string, default: 0s}`) + `steps:
   - name: Step 01 lock
     id: lk
     lock: {on: node, wait: "{{ wait }}"}
@@ -59,7 +49,7 @@ type lockRun struct {
 func startLockRun(t *testing.T, srv *mysqltest.Server, yaml, runID, operator string, mode engine.Mode, vars map[string]string) *lockRun {
 	t.Helper()
 	pb := enginetest.Load(t, enginetest.Write(t, yaml, nil))
-	v := nodeVars(srv)
+	v := srv.PlaybookVars()
 	for k, x := range vars {
 		v[k] = x
 	}

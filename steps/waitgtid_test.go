@@ -18,19 +18,7 @@ import (
 
 // waitHead is the header of the wait-gtid test playbooks: `node` is the
 // replica, `src` its source.
-const waitHead = `name: wait-test
-params:
-  host: {type: string, required: true}
-  port: {type: int, required: true}
-  user: {type: string, required: true}
-  password: {type: string, required: true, secret: true}
-  src_host: {type: string, required: true}
-  src_port: {type: int, required: true}
-  src_password: {type: string, required: true, secret: true}
-  ref: {type: string, default: ""}
-connections:
-  node: {mysql: {host: "{{ host }}", port: "{{ port }}", user: "{{ user }}", password: "{{ password }}"}}
-  src: {mysql: {host: "{{ src_host }}", port: "{{ src_port }}", user: "{{ user }}", password: "{{ src_password }}"}}
+var waitHead = mysqltest.PlaybookHead("wait-test", "node", `src_host: {type: string, required: true}`, `src_port: {type: int, required: true}`, `src_password: {type: string, required: true, secret: true}`, `ref: {type: string, default: ""}`) + `  src: {mysql: {host: "{{ src_host }}", port: "{{ src_port }}", user: "{{ user }}", password: "{{ src_password }}"}}
 steps:
 `
 

@@ -24,16 +24,7 @@ import (
 // progressPlaybook has steps that need nothing (set, log, assert) and a
 // wait-gtid on a real server for a transaction the test makes when it has
 // seen the wait in the view.
-const progressPlaybook = `name: progress-e2e
-params:
-  host: {type: string, required: true}
-  port: {type: int, required: true}
-  user: {type: string, required: true}
-  password: {type: string, required: true, secret: true}
-  ref: {type: string, required: true}
-connections:
-  node: {mysql: {host: "{{ host }}", port: "{{ port }}", user: "{{ user }}", password: "{{ password }}"}}
-steps:
+var progressPlaybook = mysqltest.PlaybookHead("progress-e2e", "node", `ref: {type: string, required: true}`) + `steps:
   - name: Step 01 set the answer
     set: {answer: "42"}
   - name: Step 02 say hello
