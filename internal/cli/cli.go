@@ -1,5 +1,6 @@
-// Package cli is flow's command line: run, validate, plan, eval, graph,
-// version, completion and lab. Main returns the process exit code.
+// Package cli is flow's command line: run, plan, validate, eval, graph,
+// schema, steps, runs, status, audit, report, resume, rollback, lab,
+// version and completion. Main returns the process exit code.
 package cli
 
 import (
