@@ -139,13 +139,17 @@ func caretPad(line string, col int) string {
 // one error-level Diag.
 type Diags []Diag
 
-func (ds Diags) Error() string {
+func (ds Diags) Error() string { return ds.join(Diag.String) }
+
+// join renders the diagnostics sorted by position, one per line (or
+// block).
+func (ds Diags) join(render func(Diag) string) string {
 	var b strings.Builder
 	for i, d := range ds.sorted() {
 		if i > 0 {
 			b.WriteByte('\n')
 		}
-		b.WriteString(d.String())
+		b.WriteString(render(d))
 	}
 	return b.String()
 }
@@ -166,16 +170,7 @@ func (ds Diags) sorted() Diags {
 }
 
 // Format renders every diagnostic with Diag.Format, sorted by position.
-func (ds Diags) Format() string {
-	var b strings.Builder
-	for i, d := range ds.sorted() {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(d.Format())
-	}
-	return b.String()
-}
+func (ds Diags) Format() string { return ds.join(Diag.Format) }
 
 // Formatted returns ds as an error whose message is the Format form, for
 // a command to print when a playbook does not load; errors.As still finds
