@@ -21,16 +21,6 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// commonKeys are the keys every step may carry besides its type key.
-var commonKeys = map[string]bool{
-	"id": true, "name": true, "when": true, "pre": true, "post": true, "register": true,
-	"retries": true, "until": true, "interval": true, "timeout": true, "effect": true,
-	"confirm": true, "hint": true, "rescue": true, "always": true, "ignore_errors": true,
-	"undo": true, "point_of_no_return": true, "resume": true,
-	"steps": true, "for_each": true, "as": true, "parallel": true,
-	"include": true, "with": true,
-}
-
 var topKeys = []string{"name", "description", "params", "vars", "connections", "steps", "definitions"}
 var paramKeys = []string{"type", "required", "default", "help", "secret", "config"}
 var paramTypes = map[string]bool{"string": true, "int": true, "bool": true, "float": true, "list": true, "map": true, "duration": true}
@@ -772,81 +762,10 @@ func (l *loader) parseStep(pb *Playbook, n *yaml.Node, what string) *Step {
 		return nil
 	}
 	for _, k := range m.keys {
-		v := m.vals[k]
-		switch k {
-		case "id":
-			s.ID, _ = l.str(f, v, "id")
-			if s.ID != "" && !idRE.MatchString(s.ID) {
-				l.errorf(posOf(f, v), "id %q must match %s", s.ID, idRE)
-			}
-		case "name":
-			s.nameT = l.text(f, v, "name")
-			if s.nameT != nil {
-				s.Name = s.nameT.Raw
-			}
-		case "when":
-			s.When = l.expr(f, v, "when")
-		case "pre":
-			s.Pre = l.parseGuards(f, v, "pre")
-		case "post":
-			s.Post = l.parseGuards(f, v, "post")
-		case "register":
-			s.Register, _ = l.str(f, v, "register")
-			if s.Register != "" && !nameRE.MatchString(s.Register) {
-				l.errorf(posOf(f, v), "register name %q must match %s", s.Register, nameRE)
-			}
-		case "retries":
-			s.Retries = l.integer(f, v, "retries", 0, 1000000)
-		case "until":
-			s.Until = l.expr(f, v, "until")
-		case "interval":
-			s.Interval = l.duration(f, v, "interval")
-		case "timeout":
-			s.Timeout = l.duration(f, v, "timeout")
-		case "effect":
-			if em := l.mapping(f, v, "effect", nil); em != nil {
-				s.Effect = map[string]*Expr{}
-				for _, name := range em.keys {
-					if !nameRE.MatchString(name) {
-						l.errorf(posOf(f, em.knodes[name]), "effect name %q must match %s", name, nameRE)
-						continue
-					}
-					s.Effect[name] = l.expr(f, em.vals[name], "effect."+name)
-				}
-			}
-		case "confirm":
-			s.Confirm = l.text(f, v, "confirm")
-		case "hint":
-			s.Hint = l.text(f, v, "hint")
-		case "ignore_errors":
-			s.IgnoreErrors = l.boolean(f, v, "ignore_errors")
-		case "rescue":
-			s.Rescue = l.parseSteps(pb, v, "rescue")
-		case "always":
-			s.Always = l.parseSteps(pb, v, "always")
-		case "undo":
-			s.Undo = l.parseSteps(pb, v, "undo")
-		case "point_of_no_return":
-			s.NoReturn = l.text(f, v, "point_of_no_return")
-		case "resume":
-			s.Resume = l.parseResume(pb, v)
-		case "steps":
-			s.Steps = l.parseSteps(pb, v, "steps")
-		case "for_each":
-			s.ForEach = l.expr(f, v, "for_each")
-		case "as":
-			s.As, _ = l.str(f, v, "as")
-			if s.As != "" && !nameRE.MatchString(s.As) {
-				l.errorf(posOf(f, v), "as: %q must match %s", s.As, nameRE)
-			}
-		case "parallel":
-			s.Parallel = l.integer(f, v, "parallel", 1, 256)
-		case "include":
-			path, _ := l.str(f, v, "include")
-			s.Include = &Include{Path: path, With: map[string]*Expr{}}
-		case "with":
-		default:
-			s.Spec = l.decodeSpec(pb, k, m.knodes[k], v)
+		if key, common := commonKeyIndex[k]; !common {
+			s.Spec = l.decodeSpec(pb, k, m.knodes[k], m.vals[k])
+		} else if key.parse != nil {
+			key.parse(l, s, m.vals[k])
 		}
 	}
 	if wn, ok := m.vals["with"]; ok {

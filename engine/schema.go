@@ -129,80 +129,6 @@ var connDocs = map[string]string{
 	"ssh.connect_timeout":   "bounds connecting, e.g. 5s",
 }
 
-// commonSchemas give the schema of each common step key (commonKeys); a
-// common key without one is an error, so the schema cannot fall behind
-// the loader.
-var commonSchemas = map[string]func() obj{
-	"id": func() obj {
-		return described(obj{"type": "string", "pattern": idRE.String()}, "reference name: steps.<id>.ok, .skipped, .error, .output and the output's fields")
-	},
-	"name": func() obj { return described(ref("text"), "the log label (a template)") },
-	"when": func() obj {
-		return described(ref("expression"), "skip the step unless this expression is true")
-	},
-	"pre": func() obj {
-		return described(ref("guards"), "preconditions: an expression, a list of them, or {that, message}; one failing before any state-changing step ran exits 3")
-	},
-	"post": func() obj {
-		return described(ref("guards"), "postconditions on the step's output (`result`)")
-	},
-	"register": func() obj {
-		return described(ref("name"), "store the step's output in this variable")
-	},
-	"retries": func() obj {
-		return described(obj{"type": "integer", "minimum": 0, "maximum": 1000000}, "re-run the step at most this many more times until `until:` holds")
-	},
-	"until": func() obj {
-		return described(ref("expression"), "re-run until this holds (it sees `result`); needs retries: or timeout:")
-	},
-	"interval": func() obj { return described(ref("duration"), "time between attempts (default 500ms)") },
-	"timeout":  func() obj { return described(ref("duration"), "bounds the step with its retries") },
-	"effect": func() obj {
-		return described(orNull(nameMap(ref("expression"))), "for a dry run: the variables this state-changing step would set, as expressions")
-	},
-	"confirm": func() obj {
-		return described(ref("text"), "the word the operator must type before this state-changing step (--yes answers it)")
-	},
-	"hint": func() obj {
-		return described(ref("text"), "what the operator should check or do when this step fails: added to its error")
-	},
-	"rescue":        func() obj { return described(ref("steps"), "steps run when this step fails (they see `error`)") },
-	"always":        func() obj { return described(ref("steps"), "steps run after this step whatever happened") },
-	"ignore_errors": func() obj { return described(obj{"type": "boolean"}, "log a failure as a warning and go on") },
-	"undo": func() obj {
-		return described(ref("steps"), "steps `flow rollback` runs, newest change first, to undo this step once it finished (they see `result`)")
-	},
-	"point_of_no_return": func() obj {
-		return described(ref("text"), "once this step started, `flow rollback` refuses with this message: say what restores instead")
-	},
-	"resume": func() obj {
-		return described(obj{"oneOf": []any{
-			obj{"enum": []any{"rerun", "ask", "restart"}},
-			obj{"type": "object", "required": []any{"check", "done"}, "additionalProperties": false,
-				"properties": obj{"check": ref("step"), "done": ref("expression")}},
-		}}, "how `flow resume` tells whether an interrupted run of this step took effect: rerun (idempotent), ask (the operator decides), {check: a read-only step, done: an expression on its `result`}; on a group, restart (an interrupted group or for_each item starts over)")
-	},
-	"steps": func() obj { return described(ref("steps"), "the group's steps") },
-	"for_each": func() obj {
-		return described(ref("expression"), "run the group once per item of this list expression")
-	},
-	"as": func() obj { return described(ref("name"), "the item's variable name (default item)") },
-	"parallel": func() obj {
-		return described(obj{"type": "integer", "minimum": 1, "maximum": 256}, "how many items run at once (default 1)")
-	},
-	"include": func() obj { return described(obj{"type": "string"}, "another playbook file, relative to this one") },
-	"with": func() obj {
-		return described(orNull(obj{"type": "object", "additionalProperties": ref("expression")}), "the included playbook's parameters, as expressions")
-	},
-}
-
-// groupKeys and includeKeys are the common keys only a group or an include
-// takes (the loader refuses them elsewhere).
-var (
-	groupKeys   = []string{"steps", "for_each", "as", "parallel"}
-	includeKeys = []string{"include", "with"}
-)
-
 // specDocs describe step fields, keyed "TYPE.FIELD" ("target.FIELD" for
 // on/host/port): Go doc comments are not there at run time. A field's
 // `description:"…"` struct tag wins. An entry naming no field is an error.
@@ -381,18 +307,9 @@ func (g *schemaGen) document() (obj, error) {
 	// steps: the keys every step takes, then one variant per type, a group
 	// and an include
 	base := obj{}
-	keys := make([]string, 0, len(commonKeys))
-	for k := range commonKeys {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		f, ok := commonSchemas[k]
-		if !ok {
-			return nil, fmt.Errorf("schema: common step key %q has no schema", k)
-		}
-		if !contains(groupKeys, k) && !contains(includeKeys, k) {
-			base[k] = f()
+	for _, k := range commonKeyTable {
+		if k.only == "" {
+			base[k.name] = k.keySchema()
 		}
 	}
 	variant := func(extra []string, required string, typeSchema obj) obj {
@@ -401,7 +318,7 @@ func (g *schemaGen) document() (obj, error) {
 			props[k] = v
 		}
 		for _, k := range extra {
-			props[k] = commonSchemas[k]()
+			props[k] = commonKeyIndex[k].keySchema()
 		}
 		if typeSchema != nil {
 			props[required] = typeSchema
@@ -420,10 +337,10 @@ func (g *schemaGen) document() (obj, error) {
 		defs["step."+t.Name] = described(variant(nil, t.Name, ref("spec."+t.Name)), "a `"+t.Name+":` step")
 		oneOf = append(oneOf, ref("step."+t.Name))
 	}
-	group := variant(groupKeys, "steps", nil)
+	group := variant(commonKeysOnly("group"), "steps", nil)
 	group["dependentRequired"] = obj{"as": []string{"for_each"}, "parallel": []string{"for_each"}}
 	defs["step.group"] = described(group, "a group: its steps in order, or once per item of for_each")
-	defs["step.include"] = described(variant(includeKeys, "include", nil), "another playbook run inline")
+	defs["step.include"] = described(variant(commonKeysOnly("include"), "include", nil), "another playbook run inline")
 	oneOf = append(oneOf, ref("step.group"), ref("step.include"))
 	defs["step"] = described(obj{"oneOf": oneOf}, "a step: exactly one type key ("+strings.Join(typeNames(), ", ")+"), steps: (a group) or include:")
 
