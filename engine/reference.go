@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 )
@@ -56,8 +57,7 @@ func Reference() ([]StepDoc, error) {
 			}
 		}
 		if _, free := s["propertyNames"]; free {
-			val, _ := s["additionalProperties"].(obj)
-			d.FreeForm = "name → " + schemaKind(val)
+			d.FreeForm = schemaKind(s)
 		}
 		props, _ := s["properties"].(obj)
 		required := map[string]bool{}
@@ -79,34 +79,70 @@ func Reference() ([]StepDoc, error) {
 
 // schemaKind names the form a field's schema describes.
 func schemaKind(s obj) string {
-	if enum, ok := s["enum"].([]string); ok {
+	switch enum := s["enum"].(type) {
+	case []string:
 		return strings.Join(enum, "|")
+	case []any:
+		words := make([]string, len(enum))
+		for i, e := range enum {
+			words[i] = fmt.Sprint(e)
+		}
+		return strings.Join(words, "|")
 	}
 	if r, ok := s["$ref"].(string); ok {
 		return strings.TrimPrefix(r, "#/$defs/")
 	}
-	if _, ok := s["oneOf"]; ok {
+	if alts, ok := s["oneOf"].([]any); ok {
 		var kinds []string
-		for _, alt := range s["oneOf"].([]any) {
+		for _, alt := range alts {
 			if a, ok := alt.(obj); ok {
 				kinds = append(kinds, schemaKind(a))
 			}
 		}
 		return strings.Join(kinds, " or ")
 	}
-	switch s["type"] {
+	typ, _ := s["type"].(string)
+	if types, ok := s["type"].([]string); ok && contains(types, "object") {
+		typ = "object" // an object that may also be empty (null)
+	}
+	switch typ {
 	case "array":
 		if items, ok := s["items"].(obj); ok {
 			return "list of " + schemaKind(items)
 		}
 		return "list"
 	case "object":
-		return "mapping"
-	case nil:
+		val, ok := s["additionalProperties"].(obj)
+		switch {
+		case !ok:
+			return "mapping"
+		case s["propertyNames"] != nil:
+			return "mapping of name → " + schemaKind(val)
+		default:
+			return "mapping of key → " + schemaKind(val)
+		}
+	case "":
 		return "any"
 	}
-	if t, ok := s["type"].(string); ok {
-		return t
+	return typ
+}
+
+// CommonKeyDocs documents the keys a step takes besides its type key, in
+// the table's order (commonKeyTable); Only is "group" or "include" for a
+// key only those take.
+func CommonKeyDocs() []CommonKeyDoc {
+	out := make([]CommonKeyDoc, 0, len(commonKeyTable))
+	for _, k := range commonKeyTable {
+		out = append(out, CommonKeyDoc{Name: k.name, Kind: schemaKind(k.shape()), Only: k.only, Doc: k.doc})
 	}
-	return "any"
+	return out
+}
+
+// CommonKeyDoc is one common step key in the reference.
+type CommonKeyDoc struct {
+	Name, Kind string
+	// Only is "group" or "include" for a key only a group or an include
+	// takes, "" for every step.
+	Only string
+	Doc  string
 }

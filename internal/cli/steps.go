@@ -21,8 +21,8 @@ func newStepsCmd(st *streams) *cobra.Command {
 		Short: "List the step types with their fields and whether they change state (--markdown for docs)",
 		Long: `List every step type this binary knows: what it does, whether it changes state
 (a dry run executes only the steps that do not), whether re-running it after an
-interruption is safe, and its fields with their form and meaning. The common keys
-every step takes (when, pre, register, …) are in the README and in ` + "`flow schema`" + `.`,
+interruption is safe, and its fields with their form and meaning; then the common
+keys a step takes besides its type (when, pre, register, …).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := engine.Reference()
@@ -30,9 +30,9 @@ every step takes (when, pre, register, …) are in the README and in ` + "`flow 
 				return err
 			}
 			if markdown {
-				return writeStepsMarkdown(st.out, ref)
+				return writeStepsMarkdown(st.out, ref, engine.CommonKeyDocs())
 			}
-			return writeStepsText(st.out, ref)
+			return writeStepsText(st.out, ref, engine.CommonKeyDocs())
 		},
 	}
 	cmd.Flags().BoolVar(&markdown, "markdown", false, "print the reference as Markdown (a section and a field table per type)")
@@ -40,7 +40,7 @@ every step takes (when, pre, register, …) are in the README and in ` + "`flow 
 }
 
 // writeStepsText prints the reference for a terminal.
-func writeStepsText(w io.Writer, ref []engine.StepDoc) error {
+func writeStepsText(w io.Writer, ref []engine.StepDoc, common []engine.CommonKeyDoc) error {
 	var b strings.Builder
 	for i, d := range ref {
 		if i > 0 {
@@ -49,7 +49,7 @@ func writeStepsText(w io.Writer, ref []engine.StepDoc) error {
 		fmt.Fprintf(&b, "%s: %s\n", d.Name, d.Summary)
 		fmt.Fprintf(&b, "  changes state: %s; safe to re-run: %s\n", d.Changes, word(d.Idempotent))
 		if d.FreeForm != "" {
-			fmt.Fprintf(&b, "  fields: any, each %s\n", d.FreeForm)
+			fmt.Fprintf(&b, "  fields: a %s\n", d.FreeForm)
 		}
 		width := 0
 		for _, f := range d.Fields {
@@ -63,13 +63,25 @@ func writeStepsText(w io.Writer, ref []engine.StepDoc) error {
 			fmt.Fprintf(&b, "  %-*s  (%s%s) %s\n", width, f.Name, f.Kind, req, f.Doc)
 		}
 	}
+	b.WriteString("\ncommon keys, on any step besides its type:\n")
+	width := 0
+	for _, k := range common {
+		width = max(width, len(k.Name))
+	}
+	for _, k := range common {
+		where := ""
+		if k.Only != "" {
+			where = ", " + k.Only + " only"
+		}
+		fmt.Fprintf(&b, "  %-*s  (%s%s) %s\n", width, k.Name, k.Kind, where, k.Doc)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
 // writeStepsMarkdown prints the reference as Markdown: a table of the
-// types, then a section per type with its fields.
-func writeStepsMarkdown(w io.Writer, ref []engine.StepDoc) error {
+// types, a section per type with its fields, then the common keys.
+func writeStepsMarkdown(w io.Writer, ref []engine.StepDoc, common []engine.CommonKeyDoc) error {
 	var b strings.Builder
 	b.WriteString("| type | changes state | safe to re-run | what it does |\n|---|---|---|---|\n")
 	for _, d := range ref {
@@ -78,7 +90,7 @@ func writeStepsMarkdown(w io.Writer, ref []engine.StepDoc) error {
 	for _, d := range ref {
 		fmt.Fprintf(&b, "\n### `%s`\n\n%s.\n\nChanges state: %s.\n", d.Name, mdCell(d.Summary), mdCell(d.Changes))
 		if d.FreeForm != "" {
-			fmt.Fprintf(&b, "\nFields: any, each %s.\n", mdCell(d.FreeForm))
+			fmt.Fprintf(&b, "\nFields: a %s.\n", mdCell(d.FreeForm))
 		}
 		if len(d.Fields) == 0 {
 			continue
@@ -87,6 +99,14 @@ func writeStepsMarkdown(w io.Writer, ref []engine.StepDoc) error {
 		for _, f := range d.Fields {
 			fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", f.Name, mdCell(f.Kind), word(f.Required), mdCell(f.Doc))
 		}
+	}
+	b.WriteString("\n### Common keys\n\n| key | form | on | meaning |\n|---|---|---|---|\n")
+	for _, k := range common {
+		on := "every step"
+		if k.Only != "" {
+			on = k.Only + " only"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", k.Name, mdCell(k.Kind), on, mdCell(k.Doc))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -52,7 +52,10 @@ func TestStepsCommandListsTheRegistry(t *testing.T) {
 		"sql: ", "  changes state: `exec:` yes, `query:` no; safe to re-run: no\n",
 		"  changes state: yes; safe to re-run: no\n", // clone: a fresh spec mutates
 		"  on               (string, required) the mysql connection: a name under connections:\n",
-		"  fields: any, each name → expression\n", // set
+		"  fields: a mapping of name → expression\n", // set
+		"\ncommon keys, on any step besides its type:\n",
+		"  hint                (text) what the operator should check or do when this step fails: added to its error\n",
+		"  for_each            (expression, group only) run the group once per item of this list expression\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("flow steps lacks %q:\n%s", want, out)
@@ -72,8 +75,13 @@ func TestStepsMarkdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	sections := strings.Split(out, "\n### ")
-	if len(sections) != len(ref)+1 {
-		t.Fatalf("%d sections for %d types", len(sections)-1, len(ref))
+	if len(sections) != len(ref)+2 || !strings.HasPrefix(sections[len(sections)-1], "Common keys\n") {
+		t.Fatalf("%d sections for %d types and the common keys", len(sections)-1, len(ref))
+	}
+	for _, k := range engine.CommonKeyDocs() {
+		if !strings.Contains(sections[len(sections)-1], "\n| `"+k.Name+"` | "+mdCell(k.Kind)+" | ") {
+			t.Errorf("the common keys table has no row for %s (%s)", k.Name, k.Kind)
+		}
 	}
 	for i, d := range ref {
 		if !strings.Contains(sections[0], "\n| `"+d.Name+"` | ") {
