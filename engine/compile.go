@@ -401,7 +401,13 @@ func (c *compiler) include(s *Step, sc *schema) {
 		if e == nil {
 			continue
 		}
+		mark := len(c.l.diags)
 		c.compileExpr(e, sc, reflect.Invalid)
+		if len(c.l.diags) > mark {
+			if detail, hint := withTextHint(k, e.Src); hint != "" {
+				c.l.explain(mark, detail, hint)
+			}
+		}
 		p, ok := params[k]
 		if !ok {
 			c.errorf(e.Pos, "with.%s: %s has no parameter %q%s", k, baseName(inc.Playbook.File), k, suggest(k, paramNames(inc.Playbook)))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -33,13 +34,26 @@ func posOf(file string, n *yaml.Node) Pos {
 	return Pos{File: file, Line: n.Line, Col: n.Column}
 }
 
-// Diag is one problem found in a playbook or config.
+// Diag is one problem found in a playbook or config. Msg is the one-line
+// summary that String prints after the position (what editors and tests
+// match); Detail and Hint, when known, explain it and say what to write
+// instead, and Source is the line Pos points into, so Format can show the
+// problem where it is without reading the file again.
 type Diag struct {
 	Pos     Pos
 	Msg     string
 	Warning bool
+	// Detail explains why this is a problem (empty when Msg says it all).
+	Detail string
+	// Hint says what to write instead, where a fix is known.
+	Hint string
+	// Source is the text of line Pos.Line of Pos.File, without its newline
+	// (empty when unknown).
+	Source string
 }
 
+// String is the one-line form `FILE:LINE:COL: [warning: ]message`, the
+// form editors jump to and logs keep.
 func (d Diag) String() string {
 	kind := ""
 	if d.Warning {
@@ -48,17 +62,94 @@ func (d Diag) String() string {
 	return fmt.Sprintf("%s: %s%s", d.Pos, kind, d.Msg)
 }
 
+// Format is the form for a person: String's line, then the source line
+// with a caret under the column, then the detail and the hint when known.
+// Its first line is always String.
+func (d Diag) Format() string {
+	var b strings.Builder
+	b.WriteString(d.String())
+	if d.Source != "" && d.Pos.Line > 0 {
+		line, col := snippet(d.Source, d.Pos.Col)
+		num := strconv.Itoa(d.Pos.Line)
+		gutter := strings.Repeat(" ", len(num))
+		fmt.Fprintf(&b, "\n  %s | %s", num, line)
+		if col > 0 {
+			fmt.Fprintf(&b, "\n  %s | %s^", gutter, caretPad(line, col))
+		}
+	}
+	if d.Detail != "" {
+		b.WriteString("\n  " + d.Detail)
+	}
+	if d.Hint != "" {
+		b.WriteString("\n  hint: " + d.Hint)
+	}
+	return b.String()
+}
+
+// snippetWidth bounds the source shown: a longer line is cut to a window
+// around the column.
+const snippetWidth = 100
+
+// snippet returns the part of line to show and the 1-based column of the
+// caret in it (0: no caret, the column is not on the line).
+func snippet(line string, col int) (string, int) {
+	runes := []rune(strings.TrimRight(line, "\r"))
+	if col < 1 || col > len(runes)+1 {
+		col = 0
+	}
+	if len(runes) <= snippetWidth {
+		return string(runes), col
+	}
+	start := 0
+	if col > snippetWidth/2 {
+		start = col - snippetWidth/2
+	}
+	end := min(start+snippetWidth, len(runes))
+	out := string(runes[start:end])
+	if col > 0 {
+		col -= start
+	}
+	if start > 0 {
+		out, col = "…"+out, col+1
+	}
+	if end < len(runes) {
+		out += "…"
+	}
+	return out, col
+}
+
+// caretPad is the blank space before the caret under column col of line:
+// tabs stay tabs so the caret lines up however the terminal shows them.
+func caretPad(line string, col int) string {
+	var b strings.Builder
+	for i, r := range []rune(line) {
+		if i >= col-1 {
+			break
+		}
+		if r == '\t' {
+			b.WriteRune('\t')
+		} else {
+			b.WriteByte(' ')
+		}
+	}
+	return b.String()
+}
+
 // Diags is the list of problems a load found; as an error it holds at least
 // one error-level Diag.
 type Diags []Diag
 
-func (ds Diags) Error() string {
+func (ds Diags) Error() string { return ds.join(Diag.String) }
+
+// join renders the diagnostics sorted by position, one per line (or
+// block).
+func (ds Diags) join(render func(Diag) string) string {
 	var b strings.Builder
 	for i, d := range ds.sorted() {
 		if i > 0 {
 			b.WriteByte('\n')
 		}
-		b.WriteString(d.String())
+		b.WriteString(render(d))
 	}
 	return b.String()
 }
@@ -77,6 +168,22 @@ func (ds Diags) sorted() Diags {
 	})
 	return out
 }
+
+// Format renders every diagnostic with Diag.Format, sorted by position.
+func (ds Diags) Format() string { return ds.join(Diag.Format) }
+
+// Formatted returns ds as an error whose message is the Format form, for
+// a command to print when a playbook does not load; errors.As still finds
+// the Diags (and ExitCode still says exit 2).
+func (ds Diags) Formatted() error { return &FormattedDiags{Diags: ds} }
+
+// FormattedDiags is Diags whose Error is the Format form (see Formatted).
+type FormattedDiags struct{ Diags Diags }
+
+func (f *FormattedDiags) Error() string { return f.Diags.Format() }
+
+// Unwrap gives errors.As the Diags.
+func (f *FormattedDiags) Unwrap() error { return f.Diags }
 
 // Errors reports the error-level diagnostics.
 func (ds Diags) Errors() Diags {

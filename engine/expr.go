@@ -251,7 +251,7 @@ func (c *compiler) compileExpr(e *Expr, sc *schema, want reflect.Kind) {
 	}
 	prog, err := expr.Compile(e.Src, opts...)
 	if err != nil {
-		c.exprError(e, err)
+		c.exprError(e, err, sc)
 		return
 	}
 	e.prog = prog
@@ -301,7 +301,7 @@ func (c *compiler) compileExpr(e *Expr, sc *schema, want reflect.Kind) {
 }
 
 // exprError maps an expr-lang error to a playbook position.
-func (c *compiler) exprError(e *Expr, err error) {
+func (c *compiler) exprError(e *Expr, err error, sc *schema) {
 	pos := e.Pos
 	msg := err.Error()
 	var fe *file.Error
@@ -321,7 +321,12 @@ func (c *compiler) exprError(e *Expr, err error) {
 	if i := strings.IndexByte(msg, '\n'); i >= 0 {
 		msg = msg[:i]
 	}
+	mark := len(c.l.diags)
 	c.errorf(pos, "expression `%s`: %s", oneLine(e.Src), msg)
+	if name, ok := strings.CutPrefix(msg, "unknown name "); ok && nameRE.MatchString(name) {
+		detail, hint := unknownNameHint(name, sc)
+		c.l.explain(mark, detail, hint)
+	}
 }
 
 // exprPos maps a (1-based line, 0-based column) inside an expression to the

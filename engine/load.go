@@ -17,18 +17,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/flowdba/flow/engine/plain"
 	"gopkg.in/yaml.v3"
 )
-
-// commonKeys are the keys every step may carry besides its type key.
-var commonKeys = map[string]bool{
-	"id": true, "name": true, "when": true, "pre": true, "post": true, "register": true,
-	"retries": true, "until": true, "interval": true, "timeout": true, "effect": true,
-	"confirm": true, "hint": true, "rescue": true, "always": true, "ignore_errors": true,
-	"undo": true, "point_of_no_return": true, "resume": true,
-	"steps": true, "for_each": true, "as": true, "parallel": true,
-	"include": true, "with": true,
-}
 
 var topKeys = []string{"name", "description", "params", "vars", "connections", "steps", "definitions"}
 var paramKeys = []string{"type", "required", "default", "help", "secret", "config"}
@@ -50,6 +41,9 @@ type loader struct {
 	// top-level step being parsed (where an alias bomb is reported).
 	depth int
 	top   Pos
+	// sources are the text of the files read, by the path diagnostics
+	// name, for the snippet a diagnostic shows.
+	sources map[string][]byte
 }
 
 // Bounds on what aliases can expand to in one Load.
@@ -81,13 +75,14 @@ const maxFileSize = 4 << 20
 // Every problem found is returned at once as Diags (errors and warnings); a
 // playbook with errors is returned as nil.
 func Load(path string) (*Playbook, Diags) {
-	l := &loader{loaded: map[string]*Playbook{}}
+	l := &loader{loaded: map[string]*Playbook{}, sources: map[string][]byte{}}
 	pb := l.load(path, Pos{File: path})
 	if pb != nil && len(l.diags.Errors()) == 0 {
 		for _, p := range l.loaded {
 			l.compile(p)
 		}
 	}
+	l.attachSources()
 	if len(l.diags.Errors()) > 0 {
 		return nil, l.diags.sorted()
 	}
@@ -128,6 +123,7 @@ func (l *loader) load(path string, from Pos) *Playbook {
 		l.errorf(Pos{File: file, Line: line, Col: 1}, "not a text file: a playbook must be UTF-8 YAML")
 		return nil
 	}
+	l.sources[file] = data
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {
@@ -225,6 +221,14 @@ type mapping struct {
 	keys   []string
 	vals   map[string]*yaml.Node
 	knodes map[string]*yaml.Node
+	// unknown are the keys refused as not allowed, with the index of the
+	// diagnostic that says so (for a hint once the caller knows more).
+	unknown []unknownKey
+}
+
+type unknownKey struct {
+	key  string
+	diag int
 }
 
 // mapping reads a mapping node, reporting duplicate and unknown keys.
@@ -280,6 +284,7 @@ func (l *loader) mergeInto(file string, m *mapping, n *yaml.Node, what string, a
 			continue // explicit keys override merged ones
 		}
 		if allowed != nil && !contains(allowed, k.Value) {
+			m.unknown = append(m.unknown, unknownKey{k.Value, len(l.diags)})
 			l.errorf(posOf(file, k), "%s: unknown key %q%s", what, k.Value, suggest(k.Value, allowed))
 			continue
 		}
@@ -435,6 +440,7 @@ func (l *loader) expr(file string, n *yaml.Node, what string) *Expr {
 	d := deref(n)
 	if d == nil || d.Kind != yaml.ScalarNode || d.Tag == "!!null" {
 		l.errorf(posOf(file, n), "%s must be an expression, not %s", what, kindName(d))
+		l.braceHint(len(l.diags)-1, file, d)
 		return nil
 	}
 	return &Expr{Src: d.Value, node: d}
@@ -444,6 +450,7 @@ func (l *loader) text(file string, n *yaml.Node, what string) *Text {
 	d := deref(n)
 	if d == nil || d.Kind != yaml.ScalarNode || d.Tag == "!!null" {
 		l.errorf(posOf(file, n), "%s must be a string, not %s", what, kindName(d))
+		l.braceHint(len(l.diags)-1, file, d)
 		return nil
 	}
 	t := &Text{}
@@ -482,7 +489,7 @@ func (l *loader) value(file string, n *yaml.Node, what string) *Value {
 				l.errorf(posOf(file, n), "%s: %v", what, err)
 				return nil
 			}
-			v.lit, v.isLit, v.node, v.set, v.Raw = normaliseYAML(x), true, d, true, ""
+			v.lit, v.isLit, v.node, v.set, v.Raw = plain.Of(x), true, d, true, ""
 			return v
 		}
 		l.errorf(posOf(file, n), "%s must be a value, not %s", what, kindName(d))
@@ -493,23 +500,6 @@ func (l *loader) value(file string, n *yaml.Node, what string) *Value {
 		return nil
 	}
 	return v
-}
-
-// normaliseYAML turns YAML-decoded values into expression-friendly ones.
-func normaliseYAML(x any) any {
-	switch v := x.(type) {
-	case map[string]any:
-		for k, e := range v {
-			v[k] = normaliseYAML(e)
-		}
-		return v
-	case []any:
-		for i, e := range v {
-			v[i] = normaliseYAML(e)
-		}
-		return v
-	}
-	return x
 }
 
 func (l *loader) parseTop(pb *Playbook, top *yaml.Node) {
@@ -595,7 +585,7 @@ func (l *loader) parseParam(pb *Playbook, name string, kn, n *yaml.Node) {
 		var x any
 		if err := deref(v).Decode(&x); err != nil {
 			l.errorf(posOf(f, v), "params.%s.default: %v", name, err)
-		} else if conv, err := convertParam(p.Type, normaliseYAML(x)); err != nil {
+		} else if conv, err := convertParam(p.Type, plain.Of(x)); err != nil {
 			l.errorf(posOf(f, v), "params.%s.default: %v", name, err)
 		} else {
 			p.Default = conv
@@ -763,6 +753,7 @@ func (l *loader) parseStep(pb *Playbook, n *yaml.Node, what string) *Step {
 	if m == nil {
 		return nil
 	}
+	l.stepKeyHints(m)
 	var typeKeys []string
 	for _, k := range m.keys {
 		if !commonKeys[k] {
@@ -792,81 +783,10 @@ func (l *loader) parseStep(pb *Playbook, n *yaml.Node, what string) *Step {
 		return nil
 	}
 	for _, k := range m.keys {
-		v := m.vals[k]
-		switch k {
-		case "id":
-			s.ID, _ = l.str(f, v, "id")
-			if s.ID != "" && !idRE.MatchString(s.ID) {
-				l.errorf(posOf(f, v), "id %q must match %s", s.ID, idRE)
-			}
-		case "name":
-			s.nameT = l.text(f, v, "name")
-			if s.nameT != nil {
-				s.Name = s.nameT.Raw
-			}
-		case "when":
-			s.When = l.expr(f, v, "when")
-		case "pre":
-			s.Pre = l.parseGuards(f, v, "pre")
-		case "post":
-			s.Post = l.parseGuards(f, v, "post")
-		case "register":
-			s.Register, _ = l.str(f, v, "register")
-			if s.Register != "" && !nameRE.MatchString(s.Register) {
-				l.errorf(posOf(f, v), "register name %q must match %s", s.Register, nameRE)
-			}
-		case "retries":
-			s.Retries = l.integer(f, v, "retries", 0, 1000000)
-		case "until":
-			s.Until = l.expr(f, v, "until")
-		case "interval":
-			s.Interval = l.duration(f, v, "interval")
-		case "timeout":
-			s.Timeout = l.duration(f, v, "timeout")
-		case "effect":
-			if em := l.mapping(f, v, "effect", nil); em != nil {
-				s.Effect = map[string]*Expr{}
-				for _, name := range em.keys {
-					if !nameRE.MatchString(name) {
-						l.errorf(posOf(f, em.knodes[name]), "effect name %q must match %s", name, nameRE)
-						continue
-					}
-					s.Effect[name] = l.expr(f, em.vals[name], "effect."+name)
-				}
-			}
-		case "confirm":
-			s.Confirm, s.ConfirmMessage = l.parseConfirm(f, v)
-		case "hint":
-			s.Hint = l.text(f, v, "hint")
-		case "ignore_errors":
-			s.IgnoreErrors = l.boolean(f, v, "ignore_errors")
-		case "rescue":
-			s.Rescue = l.parseSteps(pb, v, "rescue")
-		case "always":
-			s.Always = l.parseSteps(pb, v, "always")
-		case "undo":
-			s.Undo = l.parseSteps(pb, v, "undo")
-		case "point_of_no_return":
-			s.NoReturn = l.text(f, v, "point_of_no_return")
-		case "resume":
-			s.Resume = l.parseResume(pb, v)
-		case "steps":
-			s.Steps = l.parseSteps(pb, v, "steps")
-		case "for_each":
-			s.ForEach = l.expr(f, v, "for_each")
-		case "as":
-			s.As, _ = l.str(f, v, "as")
-			if s.As != "" && !nameRE.MatchString(s.As) {
-				l.errorf(posOf(f, v), "as: %q must match %s", s.As, nameRE)
-			}
-		case "parallel":
-			s.Parallel = l.integer(f, v, "parallel", 1, 256)
-		case "include":
-			path, _ := l.str(f, v, "include")
-			s.Include = &Include{Path: path, With: map[string]*Expr{}}
-		case "with":
-		default:
-			s.Spec = l.decodeSpec(pb, k, m.knodes[k], v)
+		if key, common := commonKeyIndex[k]; !common {
+			s.Spec = l.decodeSpec(pb, k, m.knodes[k], m.vals[k])
+		} else if key.parse != nil {
+			key.parse(l, s, m.vals[k])
 		}
 	}
 	if wn, ok := m.vals["with"]; ok {
@@ -1042,19 +962,29 @@ func (l *loader) decodeSpec(pb *Playbook, typ string, kn, n *yaml.Node) StepSpec
 		}
 		return spec
 	}
-	fields := yamlFields(reflect.TypeOf(spec).Elem())
-	m := l.mapping(f, d, typ, fields)
+	fields := structFields(reflect.TypeOf(spec).Elem())
+	byName := make(map[string]yamlField, len(fields))
+	names := make([]string, 0, len(fields))
+	for _, fd := range fields {
+		if _, dup := byName[fd.Name]; !dup {
+			byName[fd.Name] = fd
+		}
+		names = append(names, fd.Name)
+	}
+	m := l.mapping(f, d, typ, names)
 	if m == nil {
 		return nil
 	}
+	l.fieldKeyHints(typ, m)
 	before := len(l.diags)
 	// decode each key separately so errors carry their own positions
 	rv := reflect.ValueOf(spec).Elem()
 	for _, k := range m.keys {
-		fv := fieldByTag(rv, k)
-		if !fv.IsValid() {
+		fd, ok := byName[k]
+		if !ok {
 			continue
 		}
+		fv := fd.in(rv)
 		if err := m.vals[k].Decode(fv.Addr().Interface()); err != nil {
 			l.specError(f, typ+"."+k, m.vals[k], err)
 		}
@@ -1066,6 +996,7 @@ func (l *loader) decodeSpec(pb *Playbook, typ string, kn, n *yaml.Node) StepSpec
 }
 
 func (l *loader) specError(f, what string, n *yaml.Node, err error) {
+	defer l.braceHint(len(l.diags), f, n)
 	var pe *posError
 	if errors.As(err, &pe) {
 		l.errorf(posOf(f, pe.n), "%s: %s", what, pe.msg)
@@ -1081,65 +1012,4 @@ func (l *loader) specError(f, what string, n *yaml.Node, err error) {
 		return
 	}
 	l.errorf(posOf(f, n), "%s: %v", what, err)
-}
-
-// yamlFields lists the yaml keys of a struct type, following inline fields.
-func yamlFields(t reflect.Type) []string {
-	var out []string
-	for i := 0; i < t.NumField(); i++ {
-		sf := t.Field(i)
-		tag := sf.Tag.Get("yaml")
-		name, opts, _ := strings.Cut(tag, ",")
-		if name == "-" {
-			continue
-		}
-		if strings.Contains(opts, "inline") {
-			ft := sf.Type
-			if ft.Kind() == reflect.Ptr {
-				ft = ft.Elem()
-			}
-			out = append(out, yamlFields(ft)...)
-			continue
-		}
-		if !sf.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(sf.Name)
-		}
-		out = append(out, name)
-	}
-	return out
-}
-
-// fieldByTag finds the (possibly inline) field with yaml key k.
-func fieldByTag(v reflect.Value, k string) reflect.Value {
-	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		sf := t.Field(i)
-		name, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
-		if strings.Contains(opts, "inline") {
-			fv := v.Field(i)
-			if fv.Kind() == reflect.Ptr {
-				if fv.IsNil() {
-					fv.Set(reflect.New(fv.Type().Elem()))
-				}
-				fv = fv.Elem()
-			}
-			if r := fieldByTag(fv, k); r.IsValid() {
-				return r
-			}
-			continue
-		}
-		if !sf.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(sf.Name)
-		}
-		if name == k {
-			return v.Field(i)
-		}
-	}
-	return reflect.Value{}
 }

@@ -20,6 +20,10 @@ type StepType struct {
 	Output types.Map
 	// Idempotent says re-running the step after an interruption is safe.
 	Idempotent bool
+	// Changes says when the step changes state, for the reference `flow
+	// steps` prints, where its fields decide (e.g. "exec: yes; query: no").
+	// Empty: the type always or never does, as Mutates of a fresh spec says.
+	Changes string
 }
 
 var (

@@ -129,83 +129,6 @@ var connDocs = map[string]string{
 	"ssh.connect_timeout":   "bounds connecting, e.g. 5s",
 }
 
-// commonSchemas give the schema of each common step key (commonKeys); a
-// common key without one is an error, so the schema cannot fall behind
-// the loader.
-var commonSchemas = map[string]func() obj{
-	"id": func() obj {
-		return described(obj{"type": "string", "pattern": idRE.String()}, "reference name: steps.<id>.ok, .skipped, .error, .output and the output's fields")
-	},
-	"name": func() obj { return described(ref("text"), "the log label (a template)") },
-	"when": func() obj {
-		return described(ref("expression"), "skip the step unless this expression is true")
-	},
-	"pre": func() obj {
-		return described(ref("guards"), "preconditions: an expression, a list of them, or {that, message}; one failing before any state-changing step ran exits 3")
-	},
-	"post": func() obj {
-		return described(ref("guards"), "postconditions on the step's output (`result`)")
-	},
-	"register": func() obj {
-		return described(ref("name"), "store the step's output in this variable")
-	},
-	"retries": func() obj {
-		return described(obj{"type": "integer", "minimum": 0, "maximum": 1000000}, "re-run the step at most this many more times until `until:` holds")
-	},
-	"until": func() obj {
-		return described(ref("expression"), "re-run until this holds (it sees `result`); needs retries: or timeout:")
-	},
-	"interval": func() obj { return described(ref("duration"), "time between attempts (default 500ms)") },
-	"timeout":  func() obj { return described(ref("duration"), "bounds the step with its retries") },
-	"effect": func() obj {
-		return described(orNull(nameMap(ref("expression"))), "for a dry run: the variables this state-changing step would set, as expressions")
-	},
-	"confirm": func() obj {
-		return described(obj{"oneOf": []any{ref("text"),
-			obj{"type": "object", "required": []any{"word"}, "additionalProperties": false,
-				"properties": obj{"word": ref("text"), "message": ref("text")}}}},
-			"a confirmation point: the word the operator must type before this state-changing step, group or include (--yes answers it), or {word, message: what will happen and where}; a run that cannot ask is refused before its first change")
-	},
-	"hint": func() obj {
-		return described(ref("text"), "what the operator should check or do when this step fails: added to its error")
-	},
-	"rescue":        func() obj { return described(ref("steps"), "steps run when this step fails (they see `error`)") },
-	"always":        func() obj { return described(ref("steps"), "steps run after this step whatever happened") },
-	"ignore_errors": func() obj { return described(obj{"type": "boolean"}, "log a failure as a warning and go on") },
-	"undo": func() obj {
-		return described(ref("steps"), "steps `flow rollback` runs, newest change first, to undo this step once it finished (they see `result`)")
-	},
-	"point_of_no_return": func() obj {
-		return described(ref("text"), "once this step started, `flow rollback` refuses with this message: say what restores instead")
-	},
-	"resume": func() obj {
-		return described(obj{"oneOf": []any{
-			obj{"enum": []any{"rerun", "ask", "restart"}},
-			obj{"type": "object", "required": []any{"check", "done"}, "additionalProperties": false,
-				"properties": obj{"check": ref("step"), "done": ref("expression")}},
-		}}, "how `flow resume` tells whether an interrupted run of this step took effect: rerun (idempotent), ask (the operator decides), {check: a read-only step, done: an expression on its `result`}; on a group, restart (an interrupted group or for_each item starts over)")
-	},
-	"steps": func() obj { return described(ref("steps"), "the group's steps") },
-	"for_each": func() obj {
-		return described(ref("expression"), "run the group once per item of this list expression")
-	},
-	"as": func() obj { return described(ref("name"), "the item's variable name (default item)") },
-	"parallel": func() obj {
-		return described(obj{"type": "integer", "minimum": 1, "maximum": 256}, "how many items run at once (default 1)")
-	},
-	"include": func() obj { return described(obj{"type": "string"}, "another playbook file, relative to this one") },
-	"with": func() obj {
-		return described(orNull(obj{"type": "object", "additionalProperties": ref("expression")}), "the included playbook's parameters, as expressions")
-	},
-}
-
-// groupKeys and includeKeys are the common keys only a group or an include
-// takes (the loader refuses them elsewhere).
-var (
-	groupKeys   = []string{"steps", "for_each", "as", "parallel"}
-	includeKeys = []string{"include", "with"}
-)
-
 // specDocs describe step fields, keyed "TYPE.FIELD" ("target.FIELD" for
 // on/host/port): Go doc comments are not there at run time. A field's
 // `description:"…"` struct tag wins. An entry naming no field is an error.
@@ -228,8 +151,9 @@ var specDocs = map[string]string{
 	"assert.that":    "the expression that must be true",
 	"assert.message": "what is wrong and what to do (a template)",
 
-	"log.msg":   "the message (a template)",
-	"log.level": "debug, info (default), warn or error",
+	"log.msg":     "the message (a template)",
+	"log.level":   "debug, info (default), warn or error",
+	"log.summary": "also a fact of the run's summary (flow status, flow report): what changed where, when",
 
 	"redo.action":     "write, read or clear the record",
 	"redo.path":       "the record's file",
@@ -384,18 +308,9 @@ func (g *schemaGen) document() (obj, error) {
 	// steps: the keys every step takes, then one variant per type, a group
 	// and an include
 	base := obj{}
-	keys := make([]string, 0, len(commonKeys))
-	for k := range commonKeys {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		f, ok := commonSchemas[k]
-		if !ok {
-			return nil, fmt.Errorf("schema: common step key %q has no schema", k)
-		}
-		if !contains(groupKeys, k) && !contains(includeKeys, k) {
-			base[k] = f()
+	for _, k := range commonKeyTable {
+		if k.only == "" {
+			base[k.name] = k.keySchema()
 		}
 	}
 	variant := func(extra []string, required string, typeSchema obj) obj {
@@ -404,7 +319,7 @@ func (g *schemaGen) document() (obj, error) {
 			props[k] = v
 		}
 		for _, k := range extra {
-			props[k] = commonSchemas[k]()
+			props[k] = commonKeyIndex[k].keySchema()
 		}
 		if typeSchema != nil {
 			props[required] = typeSchema
@@ -423,10 +338,10 @@ func (g *schemaGen) document() (obj, error) {
 		defs["step."+t.Name] = described(variant(nil, t.Name, ref("spec."+t.Name)), "a `"+t.Name+":` step")
 		oneOf = append(oneOf, ref("step."+t.Name))
 	}
-	group := variant(groupKeys, "steps", nil)
+	group := variant(commonKeysOnly("group"), "steps", nil)
 	group["dependentRequired"] = obj{"as": []string{"for_each"}, "parallel": []string{"for_each"}}
 	defs["step.group"] = described(group, "a group: its steps in order, or once per item of for_each")
-	defs["step.include"] = described(variant(includeKeys, "include", nil), "another playbook run inline")
+	defs["step.include"] = described(variant(commonKeysOnly("include"), "include", nil), "another playbook run inline")
 	oneOf = append(oneOf, ref("step.group"), ref("step.include"))
 	defs["step"] = described(obj{"oneOf": oneOf}, "a step: exactly one type key ("+strings.Join(typeNames(), ", ")+"), steps: (a group) or include:")
 
@@ -574,8 +489,8 @@ func (g *schemaGen) custom(t reflect.Type) (func() (obj, error), bool) {
 	return nil, false
 }
 
-// structSchema is the closed object of a struct's yaml fields, following
-// inline fields as the loader does (yamlFields).
+// structSchema is the closed object of a struct's yaml fields, as the
+// loader reads them (structFields).
 func (g *schemaGen) structSchema(t reflect.Type, typ, prefix string) (obj, error) {
 	props := obj{}
 	var required []string
@@ -586,29 +501,9 @@ func (g *schemaGen) structSchema(t reflect.Type, typ, prefix string) (obj, error
 }
 
 func (g *schemaGen) addFields(t reflect.Type, typ, prefix string, props obj, required *[]string) error {
-	target := t == mysqlTT || t == sshTT
-	for i := 0; i < t.NumField(); i++ {
-		sf := t.Field(i)
-		name, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
-		if name == "-" {
-			continue
-		}
-		if strings.Contains(opts, "inline") {
-			ft := sf.Type
-			if ft.Kind() == reflect.Ptr {
-				ft = ft.Elem()
-			}
-			if err := g.addFields(ft, typ, prefix, props, required); err != nil {
-				return err
-			}
-			continue
-		}
-		if !sf.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(sf.Name)
-		}
+	for _, fd := range structFields(t) {
+		sf, name, owner := fd.Field, fd.Name, fd.Owner
+		target := owner == mysqlTT || owner == sshTT
 		if _, dup := props[name]; dup {
 			return fmt.Errorf("schema: step type %s: field %q is defined twice", typ, name)
 		}
@@ -630,7 +525,7 @@ func (g *schemaGen) addFields(t reflect.Type, typ, prefix string, props obj, req
 		}
 		if target && name == "on" {
 			kind := "mysql"
-			if t == sshTT {
+			if owner == sshTT {
 				kind = "ssh"
 			}
 			d = strings.Replace(d, "the connection:", "the "+kind+" connection:", 1)

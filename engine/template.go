@@ -116,13 +116,17 @@ func (c *compiler) compileTemplate(t *Template, kind tmplKind, sc *schema) {
 		case kindSQL:
 			sqlState.Feed(lit)
 			if ctx := sqlState.Context(); ctx != quote.Bare {
+				mark := len(c.l.diags)
 				c.errorf(t.Pos, "`{{ %s }}` is inside %s in %q: flow quotes interpolated values itself, so remove the quotes around it", src, ctx, oneLine(t.Raw))
+				c.l.explain(mark, "a value interpolated into SQL becomes a SQL literal ('text', 42, NULL): inside quotes it would be quoted twice", quotedTemplateHint(t.Raw, offset+i, offset+i+j+2))
 			}
 			sqlState.Feed("0")
 		case kindShell:
 			shState.Feed(lit)
 			if ctx := shState.Context(); ctx != quote.Bare {
+				mark := len(c.l.diags)
 				c.errorf(t.Pos, "`{{ %s }}` is inside %s in %q: flow quotes interpolated values itself, so remove the quotes around it (build a larger value in the expression instead)", src, ctx, oneLine(t.Raw))
+				c.l.explain(mark, "a value interpolated into a shell command becomes one shell word, quoted by flow: inside quotes it would be quoted twice", quotedTemplateHint(t.Raw, offset+i, offset+i+j+2))
 			}
 			shState.Feed("0")
 		}

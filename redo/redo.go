@@ -30,13 +30,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/flowdba/flow/engine/plain"
 )
 
 // Format selects how a record is stored.
@@ -449,7 +450,7 @@ func parseJSON(path string, data []byte) (*Record, error) {
 	if doc.Values == nil {
 		return nil, corrupt(0, `the record has no "values"`)
 	}
-	rec := &Record{Values: normalise(doc.Values).(map[string]any), RunID: doc.RunID, Playbook: doc.Playbook,
+	rec := &Record{Values: plain.Of(doc.Values).(map[string]any), RunID: doc.RunID, Playbook: doc.Playbook,
 		Version: *doc.Version, Format: FormatJSON}
 	if doc.WrittenAt == "" {
 		return nil, corrupt(0, `the record has no "written_at"`)
@@ -460,31 +461,6 @@ func parseJSON(path string, data []byte) (*Record, error) {
 	}
 	rec.WrittenAt = t
 	return rec, nil
-}
-
-// normalise turns json.Number into int (when integral and in range) or
-// float64, recursively, so values compare as the expression language
-// expects (a port stays an int).
-func normalise(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		if i, err := x.Int64(); err == nil && i >= math.MinInt && i <= math.MaxInt {
-			return int(i)
-		}
-		f, _ := x.Float64()
-		return f
-	case map[string]any:
-		for k, e := range x {
-			x[k] = normalise(e)
-		}
-		return x
-	case []any:
-		for i, e := range x {
-			x[i] = normalise(e)
-		}
-		return x
-	}
-	return v
 }
 
 // locate gives the 1-based line of byte offset off and an excerpt around it.

@@ -105,10 +105,10 @@ footer { margin-top: 28px; color: #7a8294; font-size: 12px; }
 {{if .Safety}}<h3>Rescue and run lock</h3><ul>
 {{range .Safety}}<li><span class="mono">{{.Clock}}</span> {{.Text}}{{if gt .Attempt 1}} (attempt {{.Attempt}}){{end}}</li>
 {{end}}</ul>{{end}}
-<h3>Attempts</h3><table class="params">
+{{if gt (len .Attempts) 1}}<h3>Attempts</h3><table class="params">
 <tr><th>#</th><th>started (UTC)</th><th>ended</th><th>outcome</th><th>by</th><th>steps run</th><th>restored</th></tr>
 {{range .Attempts}}<tr><td>{{.N}}</td><td class="mono">{{.Started}}</td><td class="mono">{{.Ended}}</td><td>{{.Status}}</td><td>{{.Operator}} on {{.Host}}</td><td>{{.Steps}}{{if .Failed}} ({{.Failed}} failed or refused){{end}}</td><td>{{.Restored}}</td></tr>
-{{end}}</table>
+{{end}}</table>{{end}}
 </div>{{end}}
 
 <h2>Timeline</h2>

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowdba/flow/internal/durtext"
 	"github.com/flowdba/flow/journal"
 )
 
@@ -248,14 +249,7 @@ func fmtTick(d time.Duration) string {
 	if d == 0 {
 		return "0"
 	}
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
+	return durtext.Short(d)
 }
 
 func truncate(s string, n int) string {

@@ -20,17 +20,7 @@ import (
 // donor's password is a literal of the playbook (not a secret parameter), so
 // only the step itself can keep it out of the log.
 func clonePlaybook(donorPassword string) string {
-	return `name: clone-test
-params:
-  host: {type: string, required: true}
-  port: {type: int, required: true}
-  user: {type: string, required: true}
-  password: {type: string, required: true, secret: true}
-  donor_host: {type: string, required: true}
-  donor_port: {type: int, required: true}
-connections:
-  recipient: {mysql: {host: "{{ host }}", port: "{{ port }}", user: "{{ user }}", password: "{{ password }}"}}
-steps:
+	return mysqltest.PlaybookHead("clone-test", "recipient", `donor_host: {type: string, required: true}`, `donor_port: {type: int, required: true}`) + `steps:
   - name: Step 16 clone donor node
     register: cl
     clone:

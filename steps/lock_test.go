@@ -8,13 +8,13 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/flowdba/flow/engine"
 	"github.com/flowdba/flow/engine/enginetest"
 	"github.com/flowdba/flow/engine/logfmt"
+	"github.com/flowdba/flow/internal/testutil"
 	"github.com/flowdba/flow/lab/mysqltest"
 	"github.com/sirupsen/logrus"
 )
@@ -22,17 +22,7 @@ import (
 // lockPlaybook takes the lock, then waits until the test opens its gate
 // (a row of flowgate.g), then logs: a run stays in step 2 for as long as
 // the test wants, holding the lock.
-const lockPlaybook = `name: lock-test
-params:
-  host: {type: string, required: true}
-  port: {type: int, required: true}
-  user: {type: string, required: true}
-  password: {type: string, required: true, secret: true}
-  gate: {type: int, default: 1}
-  wait: {type: string, default: 0s}
-connections:
-  node: {mysql: {host: "{{ host }}", port: "{{ port }}", user: "{{ user }}", password: "{{ password }}"}}
-steps:
+var lockPlaybook = mysqltest.PlaybookHead("lock-test", "node", `gate: {type: int, default: 1}`, `wait: {type: string, default: 0s}`) + `steps:
   - name: Step 01 lock
     id: lk
     lock: {on: node, wait: "{{ wait }}"}
@@ -45,31 +35,13 @@ steps:
     log: {msg: "after the gate: acquired={{ steps.lk.acquired }} free={{ steps.lk.free }} holder={{ steps.lk.holder.run_id }}"}
 `
 
-// lockBuf is a log buffer safe for the run's goroutines.
-type lockBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // lockRun is a playbook run in the background, with its own run id,
 // operator and control host.
 type lockRun struct {
 	id   string
 	done chan struct{}
 	err  error
-	log  *lockBuf
+	log  *testutil.SyncBuffer
 }
 
 // startLockRun runs lockPlaybook (or yaml) in the background; the test's
@@ -77,11 +49,11 @@ type lockRun struct {
 func startLockRun(t *testing.T, srv *mysqltest.Server, yaml, runID, operator string, mode engine.Mode, vars map[string]string) *lockRun {
 	t.Helper()
 	pb := enginetest.Load(t, enginetest.Write(t, yaml, nil))
-	v := nodeVars(srv)
+	v := srv.PlaybookVars()
 	for k, x := range vars {
 		v[k] = x
 	}
-	lr := &lockRun{id: runID, done: make(chan struct{}), log: &lockBuf{}}
+	lr := &lockRun{id: runID, done: make(chan struct{}), log: &testutil.SyncBuffer{}}
 	log := logrus.New()
 	log.SetOutput(lr.log)
 	log.SetLevel(logrus.DebugLevel)

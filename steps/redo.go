@@ -67,6 +67,7 @@ func init() {
 		New:        newRedoStep,
 		Output:     redoOutput,
 		Idempotent: true,
+		Changes:    "`action: write` and `clear` yes, `read` no",
 	})
 }
 

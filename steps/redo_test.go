@@ -1,42 +1,22 @@
 package steps_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/flowdba/flow/engine"
 	"github.com/flowdba/flow/engine/enginetest"
 	"github.com/flowdba/flow/engine/logfmt"
+	"github.com/flowdba/flow/internal/testutil"
 	"github.com/flowdba/flow/redo"
 	_ "github.com/flowdba/flow/steps"
 	"github.com/sirupsen/logrus"
 )
-
-// lockedBuffer is a bytes.Buffer safe for a run's goroutines and a test's
-// goroutine watching it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // rawResult is what rawRun produced.
 type rawResult struct {
@@ -48,13 +28,13 @@ type rawResult struct {
 // passed through the run's masker afterwards: what the steps log is what the
 // test sees, so a leak by a step cannot be hidden by the formatter. log, when
 // not nil, receives the log as it is written (to watch a run in progress).
-func rawRun(t *testing.T, yaml string, mode engine.Mode, vars map[string]string, jsonLog bool, timeout time.Duration, log *lockedBuffer) *rawResult {
+func rawRun(t *testing.T, yaml string, mode engine.Mode, vars map[string]string, jsonLog bool, timeout time.Duration, log *testutil.SyncBuffer) *rawResult {
 	t.Helper()
 	pb := enginetest.Load(t, enginetest.Write(t, yaml, nil))
 	if log == nil {
-		log = &lockedBuffer{}
+		log = &testutil.SyncBuffer{}
 	}
-	out := &lockedBuffer{}
+	out := &testutil.SyncBuffer{}
 	l := logrus.New()
 	l.SetOutput(log)
 	l.SetLevel(logrus.DebugLevel)

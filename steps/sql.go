@@ -45,6 +45,7 @@ func init() {
 	engine.Register(engine.StepType{
 		Name:    "sql",
 		Summary: "run a SQL statement: `query:` (read-only, rows into the output) or `exec:` (changes state)",
+		Changes: "`exec:` yes, `query:` no",
 		New:     func() engine.StepSpec { return &SQLStep{} },
 		Output:  sqlOutput,
 	})

@@ -3,7 +3,6 @@ package steps_test
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -12,21 +11,13 @@ import (
 	"github.com/flowdba/flow/engine"
 	"github.com/flowdba/flow/engine/enginetest"
 	"github.com/flowdba/flow/engine/logfmt"
+	"github.com/flowdba/flow/internal/testutil"
 	"github.com/flowdba/flow/lab/mysqltest"
 	_ "github.com/flowdba/flow/steps"
 	"github.com/sirupsen/logrus"
 )
 
-const sqlPlaybook = `name: sql-test
-params:
-  host: {type: string, required: true}
-  port: {type: int, required: true}
-  user: {type: string, required: true}
-  password: {type: string, required: true, secret: true}
-  who: {type: string, default: "O'Brien; DROP TABLE t; --"}
-connections:
-  node: {mysql: {host: "{{ host }}", port: "{{ port }}", user: "{{ user }}", password: "{{ password }}"}}
-steps:
+var sqlPlaybook = mysqltest.PlaybookHead("sql-test", "node", `who: {type: string, default: "O'Brien; DROP TABLE t; --"}`) + `steps:
   - name: Step 01 create
     sql: {on: node, exec: "CREATE DATABASE IF NOT EXISTS flowtest"}
     pre: true
@@ -55,10 +46,6 @@ steps:
       that: version_compare(ver.row.v, "8.0.22") >= 0
 `
 
-func nodeVars(s *mysqltest.Server) map[string]string {
-	return map[string]string{"host": s.Host, "port": strconv.Itoa(s.Port), "user": s.User, "password": s.Password}
-}
-
 // TestSQLStepAgainstMySQL runs query and exec steps on a real server: a
 // hostile interpolated value is stored verbatim (it cannot change the
 // statement), rows come back typed, and the password is never logged.
@@ -67,7 +54,7 @@ func TestSQLStepAgainstMySQL(t *testing.T) {
 		t.Skip("needs MySQL")
 	}
 	srv := mysqltest.Start(t)
-	res := enginetest.Run(t, sqlPlaybook, enginetest.Options{Vars: nodeVars(srv)})
+	res := enginetest.Run(t, sqlPlaybook, enginetest.Options{Vars: srv.PlaybookVars()})
 	if res.Err != nil {
 		t.Fatalf("run failed: %v\n%s", res.Err, res.Log)
 	}
@@ -88,19 +75,11 @@ func TestSQLStepErrorNamesHostAndStatement(t *testing.T) {
 		t.Skip("needs MySQL")
 	}
 	srv := mysqltest.Start(t)
-	pb := `name: fail
-params:
-  host: {type: string, required: true}
-  port: {type: int, required: true}
-  user: {type: string, required: true}
-  password: {type: string, required: true, secret: true}
-connections:
-  node: {mysql: {host: "{{ host }}", port: "{{ port }}", user: "{{ user }}", password: "{{ password }}"}}
-steps:
+	pb := mysqltest.PlaybookHead("fail", "node") + `steps:
   - name: Step 01 bad
     sql: {on: node, query: "SELECT nosuchcolumn FROM mysql.user"}
 `
-	res := enginetest.Run(t, pb, enginetest.Options{Vars: nodeVars(srv)})
+	res := enginetest.Run(t, pb, enginetest.Options{Vars: srv.PlaybookVars()})
 	if engine.ExitCode(res.Err) != engine.ExitStepFailed {
 		t.Fatalf("exit %d, err %v", engine.ExitCode(res.Err), res.Err)
 	}
@@ -120,15 +99,7 @@ func TestDryRunExecutesReadsOnly(t *testing.T) {
 	}
 	srv := mysqltest.Start(t)
 	srv.Exec(t, "CREATE DATABASE d", "CREATE TABLE d.t (id INT PRIMARY KEY)", "INSERT INTO d.t VALUES (1),(2)")
-	pb := `name: dry
-params:
-  host: {type: string, required: true}
-  port: {type: int, required: true}
-  user: {type: string, required: true}
-  password: {type: string, required: true, secret: true}
-connections:
-  node: {mysql: {host: "{{ host }}", port: "{{ port }}", user: "{{ user }}", password: "{{ password }}"}}
-steps:
+	pb := mysqltest.PlaybookHead("dry", "node") + `steps:
   - name: Step 01 count
     sql: {on: node, query: "SELECT COUNT(*) AS n FROM d.t"}
     register: c
@@ -143,7 +114,7 @@ steps:
     when: c.row.n > 5
     sql: {on: node, exec: "DROP TABLE d.t"}
 `
-	res := enginetest.Run(t, pb, enginetest.Options{Vars: nodeVars(srv), Mode: engine.ModeDryRun})
+	res := enginetest.Run(t, pb, enginetest.Options{Vars: srv.PlaybookVars(), Mode: engine.ModeDryRun})
 	if res.Err != nil {
 		t.Fatalf("dry run failed: %v\n%s", res.Err, res.Log)
 	}
@@ -222,7 +193,7 @@ func runLoaded(pb *engine.Playbook, vars map[string]string, dial engine.SSHDiale
 	if ev == nil {
 		ev = &journalEvents{}
 	}
-	log := &lockedBuffer{}
+	log := &testutil.SyncBuffer{}
 	l := logrus.New()
 	l.SetOutput(log)
 	l.SetLevel(logrus.DebugLevel)
@@ -308,15 +279,7 @@ func stepKey(t *testing.T, yaml, name string) string {
 // sqlResumePlaybook is a playbook with one sql step (its fields given),
 // registered as r, then an assertion on r.
 func sqlResumePlaybook(fields, assert string) string {
-	return `name: sql-resume
-params:
-  host: {type: string, required: true}
-  port: {type: int, required: true}
-  user: {type: string, required: true}
-  password: {type: string, required: true, secret: true}
-connections:
-  node: {mysql: {host: "{{ host }}", port: "{{ port }}", user: "{{ user }}", password: "{{ password }}"}}
-steps:
+	return mysqltest.PlaybookHead("sql-resume", "node") + `steps:
   - name: Step 01 change
     register: r
     sql: {on: node, ` + fields + `}
@@ -336,7 +299,7 @@ func TestSQLResume(t *testing.T) {
 	}
 	srv := mysqltest.Start(t)
 	srv.Exec(t, "CREATE DATABASE d", "CREATE TABLE d.t (id INT PRIMARY KEY)", "INSERT INTO d.t VALUES (1)")
-	vars := nodeVars(srv)
+	vars := srv.PlaybookVars()
 	target := fmt.Sprintf("mysql node (%s)", srv.Addr())
 	started := func(key, stmt string) *engine.StepRecord {
 		return &engine.StepRecord{Key: key, Status: engine.StepStarted, Started: time.Now().Add(-time.Minute), Sent: []string{target + ": " + stmt}}
@@ -434,21 +397,13 @@ func TestSQLCancelKillsTheStatement(t *testing.T) {
 		t.Skip("needs MySQL")
 	}
 	srv := mysqltest.Start(t)
-	pb := `name: cancel
-params:
-  host: {type: string, required: true}
-  port: {type: int, required: true}
-  user: {type: string, required: true}
-  password: {type: string, required: true, secret: true}
-connections:
-  node: {mysql: {host: "{{ host }}", port: "{{ port }}", user: "{{ user }}", password: "{{ password }}"}}
-steps:
+	pb := mysqltest.PlaybookHead("cancel", "node") + `steps:
   - name: Step 01 a long statement
     sql: {on: node, exec: "DO SLEEP(600) /* flow-cancel-test */"}
     pre: true
     timeout: 1s
 `
-	res := enginetest.Run(t, pb, enginetest.Options{Vars: nodeVars(srv)})
+	res := enginetest.Run(t, pb, enginetest.Options{Vars: srv.PlaybookVars()})
 	if engine.ExitCode(res.Err) != engine.ExitStepFailed || !strings.Contains(res.Err.Error(), "timed out") {
 		t.Fatalf("exit %d, err %v", engine.ExitCode(res.Err), res.Err)
 	}

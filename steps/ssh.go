@@ -49,6 +49,7 @@ func init() {
 	engine.Register(engine.StepType{
 		Name:    "ssh",
 		Summary: "run a shell command on a host over SSH (stdout, stderr, rc into the output)",
+		Changes: "yes, unless `changes: false`",
 		New:     func() engine.StepSpec { return &SSHStep{} },
 		Output:  sshOutput,
 	})

@@ -12,6 +12,7 @@ import (
 	"github.com/expr-lang/expr/types"
 	"github.com/flowdba/flow/engine"
 	"github.com/flowdba/flow/gtid"
+	"github.com/flowdba/flow/internal/durtext"
 	"github.com/go-sql-driver/mysql"
 	"gopkg.in/yaml.v3"
 )
@@ -187,17 +188,9 @@ func renderDuration(r *engine.Render, v *engine.Value, def time.Duration) string
 	return out
 }
 
-// shortDuration writes 10m for 10m0s and 1h for 1h0m0s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
+// shortDuration writes 10m for 10m0s and 1h for 1h0m0s, as plan output,
+// logs and the report write durations.
+var shortDuration = durtext.Short
 
 // Render describes the wait.
 func (s *WaitGTIDStep) Render(r *engine.Render) ([]engine.Action, error) {

@@ -12,24 +12,13 @@ import (
 	"github.com/flowdba/flow/engine"
 	"github.com/flowdba/flow/engine/enginetest"
 	"github.com/flowdba/flow/gtid"
+	"github.com/flowdba/flow/internal/testutil"
 	"github.com/flowdba/flow/lab/mysqltest"
 )
 
 // waitHead is the header of the wait-gtid test playbooks: `node` is the
 // replica, `src` its source.
-const waitHead = `name: wait-test
-params:
-  host: {type: string, required: true}
-  port: {type: int, required: true}
-  user: {type: string, required: true}
-  password: {type: string, required: true, secret: true}
-  src_host: {type: string, required: true}
-  src_port: {type: int, required: true}
-  src_password: {type: string, required: true, secret: true}
-  ref: {type: string, default: ""}
-connections:
-  node: {mysql: {host: "{{ host }}", port: "{{ port }}", user: "{{ user }}", password: "{{ password }}"}}
-  src: {mysql: {host: "{{ src_host }}", port: "{{ src_port }}", user: "{{ user }}", password: "{{ src_password }}"}}
+var waitHead = mysqltest.PlaybookHead("wait-test", "node", `src_host: {type: string, required: true}`, `src_port: {type: int, required: true}`, `src_password: {type: string, required: true, secret: true}`, `ref: {type: string, default: ""}`) + `  src: {mysql: {host: "{{ src_host }}", port: "{{ src_port }}", user: "{{ user }}", password: "{{ src_password }}"}}
 steps:
 `
 
@@ -41,7 +30,7 @@ func waitVars(node, src *mysqltest.Server, ref string) map[string]string {
 }
 
 // waitForLog polls a running playbook's log until it contains want.
-func waitForLog(log *lockedBuffer, want string, limit time.Duration) bool {
+func waitForLog(log *testutil.SyncBuffer, want string, limit time.Duration) bool {
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
 		if strings.Contains(log.String(), want) {
@@ -82,7 +71,7 @@ func TestWaitGTIDAgainstMySQL(t *testing.T) {
       that: w.count == 0 && w.missing == "" && w.waited_ms > 0 && gtid_contains(w.gtid_executed, w.reference) && c.row.n == 50
       message: "wait-gtid returned {{ w }} with {{ c.row.n }} rows on the replica"
 `
-		log := &lockedBuffer{}
+		log := &testutil.SyncBuffer{}
 		started := make(chan string, 1)
 		go func() {
 			// start the applier once the step has reported progress while

@@ -4,7 +4,6 @@
 package enginetest
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"github.com/flowdba/flow/engine/config"
 	_ "github.com/flowdba/flow/engine/funcs" // expression functions
 	"github.com/flowdba/flow/engine/logfmt"
+	"github.com/flowdba/flow/internal/testutil"
 	"github.com/sirupsen/logrus"
 )
 
@@ -66,24 +66,6 @@ func (j *Journal) Events() []engine.ResumeEvent {
 	return append([]engine.ResumeEvent(nil), j.events...)
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Write writes a playbook (and extra files) into a temp dir and returns its path.
 func Write(t testing.TB, yaml string, files map[string]string) string {
 	t.Helper()
@@ -121,7 +103,7 @@ func Run(t testing.TB, yaml string, o Options) *Result {
 // RunPlaybook runs a loaded playbook.
 func RunPlaybook(t testing.TB, pb *engine.Playbook, o Options) *Result {
 	t.Helper()
-	logBuf, outBuf := &syncBuffer{}, &syncBuffer{}
+	logBuf, outBuf := &testutil.SyncBuffer{}, &testutil.SyncBuffer{}
 	log := logrus.New()
 	log.SetOutput(logBuf)
 	log.SetLevel(logrus.DebugLevel)

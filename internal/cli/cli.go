@@ -1,5 +1,6 @@
-// Package cli is flow's command line: run, validate, plan, eval, graph,
-// version, completion and lab. Main returns the process exit code.
+// Package cli is flow's command line: run, plan, validate, eval, graph,
+// schema, steps, runs, status, audit, report, resume, rollback, lab,
+// version and completion. Main returns the process exit code.
 package cli
 
 import (
@@ -163,10 +164,10 @@ func loadConfig(path string) (*config.Config, error) {
 func loadPlaybook(st *streams, path string) (*engine.Playbook, error) {
 	pb, diags := engine.Load(path)
 	if pb == nil {
-		return nil, diags
+		return nil, diags.Formatted()
 	}
 	for _, w := range diags.Warnings() {
-		fmt.Fprintln(st.err, w.String())
+		fmt.Fprintln(st.err, w.Format())
 	}
 	return pb, nil
 }
@@ -324,7 +325,7 @@ func newValidateCmd(st *streams) *cobra.Command {
 			for _, p := range args {
 				pb, diags := engine.Load(p)
 				for _, d := range diags {
-					fmt.Fprintln(st.out, d.String())
+					fmt.Fprintln(st.out, d.Format())
 				}
 				if pb == nil {
 					all = append(all, diags.Errors()...)

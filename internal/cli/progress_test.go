@@ -12,28 +12,19 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
 	"github.com/flowdba/flow/gtid"
+	"github.com/flowdba/flow/internal/testutil"
 	"github.com/flowdba/flow/lab/mysqltest"
 )
 
 // progressPlaybook has steps that need nothing (set, log, assert) and a
 // wait-gtid on a real server for a transaction the test makes when it has
 // seen the wait in the view.
-const progressPlaybook = `name: progress-e2e
-params:
-  host: {type: string, required: true}
-  port: {type: int, required: true}
-  user: {type: string, required: true}
-  password: {type: string, required: true, secret: true}
-  ref: {type: string, required: true}
-connections:
-  node: {mysql: {host: "{{ host }}", port: "{{ port }}", user: "{{ user }}", password: "{{ password }}"}}
-steps:
+var progressPlaybook = mysqltest.PlaybookHead("progress-e2e", "node", `ref: {type: string, required: true}`) + `steps:
   - name: Step 01 set the answer
     set: {answer: "42"}
   - name: Step 02 say hello
@@ -43,24 +34,6 @@ steps:
   - name: Step 04 check
     assert: {that: answer == 42, message: "the answer is {{ answer }}"}
 `
-
-// ptyBuffer collects what a pseudo-terminal shows.
-type ptyBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (p *ptyBuffer) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.b.Write(b)
-}
-
-func (p *ptyBuffer) String() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.b.String()
-}
 
 var ansi = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
 
@@ -83,7 +56,7 @@ func flowOnPTY(t *testing.T, bin string, env []string, args []string, want strin
 		t.Fatal(err)
 	}
 	defer tty.Close()
-	out := &ptyBuffer{}
+	out := &testutil.SyncBuffer{}
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)

@@ -4,10 +4,11 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/flowdba/flow/internal/testutil"
 )
 
 // screen is a minimal terminal: it applies the output's carriage returns,
@@ -305,7 +306,7 @@ func TestViewOfARunThatNeverStarted(t *testing.T) {
 
 // TestViewTickerRedraws checks the view redraws by itself while a step runs.
 func TestViewTickerRedraws(t *testing.T) {
-	scr := &lockedScreen{}
+	scr := &testutil.SyncBuffer{}
 	v := New(scr, Options{Interval: 10 * time.Millisecond})
 	v.Observe("run_started", map[string]any{"run_id": "r1", "playbook": "pb"})
 	v.Observe("step_started", map[string]any{"key": kOne, "name": "Step 01 wait"})
@@ -317,21 +318,4 @@ func TestViewTickerRedraws(t *testing.T) {
 		time.Sleep(5 * time.Millisecond) // a poll interval, not a wait for an outcome
 	}
 	v.Close()
-}
-
-type lockedScreen struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *lockedScreen) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedScreen) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
