@@ -282,8 +282,26 @@ func (l *Lab) Instance(n Node, in *mysqld.Install) (*mysqld.Instance, error) {
 		ServerID:      n.ServerID,
 		AdminUser:     l.Credentials.AdminUser,
 		AdminPassword: l.Credentials.AdminPassword,
-		Extra:         []string{"plugin-dir=" + PluginDir(n)},
+		Extra:         nodeOptions(n),
 	}, nil
+}
+
+// TmpSchema is the schema every production DBScale node carries and does
+// not binlog (binlog_ignore_db): DBScale's and giogii's scratch space (e.g.
+// dbscale_tmp.gtid, which exists only on the master that wrote it).
+const TmpSchema = "dbscale_tmp"
+
+// nodeOptions are the lab's option lines beyond lab/mysqld's defaults:
+// the node's own plugin folder, binlog_ignore_db = dbscale_tmp as on
+// production DBScale nodes, and fewer performance_schema thread slots (150
+// instead of 300; a slot is only memory, a thread beyond them is counted
+// as lost, not refused), so that 8 shards (48 nodes) fit in 16 GB.
+func nodeOptions(n Node) []string {
+	return []string{
+		"plugin-dir=" + PluginDir(n),
+		"binlog-ignore-db=" + TmpSchema,
+		"performance_schema_max_thread_instances=150",
+	}
 }
 
 // PluginDir is a node's own plugin folder, DIR/hosts/<ip>/plugin: links to

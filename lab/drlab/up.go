@@ -446,8 +446,9 @@ func (u *upRun) build(ctx context.Context, l *Lab, in *mysqld.Install) error {
 	return l.save()
 }
 
-// createAccounts makes dbscale_internal on a fresh node without spending a
-// GTID, and checks that gtid_executed is still empty. The account has all
+// createAccounts makes dbscale_internal and the dbscale_tmp schema on a
+// fresh node without spending a GTID, and checks that gtid_executed is
+// still empty. The account has all
 // privileges (no GRANT OPTION): the router forwards clients' statements
 // with it, and it is the replication account (REPLICATION SLAVE,
 // REPLICATION CLIENT, SUPER, SYSTEM_VARIABLES_ADMIN, performance_schema are
@@ -470,6 +471,7 @@ func (l *Lab) createAccounts(ctx context.Context, inst *mysqld.Instance) error {
 		{"turn off binary logging for the session", "SET SESSION sql_log_bin = 0", nil},
 		{"create " + l.Credentials.InternalUser, "CREATE USER ?@'127.%' IDENTIFIED BY ?", []any{l.Credentials.InternalUser, l.Credentials.InternalPassword}},
 		{"grant " + l.Credentials.InternalUser + " its privileges", "GRANT ALL PRIVILEGES ON *.* TO ?@'127.%'", []any{l.Credentials.InternalUser}},
+		{"create the " + TmpSchema + " schema", "CREATE DATABASE IF NOT EXISTS " + TmpSchema, nil},
 	}
 	for _, s := range steps {
 		if _, err := conn.ExecContext(ctx, s.q, s.args...); err != nil {
