@@ -12,6 +12,7 @@ import (
 	"github.com/flowdba/flow/conn/sshtest"
 	"github.com/flowdba/flow/engine"
 	"github.com/flowdba/flow/engine/enginetest"
+	"github.com/flowdba/flow/lab/sshd"
 	"github.com/flowdba/flow/lab/sshd/sshdtest"
 	"github.com/flowdba/flow/steps"
 )
@@ -268,5 +269,54 @@ steps:
 			}
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*n), "µs/step")
 		})
+	}
+}
+
+// TestSSHStepPasswordOpenSSH runs an ssh step against a real OpenSSH
+// server that takes a password (as sites and `flow lab up --ssh-password`
+// do): the connection's password key logs in with no key file, the host key
+// is still verified, and the password (a secret param) never reaches the
+// log, not even when a command fails.
+func TestSSHStepPasswordOpenSSH(t *testing.T) {
+	pw := "pw-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-x"
+	srv := sshdtest.StartWith(t, sshd.Options{Password: pw}, "127.0.0.225")
+	playbook := `name: ssh-password
+params:
+  port: {type: int, required: true}
+  user: {type: string, required: true}
+  pw: {type: string, required: true, secret: true}
+  known: {type: string, required: true}
+connections:
+  box: {ssh: {host: 127.0.0.225, port: "{{ port }}", user: "{{ user }}", password: "{{ pw }}", known_hosts: "{{ known }}"}}
+steps:
+  - name: Step 01 who am I
+    ssh: {on: box, command: "id -un", changes: false}
+    register: who
+  - assert:
+      that: trim(who.stdout) == user
+  - name: Step 02 a state-changing command (its remote pid is journalled)
+    ssh: {on: box, command: "echo changed", changes: true}
+    register: c
+  - assert:
+      that: c.lines == ["changed"]
+`
+	vars := map[string]string{"port": strconv.Itoa(srv.Port), "user": srv.User, "pw": pw, "known": srv.KnownHostsFile}
+	res := enginetest.Run(t, playbook, enginetest.Options{Vars: vars, SSHDial: steps.DialSSH})
+	if res.Err != nil {
+		t.Fatalf("run: %v\n%s", res.Err, res.Log)
+	}
+	if strings.Contains(res.Log, pw) {
+		t.Fatalf("the password is in the log:\n%s", res.Log)
+	}
+	vars["pw"] = pw + "-wrong"
+	res = enginetest.Run(t, playbook, enginetest.Options{Vars: vars, SSHDial: steps.DialSSH})
+	if res.Err == nil {
+		t.Fatalf("a wrong password logged in:\n%s", res.Log)
+	}
+	if strings.Contains(res.Log, pw) || strings.Contains(res.Err.Error(), pw) {
+		t.Fatalf("the password is in the log or error: %v\n%s", res.Err, res.Log)
+	}
+	if !strings.Contains(res.Err.Error()+res.Log, "unable to authenticate") {
+		t.Errorf("want an authentication error, got %v\n%s", res.Err, res.Log)
 	}
 }

@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/flowdba/flow/conn/sshconn"
 	"github.com/flowdba/flow/lab/sshd"
@@ -248,4 +250,55 @@ func TestOpenSSHCancelManyAtOnce(t *testing.T) {
 		}
 	}
 	waitFor(t, "all remote sleeps to be gone", func() bool { return len(pgrep(t, pattern)) == 0 })
+}
+
+// TestOpenSSHPasswordLogin logs in to a real OpenSSH server by password
+// alone (no key file), as sites do: commands run, the remote pid of a
+// started command is known, a TCP tunnel works, a wrong password is refused
+// without showing it, and the host key is verified as with keys.
+func TestOpenSSHPasswordLogin(t *testing.T) {
+	pw := "pw'$(x) " + strconv.FormatInt(time.Now().UnixNano(), 36)
+	srv := sshdtest.StartWith(t, sshd.Options{Password: pw}, opensshAddrs[2])
+	cfg := sshconn.Config{Host: opensshAddrs[2], Port: srv.Port, User: srv.User, Password: pw,
+		KnownHostsFile: srv.KnownHostsFile, ConnectTimeout: testTimeout}
+	c := dial(t, cfg)
+	if res := run(t, c, sshconn.Command{Cmd: "id -un"}); strings.TrimSpace(res.Stdout) != srv.User {
+		t.Errorf("id -un: %q", res.Stdout)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	p, err := c.Start(ctx, sshconn.Command{Cmd: "sleep 0.2; echo done"})
+	if err != nil || p.Pid <= 0 {
+		t.Fatalf("start: pid %v, %v", p, err)
+	}
+	if res, err := p.Wait(); err != nil || res.Stdout != "done\n" {
+		t.Errorf("wait: %+v, %v", res, err)
+	}
+	nc, err := c.DialTCP(ctx, srv.Addr(opensshAddrs[2]))
+	if err != nil {
+		t.Fatalf("tunnel to the sshd itself: %v", err)
+	}
+	line := make([]byte, 7)
+	if _, err := io.ReadFull(nc, line); err != nil || string(line) != "SSH-2.0" {
+		t.Errorf("through the tunnel: %q, %v", line, err)
+	}
+	nc.Close()
+
+	bad := cfg
+	bad.Password = pw + "x"
+	if c2, err := sshconn.Dial(ctx, bad); err == nil {
+		c2.Close()
+		t.Fatal("a wrong password logged in")
+	} else if strings.Contains(err.Error(), pw) || !strings.Contains(err.Error(), "unable to authenticate") {
+		t.Errorf("wrong password: %v", err)
+	}
+	unknown := cfg
+	unknown.KnownHostsFile = filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(unknown.KnownHostsFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c2, err := sshconn.Dial(ctx, unknown); err == nil {
+		c2.Close()
+		t.Fatal("an unknown host key was accepted with a password")
+	}
 }

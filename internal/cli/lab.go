@@ -73,7 +73,7 @@ type upJSON struct {
 func newLabUpCmd(st *streams) *cobra.Command {
 	var dir string
 	var shards, sshPort int
-	var asJSON bool
+	var asJSON, sshPassword, sharedAccount bool
 	c := &cobra.Command{
 		Use:   "up",
 		Short: "Create the lab (or start what is down in an existing one) and write DIR/flashback.ini",
@@ -84,6 +84,7 @@ On an existing lab, start whatever is down (nodes, routers, sshd) and re-check i
 Progress goes to standard error.`,
 		Example: `  flow lab up
   flow lab up --dir /tmp/lab --shards 2
+  flow lab up --shards 4 --ssh-password --shared-account
   flow lab up --json | jq .report.duration_ns`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -93,7 +94,7 @@ Progress goes to standard error.`,
 			if cmd.Flags().Changed("ssh-port") && (sshPort < 1 || sshPort > 65535) {
 				return engine.Invalid(fmt.Errorf("--ssh-port %d is out of range", sshPort))
 			}
-			o := drlab.Options{Dir: dir, Log: st.err}
+			o := drlab.Options{Dir: dir, Log: st.err, SSHPassword: sshPassword, SharedAccount: sharedAccount}
 			if cmd.Flags().Changed("shards") {
 				o.Shards = shards
 			}
@@ -117,6 +118,8 @@ Progress goes to standard error.`,
 	c.Flags().StringVar(&dir, "dir", drlab.DefaultDir, "the lab folder")
 	c.Flags().IntVar(&shards, "shards", 1, "replication datasources normal_0 … per router (a new lab only)")
 	c.Flags().IntVar(&sshPort, "ssh-port", drlab.DefaultSSHPort, "the sshd port at every node address (a new lab only)")
+	c.Flags().BoolVar(&sshPassword, "ssh-password", false, "the sshd also takes a generated root password, written to flashback.ini as sys_password (a new lab only)")
+	c.Flags().BoolVar(&sharedAccount, "shared-account", false, "one admin account with one password on both routers and every node, as at the seed's site (a new lab only)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON (the lab record without credentials, and the report)")
 	return c
 }
@@ -145,6 +148,12 @@ func printUpSummary(w io.Writer, l *drlab.Lab, rep *drlab.UpReport) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "  ssh      %s@<node address> -p %d -i %s (known hosts %s)\n", l.SSHD.User, l.SSHD.Port, l.SSHD.KeyFile, l.SSHD.KnownHosts)
+	if l.SSHD.PasswordLogin {
+		fmt.Fprintf(w, "           or with the password sys_password of %s\n", l.IniPath())
+	}
+	if l.Credentials.Shared {
+		fmt.Fprintf(w, "  account  %s on both routers and every node (one password, in %s)\n", l.Credentials.AdminUser, l.IniPath())
+	}
 	fmt.Fprintf(w, "  config   %s (router and node accounts; mode 0600)\n", l.IniPath())
 	fmt.Fprintf(w, "  memory   %.2f GB resident in the lab's processes\n", float64(rep.RSS)/1e9)
 	for _, x := range rep.Warnings {
@@ -168,7 +177,7 @@ threads and last error, gtid_executed), both routers and the sshd with pid and u
            last_io_error, last_sql_error, seconds_behind, auto_position},
            gtid_executed, rss_bytes
   routers[]: cluster, addr, dir, log, pid, running, up, error, rss_bytes
-  sshd: dir, port, addrs, pid, up, rss_bytes`,
+  sshd: dir, port, addrs, pid, pids (one sshd per 16 addresses), password_login, up, rss_bytes`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			l, err := loadLab(dir)
@@ -233,7 +242,7 @@ func printStatus(w io.Writer, s *drlab.Status) {
 		}
 		fmt.Fprintln(tw, line)
 	}
-	fmt.Fprintf(tw, "sshd\tport %d\tpid %d\tup %s\n", s.SSHD.Port, s.SSHD.PID, yesNo(s.SSHD.Up))
+	fmt.Fprintf(tw, "sshd\tport %d\tpids %v\tup %s\n", s.SSHD.Port, s.SSHD.PIDs, yesNo(s.SSHD.Up))
 	tw.Flush()
 	fmt.Fprintf(w, "memory %.2f GB resident; all up: %s\n", float64(s.RSS)/1e9, yesNo(s.AllUp))
 }

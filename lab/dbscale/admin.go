@@ -59,11 +59,7 @@ func (r *Router) admin(s *session, body string) (*mysql.Result, error) {
 	case cmdEnable:
 		return nil, r.enableDataserver(c.name, c.enable)
 	case cmdFlashback:
-		if r.snapshot().server(c.name) == nil {
-			return nil, errNoServer(c.name)
-		}
-		r.logf("dbscale: flashback dataserver %s force online (nothing to undo in the emulator)", c.name)
-		return nil, nil
+		return nil, r.forceOnline(c.name)
 	case cmdFlushConfig:
 		return nil, r.update(func(*state) error { return nil })
 	}
@@ -582,8 +578,37 @@ func (r *Router) removeDataserver(name string) error {
 	return err
 }
 
+// forceOnline handles `dbscale flashback dataserver NAME force online`: it
+// sets the server's online status back from Master_Offline to normal
+// (Not_A_Master; the emulator never demotes a master, so a master is never
+// offline). A disabled server stays disabled: the command changes the
+// online status only. On a server that is not offline it changes nothing
+// and answers OK, as DBScale's ReturnOK plan does; the log says which.
+func (r *Router) forceOnline(name string) error {
+	was := false
+	err := r.update(func(st *state) error {
+		sv := st.server(name)
+		if sv == nil {
+			return errNoServer(name)
+		}
+		was, sv.Offline = sv.Offline, false
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if was {
+		r.logf("dbscale: flashback dataserver %s force online: Master_Offline -> Not_A_Master", name)
+	} else {
+		r.logf("dbscale: flashback dataserver %s force online: it was not offline, nothing changed", name)
+	}
+	return nil
+}
+
 // enableDataserver handles enable/disable dataserver. Disabling a slave
-// MySQL node stops its replication (STOP REPLICA); enabling starts it. The
+// MySQL node stops its replication (STOP REPLICA) and makes it
+// Master_Offline; enabling starts replication and leaves it offline until
+// `flashback … force online` (what giogii's stop sends right after). The
 // master cannot be disabled. The flag changes even when the node is
 // unreachable; the replication action's failure is only logged.
 func (r *Router) enableDataserver(name string, enable bool) error {
@@ -601,6 +626,9 @@ func (r *Router) enableDataserver(name string, enable bool) error {
 			}
 		}
 		sv.Disabled = !enable
+		if !enable {
+			sv.Offline = true
+		}
 		return nil
 	})
 	if err != nil {

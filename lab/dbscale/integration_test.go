@@ -339,11 +339,32 @@ func TestIntegrationForwardingStatusAndDisable(t *testing.T) {
 	if got := p1.QueryString(t, "SELECT COUNT(*) FROM d.t"); got != "2" {
 		t.Errorf("enabled node did not catch up: %s rows", got)
 	}
+	online := func() map[string]string {
+		_, rows := query(t, admin, "dbscale show dataservers")
+		m := map[string]string{}
+		for _, row := range rows {
+			m[row[0]] = row[4] + " / " + row[5]
+		}
+		return m
+	}
+	// Enabled, replicating, but still Master_Offline until force online
+	// (giogii's stop: enable, then flashback … force online).
+	if s := online(); s["normal_0_1"] != "Slave normal / Master_Offline" {
+		t.Errorf("after enable: %v", s)
+	}
 
-	// The emulator restarts (the lab kills it) and keeps its state.
+	// The emulator restarts (the lab kills it) and keeps its state, the
+	// offline mark included.
 	mustExec(t, admin, "dbscale set global 'enable-read-only' = 1")
 	rc.restartInProcess(t)
 	admin = rc.open(t, "admin", "")
+	if s := online(); s["normal_0_1"] != "Slave normal / Master_Offline" {
+		t.Errorf("after a restart: %v", s)
+	}
+	mustExec(t, admin, "DBSCALE FLASHBACK DATASERVER normal_0_1 FORCE ONLINE")
+	if s := online(); s["normal_0_1"] != "Slave normal / Not_A_Master" || s["normal_0_0"] != "Server normal / Master_Online" {
+		t.Errorf("after force online: %v", s)
+	}
 	wantErr(t, admin, "INSERT INTO d.t VALUES (3, 'read only')", CodeReadOnly, "enable-read-only")
 	var n int
 	if err := admin.QueryRow("SELECT COUNT(*) FROM d.t").Scan(&n); err != nil || n != 2 {

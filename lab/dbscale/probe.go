@@ -24,6 +24,7 @@ const (
 
 	onlineMaster    = "Master_Online"
 	onlineNotMaster = "Not_A_Master"
+	onlineOffline   = "Master_Offline"
 )
 
 // probe is what the router found out about one dataserver.
@@ -157,8 +158,11 @@ func (r *Router) dataserverRows(st *state, probes map[string]probe) *table {
 		"master_backup", "remote_user", "remote_port", "max_needed_conn/max_mysql_conn", "master_priority"}}
 	for _, s := range st.Servers {
 		online := onlineNotMaster
-		if masters[s.Name] {
+		switch {
+		case masters[s.Name]:
 			online = onlineMaster
+		case s.Offline:
+			online = onlineOffline
 		}
 		t.rows = append(t.rows, []string{s.Name, s.Host, strconv.Itoa(s.Port), s.User, probes[s.Name].status, online,
 			s.MasterBackup, s.RemoteUser, s.RemotePort, "", strconv.Itoa(s.MasterPriority)})

@@ -326,17 +326,45 @@ func TestDisableStopsAndEnableStartsReplication(t *testing.T) {
 		t.Errorf("after disable: %+v %v", r, n1.statements())
 	}
 	_, rows := query(t, db, "dbscale show dataservers where servername = 'normal_0_1'")
-	if rows[0][4] != "server disabled" || rows[0][5] != "Not_A_Master" {
+	if rows[0][4] != "server disabled" || rows[0][5] != "Master_Offline" {
 		t.Errorf("disabled row %v", rows)
 	}
+	// Force online while disabled: online again, still disabled.
+	mustExec(t, db, "dbscale flashback dataserver normal_0_1 force online")
+	_, rows = query(t, db, "dbscale show dataservers where servername = 'normal_0_1'")
+	if rows[0][4] != "server disabled" || rows[0][5] != "Not_A_Master" {
+		t.Errorf("disabled and forced online %v", rows)
+	}
+	mustExec(t, db, "dbscale disable dataserver normal_0_1")
 	mustExec(t, db, "dbscale enable dataserver normal_0_1")
 	if r := n1.replicaState(); r.io != "Yes" || !n1.ran("START REPLICA") {
 		t.Errorf("after enable: %+v", r)
 	}
+	// Enabled: replicating again, but offline until force online (giogii's
+	// stop sends enable, then flashback … force online).
 	_, rows = query(t, db, "dbscale show dataservers where servername = 'normal_0_1'")
-	if rows[0][4] != "Slave normal" {
+	if rows[0][4] != "Slave normal" || rows[0][5] != "Master_Offline" {
 		t.Errorf("enabled row %v", rows)
 	}
+	_, rows = query(t, db, "dbscale show dataservers where `master-online-status` = 'Master_Offline'")
+	if len(rows) != 1 || rows[0][0] != "normal_0_1" {
+		t.Errorf("WHERE master-online-status = 'Master_Offline': %v", rows)
+	}
+	mustExec(t, db, "DBSCALE FLASHBACK DATASERVER normal_0_1 FORCE ONLINE")
+	_, rows = query(t, db, "dbscale show dataservers where servername = 'normal_0_1'")
+	if rows[0][4] != "Slave normal" || rows[0][5] != "Not_A_Master" {
+		t.Errorf("forced online %v", rows)
+	}
+	if !strings.Contains(fc.logText(), "normal_0_1 force online: Master_Offline -> Not_A_Master") {
+		t.Errorf("log lacks the force online:\n%s", fc.logText())
+	}
+	// Again: nothing to do, OK, and the log says so.
+	mustExec(t, db, "dbscale flashback dataserver normal_0_1 force online")
+	if !strings.Contains(fc.logText(), "normal_0_1 force online: it was not offline") {
+		t.Errorf("log lacks the no-op force online:\n%s", fc.logText())
+	}
+	// Non-admins are refused.
+	wantErr(t, fc.db("app", false), "dbscale flashback dataserver normal_0_1 force online", CodeAccess, "only root/dbscale/dbscale_internal_user")
 	wantErr(t, db, "dbscale disable dataserver normal_0_0", CodeDataServer, "master of normal_0")
 	wantErr(t, db, "dbscale disable dataserver nosuch", CodeDataServer, "does not exist")
 	// A node that is down: the flag still changes.

@@ -55,7 +55,11 @@ type dataServer struct {
 	MasterPriority int    `json:"master_priority"`
 	DBScaleServer  bool   `json:"dbscale_server,omitempty"`
 	Disabled       bool   `json:"disabled,omitempty"`
-	Dynamic        bool   `json:"dynamic,omitempty"`
+	// Offline is the Master_Offline online status: set by disable
+	// dataserver (as in the reference's D5 log), kept by enable, cleared
+	// only by `dbscale flashback dataserver NAME force online`.
+	Offline bool `json:"offline,omitempty"`
+	Dynamic bool `json:"dynamic,omitempty"`
 }
 
 // dataSource is a replication datasource (normal_K) or a server datasource.

@@ -240,8 +240,9 @@ func gtidDiff(base Difference, n Node, want, got string) (Difference, bool) {
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "") }
 
-// systemSchemas are not compared.
-var systemSchemas = []string{"mysql", "sys", "information_schema", "performance_schema"}
+// systemSchemas are not compared (dbscale_tmp is binlog-ignored on purpose:
+// its contents differ between nodes by design).
+var systemSchemas = []string{"mysql", "sys", "information_schema", "performance_schema", TmpSchema}
 
 // readSnapshot reads a node's user tables and gtid_executed.
 func (l *Lab) readSnapshot(ctx context.Context, n Node) snapshot {

@@ -30,6 +30,10 @@ func (l *Lab) writeIni() error {
 		line("sys_user = %s", SSHUser)
 		line("sys_port = %d", l.SSHD.Port)
 		line("sys_key_file = %s", l.SSHD.KeyFile)
+		if l.Credentials.SSHPassword != "" {
+			line("# the same SSH user's password (the lab's sshd takes the key or the password)")
+			line("sys_password = %s", l.Credentials.SSHPassword)
+		}
 		line("sys_known_hosts = %s", l.SSHD.KnownHosts)
 		line("# the OS user mysqld runs as on this cluster's nodes")
 		line("mysqld_user = root")

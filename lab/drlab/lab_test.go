@@ -3,7 +3,8 @@ package drlab_test
 // These tests share one lab per package run (drlabtest), built once with
 // one shard; they run in this file's order: the lab's build and layout,
 // status, the workload and check, a restart of the routers and a node,
-// down, and finally --shards 2 (a second lab, which Main stops).
+// down, and finally --shards 3 with the site-like options (a second lab,
+// which Main stops).
 
 import (
 	"context"
@@ -228,6 +229,14 @@ func TestUpOneShard(t *testing.T) {
 			if v := one(t, db, "SELECT @@report_host"); v != n.Host {
 				t.Errorf("%s: report_host %q", n, v)
 			}
+			// Like a production DBScale node: dbscale_tmp exists and is
+			// not binlogged.
+			if v := rows(t, db, "SHOW BINARY LOG STATUS"); len(v) != 1 || v[0]["Binlog_Ignore_DB"] != drlab.TmpSchema {
+				t.Errorf("%s: SHOW BINARY LOG STATUS %v, want Binlog_Ignore_DB %s", n, v, drlab.TmpSchema)
+			}
+			if v := one(t, db, "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = ?", drlab.TmpSchema); v != "1" {
+				t.Errorf("%s: no %s schema", n, drlab.TmpSchema)
+			}
 			if v := one(t, db, "SELECT @@skip_replica_start"); v != "0" {
 				t.Errorf("%s: skip_replica_start %s, want 0", n, v)
 			}
@@ -260,6 +269,35 @@ func TestUpOneShard(t *testing.T) {
 			if len(p) < 20 || slices.Index(pws, p) != i {
 				t.Errorf("password %d is short or repeated: passwords are generated per lab", i)
 			}
+		}
+	})
+
+	t.Run("dbscale_tmp is not replicated", func(t *testing.T) {
+		// As giogii's begin does: a table in dbscale_tmp on the primary
+		// master spends no GTID and reaches no other node.
+		m := l.Master("primary", 0)
+		db := openNode(t, l, m)
+		before := one(t, db, "SELECT @@GLOBAL.gtid_executed")
+		for _, q := range []string{"USE " + drlab.TmpSchema, "CREATE TABLE IF NOT EXISTS gtid (id INT PRIMARY KEY AUTO_INCREMENT, val VARCHAR(1024))",
+			"INSERT INTO gtid (val) VALUES ('x')"} {
+			if _, err := db.Exec(q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		if after := one(t, db, "SELECT @@GLOBAL.gtid_executed"); after != before {
+			t.Errorf("writing %s spent GTIDs: %q -> %q", drlab.TmpSchema, before, after)
+		}
+		time.Sleep(500 * time.Millisecond)
+		for _, n := range l.Nodes {
+			if n == m {
+				continue
+			}
+			if v := one(t, openNode(t, l, n), "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = 'gtid'", drlab.TmpSchema); v != "0" {
+				t.Errorf("%s has %s.gtid: it was replicated", n, drlab.TmpSchema)
+			}
+		}
+		if _, err := db.Exec("DROP TABLE " + drlab.TmpSchema + ".gtid"); err != nil {
+			t.Error(err)
 		}
 	})
 
@@ -632,13 +670,17 @@ func TestDownLeavesNoProcess(t *testing.T) {
 	}
 }
 
-func TestShardsTwo(t *testing.T) {
-	l := drlabtest.Lab(t, 2)
-	if len(l.Nodes) != 12 {
-		t.Fatalf("%d nodes, want 12", len(l.Nodes))
+// TestShardsThreeSiteLike builds the second lab with three shards (20
+// addresses: more than one OpenSSH process can bind, so two sshd) and the
+// site-like options (--ssh-password, --shared-account), so one build
+// covers both.
+func TestShardsThreeSiteLike(t *testing.T) {
+	l := drlabtest.LabWith(t, 3, drlabtest.Site{SSHPassword: true, SharedAccount: true})
+	if len(l.Nodes) != 18 {
+		t.Fatalf("%d nodes, want 18", len(l.Nodes))
 	}
 	if rep := drlabtest.CreateReport(); rep != nil {
-		t.Logf("lab up (2 shards): ready in %s; resident memory %.2f GB", rep.Duration.Round(time.Millisecond), float64(rep.RSS)/1e9)
+		t.Logf("lab up (3 shards): ready in %s; resident memory %.2f GB", rep.Duration.Round(time.Millisecond), float64(rep.RSS)/1e9)
 	}
 	for _, c := range drlab.Clusters {
 		db := openRouter(t, l, c)
@@ -651,17 +693,17 @@ func TestShardsTwo(t *testing.T) {
 				sources = append(sources, r["Name"])
 			}
 		}
-		for _, want := range []string{"normal_0_0", "normal_0_1", "normal_0_2", "normal_1_0", "normal_1_1", "normal_1_2"} {
+		for _, want := range []string{"normal_0_0", "normal_0_1", "normal_0_2", "normal_1_0", "normal_1_1", "normal_1_2", "normal_2_0", "normal_2_2"} {
 			if !slices.Contains(servers, want) {
 				t.Errorf("%s router: dataservers %v lack %s", c, servers, want)
 			}
 		}
-		if !slices.Equal(sources, []string{"normal_0", "normal_1"}) {
-			t.Errorf("%s router: replication datasources %v, want normal_0 and normal_1", c, sources)
+		if !slices.Equal(sources, []string{"normal_0", "normal_1", "normal_2"}) {
+			t.Errorf("%s router: replication datasources %v, want normal_0 to normal_2", c, sources)
 		}
-		wantMasters := []string{"normal_0_0", "normal_1_0"}
+		wantMasters := []string{"normal_0_0", "normal_1_0", "normal_2_0"}
 		if c == "standby" {
-			wantMasters = []string{"normal_0_1", "normal_1_1"}
+			wantMasters = []string{"normal_0_1", "normal_1_1", "normal_2_1"}
 		}
 		if got := masterOnline(t, db); !slices.Equal(got, wantMasters) {
 			t.Errorf("%s router: Master_Online %v, want %v", c, got, wantMasters)
@@ -671,6 +713,9 @@ func TestShardsTwo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !st.AllUp || len(st.SSHD.PIDs) != 2 || !st.SSHD.PasswordLogin {
+		t.Errorf("status: all up %v, sshd pids %v, password login %v; want all up, 2 sshd, password login", st.AllUp, st.SSHD.PIDs, st.SSHD.PasswordLogin)
+	}
 	for _, n := range st.Nodes {
 		if n.Cluster == "standby" && n.Role == "master" {
 			want := drlab.NodeHost("primary", n.Shard, 0)
@@ -679,6 +724,75 @@ func TestShardsTwo(t *testing.T) {
 			}
 		}
 	}
+
+	t.Run("one account on routers and nodes", func(t *testing.T) {
+		cfg, err := config.Load(l.IniPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		get := func(k string) string { v, _, _ := cfg.Lookup(k); return v }
+		c := l.Credentials
+		for _, k := range []string{"source", "target", "nodes"} {
+			if get(k+".mysql_user") != "admin" || get(k+".mysql_password") != c.AdminPassword {
+				t.Errorf("flashback.ini [%s] does not use the shared admin account", k)
+			}
+		}
+		for _, cl := range drlab.Clusters {
+			rc := l.RouterConfig(cl)
+			rc.User, rc.Passwd = c.AdminUser, c.AdminPassword
+			db, err := sql.Open("mysql", rc.FormatDSN())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Ping(); err != nil {
+				t.Errorf("%s router: the nodes' admin account does not log in: %v", cl, err)
+			}
+			db.Close()
+		}
+	})
+
+	t.Run("ssh by password", func(t *testing.T) {
+		cfg, err := config.Load(l.IniPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw, _, _ := cfg.Lookup("source.sys_password")
+		if pw == "" || pw != l.Credentials.SSHPassword {
+			t.Fatalf("flashback.ini source.sys_password is not the lab's SSH password")
+		}
+		if v, _, _ := cfg.Lookup("target.sys_password"); v != pw {
+			t.Errorf("target.sys_password differs")
+		}
+		known, _, _ := cfg.Lookup("source.sys_known_hosts")
+		hk, err := knownhosts.New(known)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The first and the last node host: served by different sshd.
+		for _, n := range []drlab.Node{l.Nodes[0], l.Nodes[len(l.Nodes)-1]} {
+			cc := &ssh.ClientConfig{User: "root", Auth: []ssh.AuthMethod{ssh.Password(pw)}, HostKeyCallback: hk, Timeout: 10 * time.Second}
+			c, err := ssh.Dial("tcp", n.Host+":2222", cc)
+			if err != nil {
+				t.Errorf("ssh root@%s:2222 by password: %v", n.Host, err)
+				continue
+			}
+			s, err := c.NewSession()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := s.CombinedOutput("test -d " + n.InstanceDir + " && echo ok")
+			if err != nil || strings.TrimSpace(string(out)) != "ok" {
+				t.Errorf("ssh %s: %v %s", n.Host, err, out)
+			}
+			c.Close()
+			cc.Auth = []ssh.AuthMethod{ssh.Password(pw + "x")}
+			if c, err := ssh.Dial("tcp", n.Host+":2222", cc); err == nil {
+				c.Close()
+				t.Errorf("ssh %s: a wrong password logged in", n.Host)
+			}
+		}
+	})
+
 	if _, err := l.Write(context.Background(), drlab.WriteOptions{Duration: time.Second, MaxRows: 50}); err != nil {
 		t.Fatal(err)
 	}

@@ -131,6 +131,14 @@ type Credentials struct {
 	RouterUser            string `json:"router_user"`
 	PrimaryRouterPassword string `json:"primary_router_password"`
 	StandbyRouterPassword string `json:"standby_router_password"`
+	// Shared is true when the routers' admin login is the nodes' admin
+	// account with the same password (`flow lab up --shared-account`),
+	// as at the seed's site where one `admin` works everywhere.
+	Shared bool `json:"shared,omitempty"`
+	// SSHPassword, when set (`flow lab up --ssh-password`), is accepted by
+	// the lab's sshd for root besides the key, as on sites that log in
+	// with passwords; flashback.ini has it as sys_password.
+	SSHPassword string `json:"ssh_password,omitempty"`
 }
 
 // RouterPassword returns the admin password of a cluster's router.
@@ -189,17 +197,25 @@ type Router struct {
 // Addr returns host:port.
 func (r Router) Addr() string { return net.JoinHostPort(r.Host, strconv.Itoa(r.Port)) }
 
-// SSHD is the lab's OpenSSH server.
+// SSHD is the lab's OpenSSH server: one sshd process per group of up to
+// sshd.MaxAddrsPerProcess addresses (OpenSSH binds at most 16 sockets).
 type SSHD struct {
 	Dir   string   `json:"dir"`
 	Port  int      `json:"port"`
 	Addrs []string `json:"addrs"`
-	PID   int      `json:"pid"`
-	User  string   `json:"user"`
+	// PID is the first process's, PIDs every process's, Configs their
+	// config files (named on their command lines), in the same order.
+	PID     int      `json:"pid"`
+	PIDs    []int    `json:"pids,omitempty"`
+	Configs []string `json:"configs,omitempty"`
+	User    string   `json:"user"`
 	// KeyFile is the client key (DIR/ssh/id_ed25519), KnownHosts lists the
 	// host keys for every address.
 	KeyFile    string `json:"key_file"`
 	KnownHosts string `json:"known_hosts"`
+	// PasswordLogin is true when the sshd also accepts
+	// Credentials.SSHPassword for User (`flow lab up --ssh-password`).
+	PasswordLogin bool `json:"password_login,omitempty"`
 }
 
 // Path returns a path inside the lab folder.
@@ -266,8 +282,26 @@ func (l *Lab) Instance(n Node, in *mysqld.Install) (*mysqld.Instance, error) {
 		ServerID:      n.ServerID,
 		AdminUser:     l.Credentials.AdminUser,
 		AdminPassword: l.Credentials.AdminPassword,
-		Extra:         []string{"plugin-dir=" + PluginDir(n)},
+		Extra:         nodeOptions(n),
 	}, nil
+}
+
+// TmpSchema is the schema every production DBScale node carries and does
+// not binlog (binlog_ignore_db): DBScale's and giogii's scratch space (e.g.
+// dbscale_tmp.gtid, which exists only on the master that wrote it).
+const TmpSchema = "dbscale_tmp"
+
+// nodeOptions are the lab's option lines beyond lab/mysqld's defaults:
+// the node's own plugin folder, binlog_ignore_db = dbscale_tmp as on
+// production DBScale nodes, and fewer performance_schema thread slots (150
+// instead of 300; a slot is only memory, a thread beyond them is counted
+// as lost, not refused), so that 8 shards (48 nodes) fit in 16 GB.
+func nodeOptions(n Node) []string {
+	return []string{
+		"plugin-dir=" + PluginDir(n),
+		"binlog-ignore-db=" + TmpSchema,
+		"performance_schema_max_thread_instances=150",
+	}
 }
 
 // PluginDir is a node's own plugin folder, DIR/hosts/<ip>/plugin: links to

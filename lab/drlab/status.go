@@ -95,8 +95,12 @@ type SSHDStatus struct {
 	Port  int      `json:"port"`
 	Addrs []string `json:"addrs"`
 	PID   int      `json:"pid"`
-	Up    bool     `json:"up"`
-	RSS   int64    `json:"rss_bytes"`
+	// PIDs are every sshd process's (one per 16 addresses).
+	PIDs []int `json:"pids"`
+	// PasswordLogin is true when the sshd accepts a password as well.
+	PasswordLogin bool  `json:"password_login"`
+	Up            bool  `json:"up"`
+	RSS           int64 `json:"rss_bytes"`
 }
 
 // Status probes every node (in parallel), router and the sshd.
@@ -125,9 +129,13 @@ func (l *Lab) Status(ctx context.Context) (*Status, error) {
 		st.Routers = append(st.Routers, rs)
 	}
 	_ = g.Wait()
-	st.SSHD = SSHDStatus{Dir: l.SSHD.Dir, Port: l.SSHD.Port, Addrs: l.SSHD.Addrs, PID: l.SSHD.PID, Up: l.sshdAlive()}
+	pids, _ := l.sshdRecorded()
+	st.SSHD = SSHDStatus{Dir: l.SSHD.Dir, Port: l.SSHD.Port, Addrs: l.SSHD.Addrs, PID: l.SSHD.PID, PIDs: pids,
+		PasswordLogin: l.Credentials.SSHPassword != "", Up: l.sshdAlive()}
 	if st.SSHD.Up {
-		st.SSHD.RSS = procRSS(l.SSHD.PID)
+		for _, p := range pids {
+			st.SSHD.RSS += procRSS(p)
+		}
 	}
 	st.RSS = l.RSS()
 	st.AllUp = st.SSHD.Up

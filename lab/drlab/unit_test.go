@@ -39,7 +39,7 @@ func TestAddresses(t *testing.T) {
 func fakeLab(t *testing.T, shards int) *Lab {
 	t.Helper()
 	in := &mysqld.Install{Dir: "/nonexistent/mysql"}
-	l, err := newLab(t.TempDir(), shards, DefaultSSHPort, in)
+	l, err := newLab(t.TempDir(), shards, DefaultSSHPort, in, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

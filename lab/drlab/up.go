@@ -42,6 +42,15 @@ type Options struct {
 	// SSHPort is sshd's port; 0 means DefaultSSHPort for a new lab and the
 	// recorded port for an existing one.
 	SSHPort int
+	// SSHPassword makes a new lab's sshd accept a generated password for
+	// root besides the key (host keys still verified), written to
+	// flashback.ini as sys_password: sites and older tools log in with
+	// passwords. An existing lab keeps what it was built with.
+	SSHPassword bool
+	// SharedAccount gives a new lab one account for routers and nodes:
+	// the routers' admin login is the nodes' admin account with its
+	// password, as at the seed's site. An existing lab keeps its accounts.
+	SharedAccount bool
 	// Parallel bounds how many nodes are created or started at once
 	// (default 3).
 	Parallel int
@@ -158,6 +167,9 @@ func Up(ctx context.Context, o Options) (*Lab, *UpReport, error) {
 		if o.SSHPort != 0 && o.SSHPort != l.SSHD.Port {
 			return nil, nil, fmt.Errorf("the lab in %s uses SSH port %d, not %d: run `flow lab down --remove --dir %s` first to change it", dir, l.SSHD.Port, o.SSHPort, dir)
 		}
+		if (o.SSHPassword && l.Credentials.SSHPassword == "") || (o.SharedAccount && !l.Credentials.Shared) {
+			return nil, nil, fmt.Errorf("the lab in %s was built without --ssh-password or --shared-account: run `flow lab down --remove --dir %s` first to build it with them", dir, dir)
+		}
 		err = u.restart(ctx, l, in)
 	case errors.Is(err, ErrNoLab):
 		u.report.Created = true
@@ -177,7 +189,7 @@ func Up(ctx context.Context, o Options) (*Lab, *UpReport, error) {
 }
 
 // newLab lays out a new lab's record: credentials, nodes, routers, sshd.
-func newLab(dir string, shards, sshPort int, in *mysqld.Install) (*Lab, error) {
+func newLab(dir string, shards, sshPort int, in *mysqld.Install, o Options) (*Lab, error) {
 	l := &Lab{
 		Format:    labFormat,
 		Dir:       dir,
@@ -193,6 +205,12 @@ func newLab(dir string, shards, sshPort int, in *mysqld.Install) (*Lab, error) {
 			PrimaryRouterPassword: mysqld.NewPassword(),
 			StandbyRouterPassword: mysqld.NewPassword(),
 		},
+	}
+	if o.SharedAccount {
+		c := &l.Credentials
+		c.Shared = true
+		c.RouterUser = c.AdminUser
+		c.PrimaryRouterPassword, c.StandbyRouterPassword = c.AdminPassword, c.AdminPassword
 	}
 	var addrs []string
 	for ci, c := range Clusters {
@@ -236,6 +254,10 @@ func newLab(dir string, shards, sshPort int, in *mysqld.Install) (*Lab, error) {
 		Dir: sdir, Port: sshPort, Addrs: addrs, User: SSHUser,
 		KeyFile: filepath.Join(sdir, "id_ed25519"), KnownHosts: filepath.Join(sdir, "known_hosts"),
 	}
+	if o.SSHPassword {
+		l.Credentials.SSHPassword = mysqld.NewPassword()
+		l.SSHD.PasswordLogin = true
+	}
 	return l, nil
 }
 
@@ -263,7 +285,7 @@ func (u *upRun) create(ctx context.Context, in *mysqld.Install) (*Lab, error) {
 	if port == 0 {
 		port = DefaultSSHPort
 	}
-	l, err := newLab(dir, shards, port, in)
+	l, err := newLab(dir, shards, port, in, u.o)
 	if err != nil {
 		return nil, err
 	}
@@ -424,8 +446,9 @@ func (u *upRun) build(ctx context.Context, l *Lab, in *mysqld.Install) error {
 	return l.save()
 }
 
-// createAccounts makes dbscale_internal on a fresh node without spending a
-// GTID, and checks that gtid_executed is still empty. The account has all
+// createAccounts makes dbscale_internal and the dbscale_tmp schema on a
+// fresh node without spending a GTID, and checks that gtid_executed is
+// still empty. The account has all
 // privileges (no GRANT OPTION): the router forwards clients' statements
 // with it, and it is the replication account (REPLICATION SLAVE,
 // REPLICATION CLIENT, SUPER, SYSTEM_VARIABLES_ADMIN, performance_schema are
@@ -448,6 +471,7 @@ func (l *Lab) createAccounts(ctx context.Context, inst *mysqld.Instance) error {
 		{"turn off binary logging for the session", "SET SESSION sql_log_bin = 0", nil},
 		{"create " + l.Credentials.InternalUser, "CREATE USER ?@'127.%' IDENTIFIED BY ?", []any{l.Credentials.InternalUser, l.Credentials.InternalPassword}},
 		{"grant " + l.Credentials.InternalUser + " its privileges", "GRANT ALL PRIVILEGES ON *.* TO ?@'127.%'", []any{l.Credentials.InternalUser}},
+		{"create the " + TmpSchema + " schema", "CREATE DATABASE IF NOT EXISTS " + TmpSchema, nil},
 	}
 	for _, s := range steps {
 		if _, err := conn.ExecContext(ctx, s.q, s.args...); err != nil {
@@ -488,7 +512,7 @@ func (u *upRun) startRouters(ctx context.Context, l *Lab) error {
 // links DIR/ssh/id_ed25519 to its client key. It does not touch l (build
 // runs it beside other work): applySSHD records the result.
 func (u *upRun) startSSHD(ctx context.Context, l *Lab) (*sshd.Server, error) {
-	s, err := sshd.Start(ctx, l.SSHD.Dir, l.SSHD.Addrs, l.SSHD.Port)
+	s, err := sshd.StartWith(ctx, l.SSHD.Dir, l.SSHD.Addrs, l.SSHD.Port, sshd.Options{Password: l.Credentials.SSHPassword})
 	if err != nil {
 		return nil, fmt.Errorf("sshd: %w", err)
 	}
@@ -498,7 +522,11 @@ func (u *upRun) startSSHD(ctx context.Context, l *Lab) (*sshd.Server, error) {
 		_ = s.Stop(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("sshd: link the client key: %w", err)
 	}
-	u.logf("sshd on port %d at %d addresses (pid %d)", s.Port, len(s.Addrs), s.Pid)
+	login := "key"
+	if s.PasswordLogin {
+		login = "key or password"
+	}
+	u.logf("sshd on port %d at %d addresses, %d process(es) (pids %v), login by %s", s.Port, len(s.Addrs), len(s.Procs), s.Pids(), login)
 	u.started("sshd")
 	return s, nil
 }
@@ -506,29 +534,57 @@ func (u *upRun) startSSHD(ctx context.Context, l *Lab) (*sshd.Server, error) {
 // applySSHD records a started sshd in l.
 func (l *Lab) applySSHD(s *sshd.Server) {
 	l.SSHD.PID = s.Pid
+	l.SSHD.PIDs = s.Pids()
+	l.SSHD.Configs = nil
+	for _, p := range s.Procs {
+		l.SSHD.Configs = append(l.SSHD.Configs, p.ConfigFile)
+	}
 	l.SSHD.User = s.User
 	l.SSHD.KeyFile = filepath.Join(l.SSHD.Dir, "id_ed25519")
 	l.SSHD.KnownHosts = s.KnownHostsFile
 }
 
-// sshdAlive reports whether the lab's recorded sshd runs.
+// sshdAlive reports whether every recorded sshd process of the lab runs.
 func (l *Lab) sshdAlive() bool {
-	return procAlive(l.SSHD.PID, l.sshdConfig())
+	pids, cfgs := l.sshdRecorded()
+	for i, p := range pids {
+		if !procAlive(p, "-f "+cfgs[i]+" ") {
+			return false
+		}
+	}
+	return len(pids) > 0
 }
 
-// sshdConfig is the sshd's config file, named on its command line.
+// sshdRecorded returns the recorded sshd pids and their config files (a
+// record from before several processes has PID only).
+func (l *Lab) sshdRecorded() ([]int, []string) {
+	if len(l.SSHD.PIDs) > 0 && len(l.SSHD.PIDs) == len(l.SSHD.Configs) {
+		return l.SSHD.PIDs, l.SSHD.Configs
+	}
+	return []int{l.SSHD.PID}, []string{l.sshdConfig()}
+}
+
+// sshdConfig is the first sshd's config file, named on its command line;
+// the others are sshdConfig().1, .2, …, so it is a prefix of every one.
 func (l *Lab) sshdConfig() string { return filepath.Join(l.SSHD.Dir, "sshd_config") }
 
-// sshdPIDs returns the lab's live sshd listeners: the recorded pid and any
-// other sshd started with the lab's config (not the per-login children,
-// which exit with their sessions).
+// sshdPIDs returns the lab's live sshd listeners: the recorded pids and any
+// other sshd started with one of the lab's configs (not the per-login
+// children, which exit with their sessions).
 func (l *Lab) sshdPIDs() []int {
 	var out []int
-	if l.sshdAlive() {
-		out = append(out, l.SSHD.PID)
+	seen := map[int]bool{}
+	pids, cfgs := l.sshdRecorded()
+	for i, p := range pids {
+		if procAlive(p, "-f "+cfgs[i]+" ") && !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
 	}
-	for _, p := range procsMatching("-f " + l.sshdConfig() + " ") {
-		if p != l.SSHD.PID {
+	// Any sshd started with a config of this folder, recorded or not.
+	for _, p := range procsMatching("-f "+l.sshdConfig(), l.SSHD.Dir) {
+		if !seen[p] && strings.Contains(procCmdline(p), "sshd") {
+			seen[p] = true
 			out = append(out, p)
 		}
 	}

@@ -15,7 +15,7 @@ import (
 // waiting error, the log file and its last lines.
 func TestStartFailureNamesLog(t *testing.T) {
 	dir := t.TempDir()
-	s := &Server{Dir: dir, LogFile: filepath.Join(dir, "sshd.log"), Addrs: []string{"127.0.0.1"}, Port: 1}
+	s := &Proc{LogFile: filepath.Join(dir, "sshd.log"), Addrs: []string{"127.0.0.1"}}
 	if err := os.WriteFile(s.LogFile, []byte("Server listening\nfatal: Cannot bind any address.\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -34,9 +34,10 @@ func TestWaitReadyNoticesExit(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Addrs: []string{"127.0.0.1"}, Port: freeLoopbackPort(t), Pid: cmd.Process.Pid, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(s.exited) }()
-	err := s.waitReady(context.Background())
+	p := &Proc{Addrs: []string{"127.0.0.1"}, Pid: cmd.Process.Pid, exited: make(chan struct{})}
+	s := &Server{Addrs: p.Addrs, Port: freeLoopbackPort(t), Procs: []*Proc{p}}
+	go func() { _ = cmd.Wait(); close(p.exited) }()
+	err := s.waitReady(context.Background(), p)
 	if err == nil || !strings.Contains(err.Error(), "exited before answering") {
 		t.Errorf("want an early-exit error, got %v", err)
 	}

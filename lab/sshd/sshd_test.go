@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -118,5 +119,122 @@ func TestStartReportsBusyPort(t *testing.T) {
 	_, err := sshd.Start(context.Background(), t.TempDir(), []string{"127.0.0.214"}, srv.Port)
 	if err == nil || !strings.Contains(err.Error(), srv.Addr("127.0.0.214")) {
 		t.Errorf("want an error naming the busy address, got %v", err)
+	}
+}
+
+// TestStartManyAddresses starts an sshd on more addresses than one OpenSSH
+// process can bind (16): Start runs one process per 16 addresses, all with
+// the same host keys, and every address takes a real login; Stop ends them
+// all.
+func TestStartManyAddresses(t *testing.T) {
+	var addrs []string
+	for i := range sshd.MaxAddrsPerProcess + 5 {
+		addrs = append(addrs, "127.0.3."+strconv.Itoa(200+i))
+	}
+	srv := sshdtest.Start(t, addrs...)
+	if len(srv.Procs) != 2 || !srv.Running() {
+		t.Fatalf("%d processes, running %v; want 2 running", len(srv.Procs), srv.Running())
+	}
+	if srv.Pids()[0] == srv.Pids()[1] {
+		t.Fatalf("pids %v", srv.Pids())
+	}
+	for _, a := range []string{addrs[0], addrs[sshd.MaxAddrsPerProcess-1], addrs[sshd.MaxAddrsPerProcess], addrs[len(addrs)-1]} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		c, err := sshconn.Dial(ctx, sshconn.Config{
+			Host: a, Port: srv.Port, User: srv.User, KeyFile: srv.ClientKeyFile, KnownHostsFile: srv.KnownHostsFile,
+		})
+		if err != nil {
+			cancel()
+			t.Fatalf("login on %s: %v", a, err)
+		}
+		res, err := c.Run(ctx, sshconn.Command{Cmd: "echo $SSH_CONNECTION"})
+		cancel()
+		_ = c.Close()
+		if err != nil || !strings.Contains(res.Stdout, " "+a+" "+strconv.Itoa(srv.Port)) {
+			t.Errorf("on %s: %q, %v", a, res.Stdout, err)
+		}
+	}
+	loaded, err := sshd.Load(srv.Dir)
+	if err != nil || len(loaded.Procs) != 2 || !loaded.Running() {
+		t.Fatalf("Load: %v, %+v", err, loaded)
+	}
+	// One process killed: the server is not running (a lab restarts it).
+	if err := loaded.Procs[1].Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if loaded.Running() {
+		t.Error("Running with one of two processes stopped")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := loaded.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if c, err := net.Dial("tcp", srv.Addr(a)); err == nil {
+			c.Close()
+			t.Errorf("%s still accepts connections after Stop", srv.Addr(a))
+		}
+	}
+}
+
+// TestPasswordLogin starts an sshd that takes a password: the right one
+// logs in (host key still verified), a wrong one is refused, keys still
+// work, the machine's /etc/shadow is unchanged and the password is written
+// nowhere in the server's folder except as a crypt hash.
+func TestPasswordLogin(t *testing.T) {
+	before, err := os.ReadFile("/etc/shadow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := "lab-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	srv := sshdtest.StartWith(t, sshd.Options{Password: pw}, "127.0.0.218")
+	cfg := sshconn.Config{Host: "127.0.0.218", Port: srv.Port, User: srv.User, Password: pw, KnownHostsFile: srv.KnownHostsFile}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := sshconn.Dial(ctx, cfg)
+	if err != nil {
+		t.Fatalf("password login: %v", err)
+	}
+	res, err := c.Run(ctx, sshconn.Command{Cmd: "id -un"})
+	_ = c.Close()
+	if err != nil || strings.TrimSpace(res.Stdout) != srv.User {
+		t.Errorf("id -un: %q, %v", res.Stdout, err)
+	}
+	bad := cfg
+	bad.Password = pw + "x"
+	if c, err := sshconn.Dial(ctx, bad); err == nil {
+		c.Close()
+		t.Error("a wrong password logged in")
+	} else if strings.Contains(err.Error(), pw) {
+		t.Errorf("error reveals the password: %v", err)
+	}
+	key := cfg
+	key.Password, key.KeyFile = "", srv.ClientKeyFile
+	if c, err := sshconn.Dial(ctx, key); err != nil {
+		t.Errorf("key login with password login on: %v", err)
+	} else {
+		c.Close()
+	}
+	// A server whose known_hosts is not ours is still refused.
+	other := cfg
+	other.KnownHostsFile = filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(other.KnownHostsFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := sshconn.Dial(ctx, other); err == nil {
+		c.Close()
+		t.Error("logged in with an empty known_hosts")
+	}
+	after, err := os.ReadFile("/etc/shadow")
+	if err != nil || string(after) != string(before) {
+		t.Errorf("/etc/shadow changed (%v)", err)
+	}
+	ents, _ := os.ReadDir(srv.Dir)
+	for _, e := range ents {
+		data, _ := os.ReadFile(filepath.Join(srv.Dir, e.Name()))
+		if strings.Contains(string(data), pw) {
+			t.Errorf("%s holds the password", e.Name())
+		}
 	}
 }

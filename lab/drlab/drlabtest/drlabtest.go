@@ -50,6 +50,7 @@ var (
 	inMain   bool
 	lock     *flock.Flock
 	current  *drlab.Lab
+	curSite  Site // the site-like options current was built with
 	report   *drlab.UpReport
 	setupErr error
 )
@@ -161,6 +162,21 @@ func acquire() (*flock.Flock, error) {
 // and removes the current lab and starts a new one.
 func Lab(tb testing.TB, shards int) *drlab.Lab {
 	tb.Helper()
+	return LabWith(tb, shards, Site{})
+}
+
+// Site are the site-like options of `flow lab up` a test may ask for.
+type Site struct {
+	// SSHPassword: the sshd takes a generated password too.
+	SSHPassword bool
+	// SharedAccount: one admin account on routers and nodes.
+	SharedAccount bool
+}
+
+// LabWith is Lab with site-like options: a lab built with other options
+// (or another shard count) is stopped and removed first.
+func LabWith(tb testing.TB, shards int, site Site) *drlab.Lab {
+	tb.Helper()
 	skipShort(tb)
 	mu.Lock()
 	defer mu.Unlock()
@@ -179,7 +195,7 @@ func Lab(tb testing.TB, shards int) *drlab.Lab {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), upTimeout)
 	defer cancel()
-	if current != nil && current.Shards != shards {
+	if current != nil && (current.Shards != shards || curSite != site) {
 		if err := current.Down(ctx, true); err != nil {
 			setupErr = err
 			tb.Fatalf("drlabtest: stop the %d-shard lab: %v", current.Shards, err)
@@ -203,7 +219,8 @@ func Lab(tb testing.TB, shards int) *drlab.Lab {
 	if testing.Verbose() {
 		logw = os.Stderr
 	}
-	l, rep, err := drlab.Up(ctx, drlab.Options{Dir: dir, Shards: shards, Log: logw})
+	l, rep, err := drlab.Up(ctx, drlab.Options{Dir: dir, Shards: shards, Log: logw,
+		SSHPassword: site.SSHPassword, SharedAccount: site.SharedAccount})
 	if err != nil {
 		if l != nil {
 			current = l
@@ -214,7 +231,7 @@ func Lab(tb testing.TB, shards int) *drlab.Lab {
 	if current == nil {
 		report = rep
 	}
-	current = l
+	current, curSite = l, site
 	return l
 }
 

@@ -24,6 +24,12 @@ const installTimeout = 5 * time.Minute
 // files in a temporary directory, and stops it when the test ends.
 func Start(t testing.TB, addrs ...string) *sshd.Server {
 	t.Helper()
+	return StartWith(t, sshd.Options{}, addrs...)
+}
+
+// StartWith is Start with sshd options (e.g. a password to accept).
+func StartWith(t testing.TB, o sshd.Options, addrs ...string) *sshd.Server {
+	t.Helper()
 	if len(addrs) == 0 {
 		addrs = []string{"127.0.0.1"}
 	}
@@ -41,7 +47,7 @@ func Start(t testing.TB, addrs ...string) *sshd.Server {
 		if err != nil {
 			t.Fatalf("find a free port on %s: %v", addrs[0], err)
 		}
-		srv, err := sshd.Start(ctx, dir, addrs, port)
+		srv, err := sshd.StartWith(ctx, dir, addrs, port, o)
 		if err == nil {
 			t.Cleanup(func() {
 				sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
