@@ -5,6 +5,7 @@ package enginetest
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -43,6 +44,11 @@ type Options struct {
 	// Journal receives the run's events; Resume continues earlier attempts.
 	Journal engine.Journal
 	Resume  *engine.ResumeState
+	// Context, when set, is the run's context (cancel it to interrupt
+	// the run as a signal does); Stdin with Interactive is a terminal.
+	Context     context.Context
+	Stdin       io.Reader
+	Interactive bool
 }
 
 // Journal keeps a run's events in memory, as the engine records them.
@@ -116,14 +122,19 @@ func RunPlaybook(t testing.TB, pb *engine.Playbook, o Options) *Result {
 	if timeout == 0 {
 		timeout = 2 * time.Minute
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	r := engine.NewRunner(engine.Options{Mode: o.Mode, Vars: o.Vars, JSON: o.JSON, Config: o.Config, Log: log,
-		Out: outBuf, SSHDial: o.SSHDial, Yes: o.Yes, Operator: "test", Host: "test", Resume: o.Resume})
-	if o.Journal != nil {
-		r = engine.NewRunner(engine.Options{Mode: o.Mode, Vars: o.Vars, JSON: o.JSON, Config: o.Config, Log: log,
-			Out: outBuf, SSHDial: o.SSHDial, Yes: o.Yes, Operator: "test", Host: "test", Resume: o.Resume, Journal: o.Journal})
+	parent := o.Context
+	if parent == nil {
+		parent = context.Background()
 	}
+	ctx, cancel := context.WithTimeout(parent, timeout)
+	defer cancel()
+	opts := engine.Options{Mode: o.Mode, Vars: o.Vars, JSON: o.JSON, Config: o.Config, Log: log,
+		Out: outBuf, SSHDial: o.SSHDial, Yes: o.Yes, Operator: "test", Host: "test", Resume: o.Resume,
+		Stdin: o.Stdin, Interactive: o.Interactive, Prompt: outBuf}
+	if o.Journal != nil {
+		opts.Journal = o.Journal
+	}
+	r := engine.NewRunner(opts)
 	log.SetFormatter(logfmt.Masked{Inner: log.Formatter, Mask: r.Masker().Apply})
 	start := time.Now()
 	err := r.Run(ctx, pb)

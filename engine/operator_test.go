@@ -1,0 +1,115 @@
+package engine_test
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowdba/flow/engine"
+	"github.com/flowdba/flow/engine/enginetest"
+)
+
+// gated is a group behind a confirmation point whose first step changes
+// state and whose rescue counts its runs.
+const gated = `name: gated
+steps:
+  - name: Step 01 read
+    testprobe: {key: op-read}
+  - name: drill
+    confirm: {word: go, message: "this changes the probe"}
+    rescue:
+      - name: rescue undo
+        testprobe: {key: op-rescue, changes: true}
+    steps:
+      - name: Step 02 change
+        testprobe: {key: op-change, changes: true}
+      - name: Step 03 wait
+        testprobe: {key: op-wait, await: 99}
+`
+
+func resetOp() {
+	for _, k := range []string{"op-read", "op-rescue", "op-change", "op-wait"} {
+		resetProbe(k)
+	}
+}
+
+// TestNoTerminalRefusedBeforeAnything: a playbook with a confirmation
+// point and neither a terminal nor --yes is refused (exit 3) before its
+// first step, read-only ones included.
+func TestNoTerminalRefusedBeforeAnything(t *testing.T) {
+	resetOp()
+	res := enginetest.Run(t, gated, enginetest.Options{Mode: engine.ModeRun})
+	wantExit(t, res, engine.ExitRefused)
+	wantIn(t, "error", res.Err.Error(), "no terminal", "nothing was run", "--yes")
+	wantRuns(t, "op-read", 0)
+	wantRuns(t, "op-change", 0)
+}
+
+// TestSignalAtPromptEndsTheRun: a signal (the run's context cancelled)
+// while the prompt waits ends the run at once, interrupted, with nothing
+// changed and no rescue.
+func TestSignalAtPromptEndsTheRun(t *testing.T) {
+	resetOp()
+	in, w := io.Pipe()
+	defer w.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	res := enginetest.Run(t, gated, enginetest.Options{Mode: engine.ModeRun, Context: ctx, Stdin: in, Interactive: true})
+	wantExit(t, res, engine.ExitInterrupted)
+	if res.Elapsed > 20*time.Second {
+		t.Errorf("the run took %s after the signal at the prompt", res.Elapsed)
+	}
+	wantIn(t, "prompt", res.Out, `Type "go"`, "this changes the probe", "declining changes nothing")
+	wantRuns(t, "op-change", 0)
+	wantRuns(t, "op-rescue", 0)
+}
+
+// TestWrongWordRefusedNothingChanged: a wrong word declines; nothing had
+// changed, so the run is refused (exit 3) and no rescue runs.
+func TestWrongWordRefusedNothingChanged(t *testing.T) {
+	resetOp()
+	res := enginetest.Run(t, gated, enginetest.Options{Mode: engine.ModeRun, Stdin: strings.NewReader("no\n"), Interactive: true})
+	wantExit(t, res, engine.ExitRefused)
+	wantIn(t, "error", res.Err.Error(), `typed "no", not "go"`)
+	wantRuns(t, "op-change", 0)
+	wantRuns(t, "op-rescue", 0)
+}
+
+// TestInterruptAfterChangeRunsTheRescue: interrupted in a wait after a
+// change, the run cancels the wait, runs the rescue to its end in its own
+// context, and ends interrupted (130).
+func TestInterruptAfterChangeRunsTheRescue(t *testing.T) {
+	resetOp()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(500*time.Millisecond, cancel)
+	res := enginetest.Run(t, gated, enginetest.Options{Mode: engine.ModeRun, Context: ctx, Stdin: strings.NewReader("go\n"), Interactive: true})
+	wantExit(t, res, engine.ExitInterrupted)
+	wantRuns(t, "op-change", 1)
+	wantRuns(t, "op-rescue", 1)
+	if o := res.Runner.Outcome(); len(o.Rescues) != 1 || o.Rescues[0].Outcome != "done" {
+		t.Errorf("rescue outcome %+v, want one done", o.Rescues)
+	}
+}
+
+// TestPostRefusalBeforeChangeIsRefused: a post guard that refuses before
+// any change is exit 3, and the enclosing rescue is not needed.
+func TestPostRefusalBeforeChangeIsRefused(t *testing.T) {
+	const pb = `name: post
+steps:
+  - name: drill
+    rescue:
+      - testprobe: {key: pr-rescue, changes: true}
+    steps:
+      - name: Step 01 look
+        testprobe: {key: pr-read}
+        post: [{that: "result.n > 5", message: "too few"}]
+      - testprobe: {key: pr-change, changes: true}
+`
+	res := run(t, pb, engine.ModeRun, nil, "pr-rescue", "pr-read", "pr-change")
+	wantExit(t, res, engine.ExitRefused)
+	wantIn(t, "error", res.Err.Error(), "too few")
+	wantRuns(t, "pr-rescue", 0)
+	wantRuns(t, "pr-change", 0)
+}
