@@ -249,9 +249,14 @@ func TestValidateCLI(t *testing.T) {
 		if !found {
 			t.Errorf("%s: stdout has no line %q…%q:\n%s", name, want, exp.want, stdout)
 		}
+		// each problem starts with FILE:LINE:COL: message; the source
+		// snippet, caret, detail and hint below it are indented
 		for _, line := range strings.Split(strings.TrimRight(stdout, "\n"), "\n") {
+			if strings.HasPrefix(line, " ") {
+				continue
+			}
 			if !diagLineRE.MatchString(line) {
-				t.Errorf("%s: stdout line %q is not FILE:LINE:COL: message", name, line)
+				t.Errorf("%s: stdout line %q is neither FILE:LINE:COL: message nor an indented snippet or hint", name, line)
 			}
 		}
 	}

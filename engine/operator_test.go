@@ -3,7 +3,6 @@ package engine_test
 import (
 	"context"
 	"io"
-	"strings"
 	"testing"
 	"time"
 
@@ -28,6 +27,14 @@ steps:
       - name: Step 03 wait
         testprobe: {key: op-wait, await: 99}
 `
+
+// typedLater is a terminal on which the operator types line after the
+// prompt showed (lines typed before a prompt never answer it).
+func typedLater(line string) io.Reader {
+	r, w := io.Pipe()
+	time.AfterFunc(300*time.Millisecond, func() { io.WriteString(w, line) })
+	return r
+}
 
 func resetOp() {
 	for _, k := range []string{"op-read", "op-rescue", "op-change", "op-wait"} {
@@ -70,7 +77,7 @@ func TestSignalAtPromptEndsTheRun(t *testing.T) {
 // changed, so the run is refused (exit 3) and no rescue runs.
 func TestWrongWordRefusedNothingChanged(t *testing.T) {
 	resetOp()
-	res := enginetest.Run(t, gated, enginetest.Options{Mode: engine.ModeRun, Stdin: strings.NewReader("no\n"), Interactive: true})
+	res := enginetest.Run(t, gated, enginetest.Options{Mode: engine.ModeRun, Stdin: typedLater("no\n"), Interactive: true})
 	wantExit(t, res, engine.ExitRefused)
 	wantIn(t, "error", res.Err.Error(), `typed "no", not "go"`)
 	wantRuns(t, "op-change", 0)
@@ -83,8 +90,8 @@ func TestWrongWordRefusedNothingChanged(t *testing.T) {
 func TestInterruptAfterChangeRunsTheRescue(t *testing.T) {
 	resetOp()
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(500*time.Millisecond, cancel)
-	res := enginetest.Run(t, gated, enginetest.Options{Mode: engine.ModeRun, Context: ctx, Stdin: strings.NewReader("go\n"), Interactive: true})
+	time.AfterFunc(900*time.Millisecond, cancel)
+	res := enginetest.Run(t, gated, enginetest.Options{Mode: engine.ModeRun, Context: ctx, Stdin: typedLater("go\n"), Interactive: true})
 	wantExit(t, res, engine.ExitInterrupted)
 	wantRuns(t, "op-change", 1)
 	wantRuns(t, "op-rescue", 1)
