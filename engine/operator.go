@@ -250,7 +250,7 @@ func (r *Runner) promptText(s *Step, name, word string, env *evalEnv) string {
 	} else {
 		b.WriteString("  This run has already made changes: declining runs the rescue sections that apply.\n")
 	}
-	fmt.Fprintf(&b, "Type %q to continue (anything else declines; Ctrl-C interrupts): ", word)
+	fmt.Fprintf(&b, "Type %q to continue (anything else declines; Ctrl-C interrupts):\n", word)
 	return r.masker.Apply(b.String())
 }
 
