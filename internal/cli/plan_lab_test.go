@@ -106,6 +106,9 @@ func TestPlanBoundToItsRunOnTheLab(t *testing.T) {
 			labRouterExec(t, lab, drlab.ClusterStandby, "dbscale disable dataserver "+n.Name)
 			return []string{"plan-bind.yaml:24", "standby dataservers", "].status", `planned "Slave normal"`, "disabled"}, func() {
 				labRouterExec(t, lab, drlab.ClusterStandby, "dbscale enable dataserver "+n.Name)
+				// the next case plans on this dataserver: wait until the
+				// router shows it as it was planned (its slave back up)
+				waitDataserverStatus(t, lab, drlab.ClusterStandby, n.Name, "Slave normal")
 			}
 		}},
 		{"read_only switched on the node", func() ([]string, func()) {
@@ -194,4 +197,46 @@ func lastLine(s, prefix string) string {
 		}
 	}
 	return ""
+}
+
+// waitDataserverStatus polls (bounded: 30 s, every 100 ms) until the
+// router lists dataserver name with status want.
+func waitDataserverStatus(t *testing.T, lab *drlab.Lab, cluster, name, want string) {
+	t.Helper()
+	db, err := lab.OpenRouter(cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	last := ""
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		rows, err := db.Query("dbscale show dataservers")
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]sql.RawBytes, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if rows.Scan(ptrs...) != nil {
+				continue
+			}
+			row := map[string]string{}
+			for i, c := range cols {
+				row[c] = string(vals[i])
+			}
+			if row["servername"] == name {
+				last = row["status"]
+			}
+		}
+		rows.Close()
+		if last == want {
+			return
+		}
+	}
+	t.Fatalf("the %s router lists dataserver %s as %q after 30 s, want %q", cluster, name, last, want)
 }
