@@ -105,6 +105,20 @@ func (l *loader) compile(pb *Playbook) {
 		}
 	}
 	c.steps(pb.Steps, sc, false)
+	pb.outputT = includeOutput(sc)
+}
+
+// includeOutput is the type of an include's registered output: every name
+// the included playbook's root scope holds at its end (parameters,
+// variables, registers, set names), without run and steps.
+func includeOutput(sc *schema) types.Map {
+	out := types.Map{}
+	for k, t := range sc.vars {
+		if k != "run" && k != "steps" {
+			out[k] = t
+		}
+	}
+	return out
 }
 
 func (c *compiler) isParam(name string) bool {
@@ -176,6 +190,11 @@ func outputType(s *Step) types.Type {
 	case "group":
 		return types.Array(types.Map{types.Extra: types.Any})
 	case "include":
+		// the included playbook's names, typed, once it is compiled (includes
+		// compile first): a misspelt field of its output is a load error
+		if s.Include != nil && s.Include.Playbook != nil && s.Include.Playbook.outputT != nil {
+			return s.Include.Playbook.outputT
+		}
 		return types.Map{types.Extra: types.Any}
 	}
 	t, _ := LookupType(s.Type)

@@ -326,6 +326,10 @@ func (c *compiler) exprError(e *Expr, err error, sc *schema) {
 	if name, ok := strings.CutPrefix(msg, "unknown name "); ok && nameRE.MatchString(name) {
 		detail, hint := unknownNameHint(name, sc)
 		c.l.explain(mark, detail, hint)
+	} else if field, ok := strings.CutPrefix(msg, "unknown field "); ok && nameRE.MatchString(field) {
+		if detail, hint := unknownFieldHint(field, sc); hint != "" {
+			c.l.explain(mark, detail, hint)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/expr-lang/expr/types"
 	"gopkg.in/yaml.v3"
 )
 
@@ -193,4 +194,32 @@ func specFields(t StepType) []string {
 		return nil
 	}
 	return yamlFields(rt)
+}
+
+// unknownFieldHint looks for the field among the closed maps in scope (an
+// include's typed output, a step type's output): the closest field name of
+// the closest variable, e.g. "v has tgt_checks".
+func unknownFieldHint(field string, sc *schema) (detail, hint string) {
+	best, bestD := "", 3
+	for c := sc; c != nil; c = c.parent {
+		for _, name := range sortedKeys(c.vars) {
+			m, ok := c.vars[name].(types.Map)
+			if !ok {
+				continue
+			}
+			if _, open := m[types.Extra]; open {
+				continue
+			}
+			for _, k := range sortedKeys(m) {
+				if d := editDistance(field, k); d < bestD {
+					best, bestD = name+"."+k, d
+				}
+			}
+		}
+	}
+	if best == "" {
+		return "", ""
+	}
+	return "an included playbook's output holds its parameters, variables and registered outputs; " + field + " is not one of them",
+		"did you mean " + best + "?"
 }

@@ -78,9 +78,7 @@ func Load(path string) (*Playbook, Diags) {
 	l := &loader{loaded: map[string]*Playbook{}, sources: map[string][]byte{}}
 	pb := l.load(path, Pos{File: path})
 	if pb != nil && len(l.diags.Errors()) == 0 {
-		for _, p := range l.loaded {
-			l.compile(p)
-		}
+		l.compileIncludesFirst(pb, map[*Playbook]bool{})
 	}
 	l.attachSources()
 	if len(l.diags.Errors()) > 0 {
@@ -151,6 +149,19 @@ func (l *loader) load(path string, from Pos) *Playbook {
 	defer func() { l.loading = l.loading[:len(l.loading)-1] }()
 	l.parseTop(pb, top)
 	return pb
+}
+
+// compileIncludesFirst compiles every playbook once, an included playbook
+// before its includers, so an include's output is typed from it.
+func (l *loader) compileIncludesFirst(pb *Playbook, done map[*Playbook]bool) {
+	if done[pb] {
+		return
+	}
+	done[pb] = true
+	for _, abs := range sortedKeys(pb.Includes) {
+		l.compileIncludesFirst(pb.Includes[abs], done)
+	}
+	l.compile(pb)
 }
 
 var errEOF = errors.New("EOF")

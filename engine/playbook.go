@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"time"
+
+	"github.com/expr-lang/expr/types"
 )
 
 // Playbook is a loaded playbook file.
@@ -22,6 +24,9 @@ type Playbook struct {
 	Includes map[string]*Playbook
 	// Source is the file's text.
 	Source []byte
+	// outputT types what an include of this playbook registers (set by
+	// compile).
+	outputT types.Map
 }
 
 // Param is a typed playbook parameter.
