@@ -388,15 +388,15 @@ vars: {base: 41}
 steps:
   - name: Step 01 include
     include: child.yaml
-    with: {limit: base + 1}
+    with: {limit: "{{ base + 1 }}", tag: plain text}
     register: out
   - assert: {that: out.doubled == 84, message: "doubled is {{ out.doubled }}"}
 `
 	res := run(t, pb, engine.ModeRun, map[string]string{"child.yaml": child}, "inc")
 	wantExit(t, res, engine.ExitOK)
 	wantRuns(t, "inc", 1)
-	if !regexp.MustCompile(`\[ *child\.yaml: +6\] \[ID:1\] \[ INFO\] limit=42 tag=none`).MatchString(res.Log) {
-		t.Errorf("log lacks the child's line 6 with limit=42 tag=none:\n%s", res.Log)
+	if !regexp.MustCompile(`\[ *child\.yaml: +6\] \[ID:1\] \[ INFO\] limit=42 tag=plain text`).MatchString(res.Log) {
+		t.Errorf("log lacks the child's line 6 with limit=42 tag=plain text:\n%s", res.Log)
 	}
 }
 

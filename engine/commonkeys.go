@@ -151,11 +151,13 @@ func init() {
 			shape: func() obj { return obj{"type": "string"} },
 			parse: func(l *loader, s *Step, v *yaml.Node) {
 				path, _ := l.str(s.Playbook.File, v, "include")
-				s.Include = &Include{Path: path, With: map[string]*Expr{}}
+				s.Include = &Include{Path: path, With: map[string]*Value{}}
 			}},
 		// with: is read once include: is (parseStep), whatever their order
-		{name: "with", only: "include", doc: "the included playbook's parameters, as expressions",
-			shape: func() obj { return orNull(obj{"type": "object", "additionalProperties": ref("expression")}) }},
+		{name: "with", only: "include", doc: "the included playbook's parameters: plain values as on --var (my.cnf, 3310, [a, b]), or {{ expressions }} (a lone one keeps its type)",
+			shape: func() obj {
+				return orNull(obj{"type": "object", "additionalProperties": obj{"anyOf": []any{ref("value"), obj{"type": "array"}, obj{"type": "object", "additionalProperties": true}}}})
+			}},
 	}
 	commonKeys = make(map[string]bool, len(commonKeyTable))
 	commonKeyIndex = make(map[string]*commonKey, len(commonKeyTable))

@@ -416,24 +416,21 @@ func (c *compiler) include(s *Step, sc *schema) {
 		params[p.Name] = p
 	}
 	for _, k := range inc.withKeys {
-		e := inc.With[k]
-		if e == nil {
+		v := inc.With[k]
+		if v == nil {
 			continue
 		}
-		mark := len(c.l.diags)
-		c.compileExpr(e, sc, reflect.Invalid)
-		if len(c.l.diags) > mark {
-			if detail, hint := withTextHint(k, e.Src); hint != "" {
-				c.l.explain(mark, detail, hint)
-			}
-		}
+		c.compileTemplate(&v.Template, kindValue, sc)
 		p, ok := params[k]
 		if !ok {
-			c.errorf(e.Pos, "with.%s: %s has no parameter %q%s", k, baseName(inc.Playbook.File), k, suggest(k, paramNames(inc.Playbook)))
+			c.errorf(v.Pos, "with.%s: %s has no parameter %q%s", k, baseName(inc.Playbook.File), k, suggest(k, paramNames(inc.Playbook)))
 			continue
 		}
-		if e.secret && !p.Secret {
-			c.errorf(e.Pos, "with.%s passes a secret to a parameter not marked `secret: true`", k)
+		if v.secret && !p.Secret {
+			c.errorf(v.Pos, "with.%s passes a secret to a parameter not marked `secret: true`", k)
+		}
+		if v.isLit {
+			c.plainWith(k, v, p, sc)
 		}
 	}
 }

@@ -26,6 +26,16 @@ func loadFail(t *testing.T, yaml string, files map[string]string, want string) e
 	return engine.Diag{}
 }
 
+// loadOK loads a playbook that must be valid.
+func loadOK(t *testing.T, yaml string, files map[string]string) *engine.Playbook {
+	t.Helper()
+	pb, diags := engine.Load(enginetest.Write(t, yaml, files))
+	if pb == nil {
+		t.Fatalf("the playbook did not load:\n%v", diags)
+	}
+	return pb
+}
+
 // formatLines renders d and checks its first line is String's.
 func formatLines(t *testing.T, d engine.Diag) []string {
 	t.Helper()
@@ -36,25 +46,33 @@ func formatLines(t *testing.T, d engine.Diag) []string {
 	return lines
 }
 
-// TestDiagFormatWithText is the issue's example: a `with:` value written as
-// text gets the source line, a caret under the value and the fix.
+// TestDiagFormatWithText is the issue's example: `with:` takes the text
+// my.cnf as it is, and a value written for the old `with:` (an expression)
+// is refused with the exact rewrite, source line and caret.
 func TestDiagFormatWithText(t *testing.T) {
-	child := "name: child\nparams:\n  conf_name: {type: string}\nsteps:\n  - log: {msg: hi}\n"
-	d := loadFail(t, "name: demo\nsteps:\n  - include: child.yaml\n    with: {conf_name: my.cnf}\n",
-		map[string]string{"child.yaml": child}, "unknown name my")
-	lines := formatLines(t, d)
+	child := "name: child\nparams:\n  conf_name: {type: string}\n  port: {type: int}\nsteps:\n  - log: {msg: hi}\n"
+	files := map[string]string{"child.yaml": child}
+	loadOK(t, "name: demo\nsteps:\n  - include: child.yaml\n    with: {conf_name: my.cnf, port: 3310}\n", files)
+	d := loadFail(t, "name: demo\nsteps:\n  - include: child.yaml\n    with: {conf_name: '\"my.cnf\"'}\n", files,
+		"is an expression, the form of `with:` before plain values")
 	want := []string{
 		d.String(),
-		"  4 |     with: {conf_name: my.cnf}",
+		`  4 |     with: {conf_name: '"my.cnf"'}`,
 		"    |                       ^",
-		"  each `with:` value is an expression evaluated in this playbook, so my.cnf is read as one, not as text",
-		`  hint: with: values are expressions; to pass the text my.cnf, write conf_name: '"my.cnf"'`,
+		"  `with:` takes plain values, as --var and the config file do; an expression goes inside {{ }} (a lone {{ expr }} keeps its type)",
+		"  hint: write conf_name: my.cnf",
 	}
-	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+	if got := formatLines(t, d); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("got:\n%s\nwant:\n%s", d.Format(), strings.Join(want, "\n"))
 	}
-	if !strings.HasSuffix(d.String(), `:4:23: expression `+"`my.cnf`"+`: unknown name my`) {
-		t.Errorf("the first line changed: %q", d.String())
+	d = loadFail(t, "name: demo\nparams:\n  p: {type: int, default: 1}\nsteps:\n  - include: child.yaml\n    with: {port: p}\n", files,
+		"`p` reads names of this playbook as an expression")
+	if d.Hint != `write port: '{{ p }}'` {
+		t.Errorf("hint %q, want the template rewrite", d.Hint)
+	}
+	d = loadFail(t, "name: demo\nsteps:\n  - include: child.yaml\n    with: {port: many}\n", files, `parameter "port" of child.yaml is a int: "many" is not an integer`)
+	if !strings.HasSuffix(d.Pos.String(), ":4:18") {
+		t.Errorf("position %s, want the value's line 4", d.Pos)
 	}
 }
 

@@ -55,20 +55,6 @@ func (l *loader) explain(mark int, detail, hint string) {
 	}
 }
 
-// yamlSingle writes s as a YAML single-quoted scalar.
-func yamlSingle(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-
-// withTextHint is the hint for a `with:` value that does not compile and
-// reads as text: with: values are expressions, so text needs quotes.
-func withTextHint(key, src string) (detail, hint string) {
-	src = strings.TrimSpace(src)
-	if src == "" || strings.ContainsAny(src[:1], `"'`+"`") {
-		return "", ""
-	}
-	return fmt.Sprintf("each `with:` value is an expression evaluated in this playbook, so %s is read as one, not as text", src),
-		fmt.Sprintf("with: values are expressions; to pass the text %s, write %s: %s", src, key, yamlSingle(fmt.Sprintf("%q", src)))
-}
-
 // unknownNameHint proposes the defined name closest to an unknown one.
 func unknownNameHint(name string, sc *schema) (detail, hint string) {
 	names := sc.names()

@@ -805,7 +805,7 @@ func (l *loader) parseStep(pb *Playbook, n *yaml.Node, what string) *Step {
 			l.errorf(posOf(f, m.knodes["with"]), "`with:` only goes with `include:`")
 		} else if wm := l.mapping(f, wn, "with", nil); wm != nil {
 			for _, k := range wm.keys {
-				s.Include.With[k] = l.expr(f, wm.vals[k], "with."+k)
+				s.Include.With[k] = l.value(f, wm.vals[k], "with."+k)
 				s.Include.withKeys = append(s.Include.withKeys, k)
 			}
 		}

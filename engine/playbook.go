@@ -132,8 +132,11 @@ type Step struct {
 
 // Include runs another playbook inline.
 type Include struct {
-	Path     string
-	With     map[string]*Expr
+	Path string
+	// With are the values passed to the included playbook's parameters:
+	// plain values as on --var, or {{ expressions }} (a lone one keeps its
+	// type).
+	With     map[string]*Value
 	withKeys []string
 	Playbook *Playbook
 }

@@ -188,7 +188,7 @@ func (r *Runner) walk(ctx context.Context, w *worker, sc *scope, steps []*Step, 
 			with := map[string]any{}
 			failed := false
 			for _, k := range inc.withKeys {
-				v, err := runExpr(inc.With[k], sc.env().vars)
+				v, _, err := inc.With[k].value(sc.env())
 				if err != nil {
 					failed = true
 					break

@@ -1351,12 +1351,7 @@ func (r *Runner) include(ctx context.Context, w *worker, sc *scope, s *Step, nam
 	env := sc.env()
 	with := map[string]any{}
 	for _, k := range inc.withKeys {
-		e := inc.With[k]
-		if env.unknown(e) {
-			with[k] = Unknown{Why: e.Src}
-			continue
-		}
-		v, err := runExpr(e, env.vars)
+		v, _, err := inc.With[k].value(env)
 		if err != nil {
 			return err
 		}
