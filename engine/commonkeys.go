@@ -158,6 +158,21 @@ func init() {
 			shape: func() obj {
 				return orNull(obj{"type": "object", "additionalProperties": obj{"anyOf": []any{ref("value"), obj{"type": "array"}, obj{"type": "object", "additionalProperties": true}}}})
 			}},
+		// extend: is read once include: is (parseStep), whatever their order
+		{name: "extend", only: "include", doc: "a site's changes to the included playbook, which stays unchanged: a list of {before: STEP, steps: [...]}, {after: STEP, steps: [...]}, {replace: STEP, steps: [...]} or {skip: STEP, reason: text}; STEP is a step's name or id, \"GROUP > STEP\" when several share a name",
+			shape: func() obj {
+				anchor := func(op string, more obj) obj {
+					props := obj{op: ref("text")}
+					for k, v := range more {
+						props[k] = v
+					}
+					return obj{"type": "object", "required": []any{op}, "additionalProperties": false, "properties": props}
+				}
+				return obj{"type": "array", "items": obj{"oneOf": []any{
+					anchor("before", obj{"steps": ref("steps")}), anchor("after", obj{"steps": ref("steps")}),
+					anchor("replace", obj{"steps": ref("steps")}), anchor("skip", obj{"reason": ref("text")}),
+				}}}
+			}},
 	}
 	commonKeys = make(map[string]bool, len(commonKeyTable))
 	commonKeyIndex = make(map[string]*commonKey, len(commonKeyTable))

@@ -173,6 +173,9 @@ func paramType(t string) types.Type {
 // walkSteps visits every step, depth first, including rescue and always.
 func walkSteps(steps []*Step, fn func(*Step)) {
 	for _, s := range steps {
+		if s.SkippedBy != nil {
+			continue // a site skips it: it defines nothing and never runs
+		}
 		fn(s)
 		walkSteps(s.Steps, fn)
 		walkSteps(s.Rescue, fn)
@@ -259,9 +262,16 @@ func (c *compiler) steps(steps []*Step, sc *schema, guarded bool) {
 }
 
 func (c *compiler) step(s *Step, sc *schema, guarded bool) {
-	prev := c.cur
+	prev, prevFile := c.cur, c.file
 	c.cur = s
-	defer func() { c.cur = prev }()
+	if s.Playbook != nil && s.Playbook.File != c.file {
+		// a site's step spliced in by extend: positions name its file
+		c.file = s.Playbook.File
+	}
+	defer func() { c.cur, c.file = prev, prevFile }()
+	if s.SkippedBy != nil {
+		return // never runs: its expressions may read what the site removed
+	}
 	local := sc
 	if s.Type == "group" && s.ForEach != nil {
 		c.compileExpr(s.ForEach, sc, reflect.Invalid)

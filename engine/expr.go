@@ -314,7 +314,7 @@ func (c *compiler) exprError(e *Expr, err error, sc *schema) {
 			}
 			pos = exprPos(c.file, e.node, line+e.inLine, col)
 			if e.node.Style == yaml.LiteralStyle {
-				pos.Col += blockIndent(c.pb.Source, e.node.Line)
+				pos.Col += blockIndent(c.l.sources[c.file], e.node.Line)
 			}
 		}
 	}
@@ -325,6 +325,9 @@ func (c *compiler) exprError(e *Expr, err error, sc *schema) {
 	c.errorf(pos, "expression `%s`: %s", oneLine(e.Src), msg)
 	if name, ok := strings.CutPrefix(msg, "unknown name "); ok && nameRE.MatchString(name) {
 		detail, hint := unknownNameHint(name, sc)
+		if why, ok := c.l.removed[name]; ok {
+			detail, hint = why, "skip or replace the steps that read "+name+" too, or replace the step with steps that define "+name
+		}
 		c.l.explain(mark, detail, hint)
 	} else if field, ok := strings.CutPrefix(msg, "unknown field "); ok && nameRE.MatchString(field) {
 		if detail, hint := unknownFieldHint(field, sc); hint != "" {

@@ -44,6 +44,9 @@ type loader struct {
 	// sources are the text of the files read, by the path diagnostics
 	// name, for the snippet a diagnostic shows.
 	sources map[string][]byte
+	// removed are the names steps a site skips or replaces would define,
+	// with what removed them (for the hint of an expression that reads one).
+	removed map[string]string
 }
 
 // Bounds on what aliases can expand to in one Load.
@@ -88,7 +91,7 @@ func Load(path string) (*Playbook, Diags) {
 }
 
 func (l *loader) load(path string, from Pos) *Playbook {
-	abs, err := filepath.Abs(path)
+	abs, err := absPath(path)
 	if err != nil {
 		l.errorf(from, "cannot resolve %s: %v", path, err)
 		return nil
@@ -158,11 +161,16 @@ func (l *loader) compileIncludesFirst(pb *Playbook, done map[*Playbook]bool) {
 		return
 	}
 	done[pb] = true
-	for _, abs := range sortedKeys(pb.Includes) {
-		l.compileIncludesFirst(pb.Includes[abs], done)
-	}
+	walkSteps(pb.Steps, func(s *Step) {
+		if s.Include != nil && s.Include.Playbook != nil {
+			l.compileIncludesFirst(s.Include.Playbook, done)
+		}
+	})
 	l.compile(pb)
 }
+
+// absPath is the key a playbook is cached and hashed by.
+func absPath(path string) (string, error) { return filepath.Abs(path) }
 
 var errEOF = errors.New("EOF")
 
@@ -800,6 +808,13 @@ func (l *loader) parseStep(pb *Playbook, n *yaml.Node, what string) *Step {
 			key.parse(l, s, m.vals[k])
 		}
 	}
+	if en, ok := m.vals["extend"]; ok {
+		if s.Include == nil {
+			l.errorf(posOf(f, m.knodes["extend"]), "`extend:` only goes with `include:`")
+		} else {
+			s.Include.Extend = l.parseExtend(s, en)
+		}
+	}
 	if wn, ok := m.vals["with"]; ok {
 		if s.Include == nil {
 			l.errorf(posOf(f, m.knodes["with"]), "`with:` only goes with `include:`")
@@ -841,7 +856,11 @@ func (l *loader) parseStep(pb *Playbook, n *yaml.Node, what string) *Step {
 		if !filepath.IsAbs(path) {
 			path = filepath.Join(filepath.Dir(pb.File), path)
 		}
-		if inc := l.load(path, posOf(f, m.vals["include"])); inc != nil {
+		load := l.load
+		if s.Include.Extend != nil {
+			load = func(path string, from Pos) *Playbook { return l.extendInclude(s, path, from) }
+		}
+		if inc := load(path, posOf(f, m.vals["include"])); inc != nil {
 			s.Include.Playbook = inc
 			pb.Includes[inc.Abs] = inc
 		} else {

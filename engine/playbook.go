@@ -125,6 +125,8 @@ type Step struct {
 
 	// include
 	Include *Include
+	// SkippedBy is set when a site's `extend: [{skip: …}]` skips the step.
+	SkippedBy *Skip
 
 	// compiled name template
 	nameT *Text
@@ -139,10 +141,19 @@ type Include struct {
 	With     map[string]*Value
 	withKeys []string
 	Playbook *Playbook
+	// Extend are the site's changes to the included playbook; Playbook is
+	// then a parse of its own, changed.
+	Extend []*Extension
+	// fresh says Playbook is this include's own parse (changed by an
+	// extension that reaches into it).
+	fresh bool
 }
 
 // Mutates reports whether the step (or anything inside it) changes state.
 func (s *Step) Mutates() bool {
+	if s.SkippedBy != nil {
+		return false
+	}
 	switch s.Type {
 	case "group":
 		for _, c := range s.Steps {

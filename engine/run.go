@@ -589,6 +589,9 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 	key := stepKey(ctx, s)
 	ctx = withKey(ctx, key)
 	env := sc.env()
+	if s.SkippedBy != nil {
+		return r.skippedBySite(ctx, w, sc, s, key)
+	}
 	name := r.stepName(s, env)
 	log := r.entry(w, s.Playbook, s.Pos)
 	start := time.Now()
@@ -643,14 +646,7 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 		}
 		if !ok {
 			why := fmt.Sprintf("`when: %s` is false (%s)", oneLine(s.When.Src), r.seen(s.When, env))
-			log.Infof("%s skipped: %s", name, why)
-			r.event(log, "step_skipped", merge(base, logrus.Fields{"reason": why}))
-			if r.opts.Mode != ModeRun {
-				r.verdict(ctx, s, name, "WILL SKIP", why, nil)
-			}
-			if s.ID != "" {
-				sc.setStep(s.ID, map[string]any{"ok": false, "skipped": true, "error": "", "output": map[string]any{}}, false)
-			}
+			r.skipped(ctx, sc, s, name, log, base, why)
 			return nil
 		}
 	}
