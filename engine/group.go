@@ -30,31 +30,12 @@ func (r *Runner) group(ctx context.Context, w *worker, sc *scope, s *Step, name 
 		}
 		return err
 	}
-	env := sc.env()
-	if env.unknown(s.ForEach) {
-		if r.opts.Mode == ModeRun {
-			return fmt.Errorf("%s: for_each reads unknown values", s.ForEach.Pos)
-		}
-		return r.unknownItems(ctx, w, sc, s, name)
-	}
-	v, err := runExpr(s.ForEach, env.vars)
+	items, known, err := r.forEachItems(s, sc)
 	if err != nil {
 		return err
 	}
-	if _, unk := v.(Unknown); unk && r.opts.Mode != ModeRun {
+	if !known {
 		return r.unknownItems(ctx, w, sc, s, name)
-	}
-	items, ok := toList(v)
-	if !ok {
-		return fmt.Errorf("%s: for_each `%s` gave %T, not a list", s.ForEach.Pos, oneLine(s.ForEach.Src), v)
-	}
-	as := s.As
-	if as == "" {
-		as = "item"
-	}
-	par := s.Parallel
-	if par <= 0 {
-		par = 1
 	}
 	if restart {
 		for i := range items {
@@ -63,8 +44,65 @@ func (r *Runner) group(ctx context.Context, w *worker, sc *scope, s *Step, name 
 			}
 		}
 	}
-	scopes := make([]*scope, len(items))
-	errs := make([]error, len(items))
+	scopes, errs := r.runItems(ctx, w, sc, s, items)
+	if s.Register != "" {
+		res := make([]any, 0, len(items))
+		for i, is := range scopes {
+			if is == nil {
+				continue
+			}
+			m := is.local()
+			m["ok"] = errs[i] == nil
+			res = append(res, m)
+		}
+		sc.set(s.Register, res, false)
+	}
+	if err := itemsError(items, errs); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// forEachItems evaluates a group's for_each; known is false when only a
+// real run knows the list (a dry run or plan lists the items symbolically;
+// a real run fails).
+func (r *Runner) forEachItems(s *Step, sc *scope) (items []any, known bool, err error) {
+	env := sc.env()
+	if env.unknown(s.ForEach) {
+		if r.opts.Mode == ModeRun {
+			return nil, false, fmt.Errorf("%s: for_each reads unknown values", s.ForEach.Pos)
+		}
+		return nil, false, nil
+	}
+	v, err := runExpr(s.ForEach, env.vars)
+	if err != nil {
+		return nil, false, err
+	}
+	if _, unk := v.(Unknown); unk && r.opts.Mode != ModeRun {
+		return nil, false, nil
+	}
+	items, ok := toList(v)
+	if !ok {
+		return nil, false, fmt.Errorf("%s: for_each `%s` gave %T, not a list", s.ForEach.Pos, oneLine(s.ForEach.Src), v)
+	}
+	return items, true, nil
+}
+
+// runItems runs a group's steps for each item, at most `parallel` at a
+// time, each in a scope of its own (`as`, `index`); after a failure or an
+// interruption no new item starts. scopes[i] is nil for an item that did
+// not start.
+func (r *Runner) runItems(ctx context.Context, w *worker, sc *scope, s *Step, items []any) (scopes []*scope, errs []error) {
+	as := s.As
+	if as == "" {
+		as = "item"
+	}
+	par := s.Parallel
+	if par <= 0 {
+		par = 1
+	}
+	scopes = make([]*scope, len(items))
+	errs = make([]error, len(items))
 	var failed atomic.Bool
 	sem := make(chan struct{}, par)
 	var wg sync.WaitGroup
@@ -96,6 +134,12 @@ func (r *Runner) group(ctx context.Context, w *worker, sc *scope, s *Step, name 
 		}(i, is, iw)
 	}
 	wg.Wait()
+	return scopes, errs
+}
+
+// itemsError is the error the failed items of a for_each give: the one
+// error itself, the first refusal, or all of them item by item.
+func itemsError(items []any, errs []error) error {
 	var msgs []string
 	var first error
 	for i, e := range errs {
@@ -105,18 +149,6 @@ func (r *Runner) group(ctx context.Context, w *worker, sc *scope, s *Step, name 
 			}
 			msgs = append(msgs, fmt.Sprintf("item %d (%s): %v", i, itemLabel(items[i]), e))
 		}
-	}
-	if s.Register != "" {
-		res := make([]any, 0, len(items))
-		for i, is := range scopes {
-			if is == nil {
-				continue
-			}
-			m := is.local()
-			m["ok"] = errs[i] == nil
-			res = append(res, m)
-		}
-		sc.set(s.Register, res, false)
 	}
 	if len(msgs) == 1 {
 		return first
@@ -128,7 +160,7 @@ func (r *Runner) group(ctx context.Context, w *worker, sc *scope, s *Step, name 
 		}
 		return fmt.Errorf("%d items failed:\n  %s", len(msgs), strings.Join(msgs, "\n  "))
 	}
-	return ctx.Err()
+	return nil
 }
 
 // unknownItems lists, in a dry run or plan, what each item of a for_each

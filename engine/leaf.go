@@ -12,68 +12,17 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// leaf runs a typed step: dry-run/plan handling, confirmation, retries.
+// leaf runs a typed step: in a plan or a dry run (changes) it is listed
+// (listLeaf); otherwise bound to a saved plan, confirmed, counted as
+// dispatched, run with its retries (attempts), and its postconditions
+// checked (refusePost).
 func (r *Runner) leaf(ctx context.Context, w *worker, sc *scope, s *Step, name string, log *logrus.Entry) (map[string]any, error) {
 	env := sc.env()
 	key := parentKey(ctx)
 	x := &Exec{r: r, step: s, sc: sc, env: env, log: log, w: w, name: name, key: key}
 	mut := s.Spec.Mutates()
 	if r.opts.Mode == ModePlan || (r.opts.Mode == ModeDryRun && mut) || (r.opts.Mode != ModeRun && speculative(ctx)) {
-		rd := &Render{r: r, env: env, step: s}
-		actions, err := s.Spec.Render(rd)
-		if err != nil {
-			return nil, &StepError{Pos: s.Pos, Step: name, Err: err}
-		}
-		verdict := "WILL RUN"
-		if rd.unknown || speculative(ctx) {
-			verdict = "UNKNOWN"
-			r.countUnknown(ctx)
-		}
-		if listingRescue(ctx) {
-			verdict = "ON RESCUE"
-		}
-		reason := ""
-		if !mut {
-			reason = "read-only"
-		}
-		if mut && !listingRescue(ctx) {
-			r.changes.Add(1)
-			r.mutated.Store(true)
-		}
-		r.verdict(ctx, s, name, verdict, reason, actions)
-		// simulated state: effects, and unknown outputs
-		if s.Register != "" {
-			sc.set(s.Register, Unknown{Why: name}, true)
-		}
-		if s.ID != "" {
-			sc.setStep(s.ID, map[string]any{}, true)
-		}
-		if st, ok := s.Spec.(Setter); ok && r.opts.Mode == ModePlan {
-			for _, n := range st.SetsVars() {
-				sc.set(n, Unknown{Why: name}, true)
-			}
-		}
-		if r.opts.Mode == ModePlan && !mut {
-			if _, isSetter := s.Spec.(Setter); isSetter && !rd.unknown {
-				// a set step with known inputs computes for real even in a plan
-				if _, err := s.Spec.Run(ctx, x); err == nil {
-					return nil, nil
-				}
-			}
-		}
-		for _, n := range sortedKeys(s.Effect) {
-			e := s.Effect[n]
-			if env.unknown(e) {
-				sc.set(n, Unknown{Why: e.Src}, true)
-				continue
-			}
-			v, err := runExpr(e, env.vars)
-			if err != nil {
-				return nil, &StepError{Pos: e.Pos, Step: name, Err: err}
-			}
-			sc.set(n, v, false)
-		}
-		return nil, nil
+		return nil, r.listLeaf(ctx, x)
 	}
 	resumed := false
 	var out map[string]any
@@ -81,13 +30,8 @@ func (r *Runner) leaf(ctx context.Context, w *worker, sc *scope, s *Step, name s
 		resumed, out = true, v.out
 	}
 	if mut && r.opts.Mode == ModeRun && r.opts.Binder != nil && !resumed {
-		rd := &Render{r: r, env: env, step: s}
-		actions, err := s.Spec.Render(rd)
-		if err != nil {
-			return nil, &StepError{Pos: s.Pos, Step: name, Err: err}
-		}
-		if err := r.opts.Binder.Change(key, s, actions); err != nil {
-			return nil, &ExitError{Code: ExitRefused, Err: &StepError{Pos: s.Pos, Step: name, Err: err}}
+		if err := r.bindChange(x); err != nil {
+			return nil, err
 		}
 	}
 	if mut && s.Confirm != nil && !resumed {
@@ -122,21 +66,110 @@ func (r *Runner) leaf(ctx context.Context, w *worker, sc *scope, s *Step, name s
 		out = map[string]any{}
 	}
 	r.setResult(sc, s, out)
-	if len(s.Post) > 0 {
-		penv := sc.env()
-		penv.vars["result"] = out
-		for _, g := range s.Post {
-			refused, _, err := r.checkGuard(g, s, name, penv, "post")
-			if err != nil {
-				return nil, err
-			}
-			if refused != nil {
-				refused.Guard = "post: " + refused.Guard
-				return nil, refused
+	if err := r.refusePost(x, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// listLeaf lists a typed step a plan or dry run does not execute: its
+// verdict and rendered actions, and the state it would leave simulated
+// (effects known now, outputs unknown; a set step with known inputs
+// computes for real even in a plan).
+func (r *Runner) listLeaf(ctx context.Context, x *Exec) error {
+	s, sc, env, name := x.step, x.sc, x.env, x.name
+	mut := s.Spec.Mutates()
+	rd := &Render{r: r, env: env, step: s}
+	actions, err := s.Spec.Render(rd)
+	if err != nil {
+		return &StepError{Pos: s.Pos, Step: name, Err: err}
+	}
+	verdict := "WILL RUN"
+	if rd.unknown || speculative(ctx) {
+		verdict = "UNKNOWN"
+		r.countUnknown(ctx)
+	}
+	if listingRescue(ctx) {
+		verdict = "ON RESCUE"
+	}
+	reason := ""
+	if !mut {
+		reason = "read-only"
+	}
+	if mut && !listingRescue(ctx) {
+		r.changes.Add(1)
+		r.mutated.Store(true)
+	}
+	r.verdict(ctx, s, name, verdict, reason, actions)
+	// simulated state: effects, and unknown outputs
+	if s.Register != "" {
+		sc.set(s.Register, Unknown{Why: name}, true)
+	}
+	if s.ID != "" {
+		sc.setStep(s.ID, map[string]any{}, true)
+	}
+	if st, ok := s.Spec.(Setter); ok && r.opts.Mode == ModePlan {
+		for _, n := range st.SetsVars() {
+			sc.set(n, Unknown{Why: name}, true)
+		}
+	}
+	if r.opts.Mode == ModePlan && !mut {
+		if _, isSetter := s.Spec.(Setter); isSetter && !rd.unknown {
+			// a set step with known inputs computes for real even in a plan
+			if _, err := s.Spec.Run(ctx, x); err == nil {
+				return nil
 			}
 		}
 	}
-	return out, nil
+	for _, n := range sortedKeys(s.Effect) {
+		e := s.Effect[n]
+		if env.unknown(e) {
+			sc.set(n, Unknown{Why: e.Src}, true)
+			continue
+		}
+		v, err := runExpr(e, env.vars)
+		if err != nil {
+			return &StepError{Pos: e.Pos, Step: name, Err: err}
+		}
+		sc.set(n, v, false)
+	}
+	return nil
+}
+
+// bindChange shows a saved plan (flow run --plan) what a state-changing
+// step is about to execute; a difference refuses the step.
+func (r *Runner) bindChange(x *Exec) error {
+	s, name := x.step, x.name
+	rd := &Render{r: r, env: x.env, step: s}
+	actions, err := s.Spec.Render(rd)
+	if err != nil {
+		return &StepError{Pos: s.Pos, Step: name, Err: err}
+	}
+	if err := r.opts.Binder.Change(x.key, s, actions); err != nil {
+		return &ExitError{Code: ExitRefused, Err: &StepError{Pos: s.Pos, Step: name, Err: err}}
+	}
+	return nil
+}
+
+// refusePost checks a step's postconditions against its output `result`.
+func (r *Runner) refusePost(x *Exec, out map[string]any) error {
+	s := x.step
+	if len(s.Post) == 0 {
+		return nil
+	}
+	penv := x.sc.env()
+	penv.vars["result"] = out
+	for _, g := range s.Post {
+		refused, _, err := r.checkGuard(g, s, x.name, penv, "post")
+		if err != nil {
+			return err
+		}
+		if refused != nil {
+			refused.Guard = "post: " + refused.Guard
+			return refused
+		}
+	}
+	return nil
 }
 
 // attempts runs a step with its retries/until/interval/timeout: a bounded
