@@ -47,6 +47,9 @@ func (l *loader) parseSteps(pb *Playbook, n *yaml.Node, what string) []*Step {
 	return out
 }
 
+// parseStep reads one step: its type (stepType), each key (a common key's
+// parse, or the step type's fields), include's `with:`, the keys that must
+// go together, and the playbook an include names.
 func (l *loader) parseStep(pb *Playbook, n *yaml.Node, what string) *Step {
 	f := pb.File
 	d := deref(n)
@@ -74,6 +77,36 @@ func (l *loader) parseStep(pb *Playbook, n *yaml.Node, what string) *Step {
 		return nil
 	}
 	l.stepKeyHints(m)
+	if !l.stepType(s, m, what) {
+		return nil
+	}
+	for _, k := range m.keys {
+		if key, common := commonKeyIndex[k]; !common {
+			s.Spec = l.decodeSpec(pb, k, m.knodes[k], m.vals[k])
+		} else if key.parse != nil {
+			key.parse(l, s, m.vals[k])
+		}
+	}
+	l.parseWith(f, s, m)
+	l.checkKeysGoTogether(f, s, m)
+	if s.Include != nil && s.Include.Path != "" && !l.loadInclude(pb, s, m) {
+		return nil
+	}
+	if s.Name == "" {
+		switch {
+		case s.ID != "":
+			s.Name = s.ID
+		default:
+			s.Name = s.Type
+		}
+	}
+	return s
+}
+
+// stepType sets a step's type from its keys: the one step type key, or
+// group (`steps:`) or include (`include:`); false when the keys do not
+// name exactly one.
+func (l *loader) stepType(s *Step, m *mapping, what string) bool {
 	var typeKeys []string
 	for _, k := range m.keys {
 		if !commonKeys[k] {
@@ -85,13 +118,13 @@ func (l *loader) parseStep(pb *Playbook, n *yaml.Node, what string) *Step {
 	switch {
 	case len(typeKeys) > 1:
 		l.errorf(s.Pos, "%s: a step has one type, but this one has %s", what, strings.Join(typeKeys, " and "))
-		return nil
+		return false
 	case len(typeKeys) == 1 && (hasSteps || hasInclude):
 		l.errorf(s.Pos, "%s: `%s:` cannot be combined with `steps:` or `include:`", what, typeKeys[0])
-		return nil
+		return false
 	case hasSteps && hasInclude:
 		l.errorf(s.Pos, "%s: `steps:` and `include:` cannot be combined", what)
-		return nil
+		return false
 	case len(typeKeys) == 1:
 		s.Type = typeKeys[0]
 	case hasSteps:
@@ -100,25 +133,32 @@ func (l *loader) parseStep(pb *Playbook, n *yaml.Node, what string) *Step {
 		s.Type = "include"
 	default:
 		l.errorf(s.Pos, "%s: the step has no type: add one of %s, `steps:` (a group) or `include:`", what, strings.Join(typeNames(), ", "))
-		return nil
+		return false
 	}
-	for _, k := range m.keys {
-		if key, common := commonKeyIndex[k]; !common {
-			s.Spec = l.decodeSpec(pb, k, m.knodes[k], m.vals[k])
-		} else if key.parse != nil {
-			key.parse(l, s, m.vals[k])
+	return true
+}
+
+// parseWith reads an include's `with:` (the values it passes).
+func (l *loader) parseWith(f string, s *Step, m *mapping) {
+	wn, ok := m.vals["with"]
+	if !ok {
+		return
+	}
+	if s.Include == nil {
+		l.errorf(posOf(f, m.knodes["with"]), "`with:` only goes with `include:`")
+	} else if wm := l.mapping(f, wn, "with", nil); wm != nil {
+		for _, k := range wm.keys {
+			s.Include.With[k] = l.expr(f, wm.vals[k], "with."+k)
+			s.Include.withKeys = append(s.Include.withKeys, k)
 		}
 	}
-	if wn, ok := m.vals["with"]; ok {
-		if s.Include == nil {
-			l.errorf(posOf(f, m.knodes["with"]), "`with:` only goes with `include:`")
-		} else if wm := l.mapping(f, wn, "with", nil); wm != nil {
-			for _, k := range wm.keys {
-				s.Include.With[k] = l.expr(f, wm.vals[k], "with."+k)
-				s.Include.withKeys = append(s.Include.withKeys, k)
-			}
-		}
-	}
+}
+
+// checkKeysGoTogether reports common keys that do not go with the step's
+// type or need another key: for_each, as and parallel with a group only;
+// undo and resume with a typed step (a group takes resume: restart);
+// until with a bound.
+func (l *loader) checkKeysGoTogether(f string, s *Step, m *mapping) {
 	if s.Type != "group" {
 		for _, k := range []string{"for_each", "as", "parallel"} {
 			if kn, ok := m.knodes[k]; ok {
@@ -145,27 +185,22 @@ func (l *loader) parseStep(pb *Playbook, n *yaml.Node, what string) *Step {
 	if s.Until != nil && s.Retries == 0 && s.Timeout == 0 {
 		l.errorf(s.Until.posIn(f), "`until:` needs a bound: add `retries:` or `timeout:`")
 	}
-	if s.Include != nil && s.Include.Path != "" {
-		path := s.Include.Path
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(filepath.Dir(pb.File), path)
-		}
-		if inc := l.load(path, posOf(f, m.vals["include"])); inc != nil {
-			s.Include.Playbook = inc
-			pb.Includes[inc.Abs] = inc
-		} else {
-			return nil
-		}
+}
+
+// loadInclude loads the playbook an include names (relative to the
+// including file); false when it cannot be loaded.
+func (l *loader) loadInclude(pb *Playbook, s *Step, m *mapping) bool {
+	path := s.Include.Path
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(filepath.Dir(pb.File), path)
 	}
-	if s.Name == "" {
-		switch {
-		case s.ID != "":
-			s.Name = s.ID
-		default:
-			s.Name = s.Type
-		}
+	inc := l.load(path, posOf(pb.File, m.vals["include"]))
+	if inc == nil {
+		return false
 	}
-	return s
+	s.Include.Playbook = inc
+	pb.Includes[inc.Abs] = inc
+	return true
 }
 
 func (e *Expr) posIn(file string) Pos { return posOf(file, e.node) }
