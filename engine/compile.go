@@ -256,42 +256,9 @@ func (c *compiler) step(s *Step, sc *schema, guarded bool) {
 		local = sc.with(as, types.Any, s.ForEach.secret)
 		local = local.with("index", types.Int, false)
 	}
-	if s.nameT != nil {
-		c.compileTemplate(&s.nameT.Template, kindText, local)
-		if s.nameT.secret {
-			c.errorf(s.nameT.Pos, "the step name would log a secret")
-		}
-	}
-	if s.When != nil {
-		c.compileExpr(s.When, local, reflect.Bool)
-	}
-	for _, g := range s.Pre {
-		c.guard(g, local)
-	}
-	result := local.with("result", outputType(s), false)
-	for _, g := range s.Post {
-		c.guard(g, result)
-	}
-	if s.Until != nil {
-		c.compileExpr(s.Until, result, reflect.Bool)
-	}
-	for _, name := range sortedKeys(s.Effect) {
-		if e := s.Effect[name]; e != nil {
-			c.compileExpr(e, local, reflect.Invalid)
-			if e.secret {
-				c.secrets[name] = true
-			}
-		}
-	}
-	if s.Confirm != nil {
-		c.compileTemplate(&s.Confirm.Template, kindText, local)
-	}
-	if s.ConfirmMessage != nil {
-		c.compileTemplate(&s.ConfirmMessage.Template, kindText, local)
-	}
-	if s.Hint != nil {
-		c.compileTemplate(&s.Hint.Template, kindText, local)
-	}
+	scopes := keyScopes{local: local, result: local.with("result", outputType(s), false)}
+	result := scopes.result
+	c.compileCommonKeys(s, scopes, false)
 	if s.Interval > 0 && s.Retries == 0 && s.Timeout == 0 {
 		c.errorf(s.Pos, "`interval:` without `retries:` or `timeout:` does nothing")
 	}
@@ -346,9 +313,7 @@ func (c *compiler) step(s *Step, sc *schema, guarded bool) {
 		}
 		c.undone(mark)
 	}
-	if s.NoReturn != nil {
-		c.compileTemplate(&s.NoReturn.Template, kindText, local)
-	}
+	c.compileCommonKeys(s, scopes, true)
 }
 
 // undone forgets the ids added to done since mark.
