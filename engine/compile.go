@@ -30,12 +30,6 @@ type compiler struct {
 func (c *compiler) errorf(p Pos, format string, args ...any) { c.l.errorf(p, format, args...) }
 func (c *compiler) warnf(p Pos, format string, args ...any)  { c.l.warnf(p, format, args...) }
 
-// Setter is implemented by specs that define variables (the set step).
-type Setter interface {
-	// SetsVars returns the names of the variables the step defines.
-	SetsVars() []string
-}
-
 // runType is the type of the `run` variable.
 var runType = types.Map{
 	"id": types.String, "playbook": types.String, "operator": types.String, "host": types.String,
@@ -278,7 +272,7 @@ func (c *compiler) step(s *Step, sc *schema, guarded bool) {
 			if ch, ok := s.Spec.(Checker); ok {
 				ch.Check(&Check{c: c, step: s})
 			}
-			if set, ok := s.Spec.(interface{ SecretVars() []string }); ok {
+			if set, ok := s.Spec.(SecretSetter); ok {
 				for _, n := range set.SecretVars() {
 					c.secrets[n] = true
 				}

@@ -296,47 +296,6 @@ func (rs *ResumeState) Interrupted() []*StepRecord {
 	return out
 }
 
-// ResumeDecision is what a step type concludes about an interrupted run
-// of one of its steps.
-type ResumeDecision int
-
-// Resume decisions.
-const (
-	// ResumeUnsure: flow cannot tell; the operator must check.
-	ResumeUnsure ResumeDecision = iota
-	// ResumeRerun: the step did not take effect, or running it again is
-	// harmless: run it.
-	ResumeRerun
-	// ResumeDone: the step took effect (or the work it started, found still
-	// running, was joined and finished): do not run it again.
-	ResumeDone
-)
-
-// Resumer is implemented by step types that can judge, when a run is
-// resumed, whether an interrupted run of one of their steps took effect:
-// by checking the system (clone_status, a check query), by joining work
-// still in progress, or because the step is idempotent. out is the step's
-// output when the decision is ResumeDone; why says how it decided.
-type Resumer interface {
-	Resume(ctx context.Context, x *Exec, rec *StepRecord) (d ResumeDecision, out map[string]any, why string, err error)
-}
-
-// Joiner is implemented by step types whose work can outlive flow (a
-// clone runs inside the recipient mysqld; a remote command keeps running
-// when flow dies): when a run is resumed, Join waits, bounded, for such
-// work of an interrupted step to end before anything else is decided.
-// joined says there was work to wait for; why says what was waited for.
-type Joiner interface {
-	Join(ctx context.Context, x *Exec, rec *StepRecord) (joined bool, why string, err error)
-}
-
-// Recomputed is implemented by step types without side effects or I/O
-// (set, assert, log): a resumed run computes them again instead of
-// restoring their output from the journal.
-type Recomputed interface {
-	Recompute() bool
-}
-
 // ResumeSpec is a step's `resume:` declaration: how a resumed run tells
 // whether an interrupted run of it took effect.
 type ResumeSpec struct {

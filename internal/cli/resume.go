@@ -9,13 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowdba/flow/conn/sshdial"
 	"github.com/flowdba/flow/engine"
 	"github.com/flowdba/flow/engine/config"
 	"github.com/flowdba/flow/engine/logfmt"
 	"github.com/flowdba/flow/engine/secret"
 	"github.com/flowdba/flow/journal"
 	"github.com/flowdba/flow/journal/runlock"
-	"github.com/flowdba/flow/steps"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 )
@@ -289,7 +289,7 @@ func interruptedList(rs *engine.ResumeState) string {
 func (c *continued) runner(st *streams, f *continueFlags, mode engine.Mode, out io.Writer, withView bool) (*engine.Runner, *progressView) {
 	opts := engine.Options{Mode: mode, Config: c.cfg, Vars: c.vars, Yes: f.yes,
 		Interactive: isTerminal(st.in), Stdin: st.in, Out: out, Prompt: st.err, Log: c.log, JSON: c.json,
-		SSHDial: steps.DialSSH, Operator: operator(), Host: hostname(), RunID: c.id, Resume: c.rs}
+		SSHDial: sshdial.Dial, Operator: operator(), Host: hostname(), RunID: c.id, Resume: c.rs}
 	if c.rec != nil {
 		opts.Journal = c.rec
 	}
