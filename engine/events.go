@@ -49,7 +49,7 @@ func (r *Runner) event(e *logrus.Entry, name string, f logrus.Fields) {
 	if !r.opts.JSON {
 		return
 	}
-	if name == "step_finished" {
+	if name == event.StepFinished {
 		// the output goes to the journal; the event stream stays small
 		g := logrus.Fields{}
 		for k, v := range f {
@@ -95,6 +95,13 @@ func (r *Runner) maskValue(v any) any {
 	return v
 }
 
+// stepFields are the fields every event about a step carries: its id,
+// rendered name, line and instance key. Events add theirs with merge.
+func stepFields(s *Step, name, key string) logrus.Fields {
+	return logrus.Fields{"step": s.ID, "name": name, "line": s.Pos.Line, "key": key}
+}
+
+// merge is a with b's fields added (b wins).
 func merge(a, b logrus.Fields) logrus.Fields {
 	out := logrus.Fields{}
 	for k, v := range a {

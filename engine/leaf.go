@@ -44,7 +44,7 @@ func (r *Runner) leaf(ctx context.Context, w *worker, sc *scope, s *Step, name s
 		if !resumed && r.opts.Mode == ModeRun {
 			// from here the change may happen: a point of no return counts
 			r.dispatched.Add(1)
-			r.event(log, event.StepDispatched, logrus.Fields{"key": key, "step": s.ID, "name": name, "line": s.Pos.Line})
+			r.event(log, event.StepDispatched, stepFields(s, name, key))
 		}
 	}
 	if r.opts.Mode == ModeDryRun {

@@ -15,7 +15,7 @@ import (
 // start and its successful end: a resumed run restarts a rescued step from
 // its beginning, and runs a rescue that did not finish again first.
 func (r *Runner) rescue(ctx context.Context, w *worker, sc *scope, s *Step, key, name string, log *logrus.Entry, errText string) error {
-	base := logrus.Fields{"step": s.ID, "name": name, "line": s.Pos.Line, "key": key}
+	base := stepFields(s, name, key)
 	r.event(log, event.RescueStarted, merge(base, logrus.Fields{"error": r.masker.Apply(errText), "steps": len(s.Rescue)}))
 	rs := newScope(sc)
 	rs.set("error", r.masker.Apply(errText), false)
@@ -42,8 +42,7 @@ func (r *Runner) rescue(ctx context.Context, w *worker, sc *scope, s *Step, key,
 func (r *Runner) rescueAfter(ctx context.Context, w *worker, sc *scope, s *Step, key, name string, log *logrus.Entry, err error, changedInside bool) error {
 	if !changedInside && (ctx.Err() != nil || isRefusal(err)) {
 		log.Infof("%s stopped before it changed anything: its rescue section is not needed", name)
-		r.event(log, event.RescueSkipped, logrus.Fields{"step": s.ID, "name": name, "line": s.Pos.Line, "key": key,
-			"why": "nothing changed inside the step"})
+		r.event(log, event.RescueSkipped, merge(stepFields(s, name, key), logrus.Fields{"why": "nothing changed inside the step"}))
 		return err
 	}
 	why := "failed"

@@ -13,6 +13,7 @@ import (
 
 	"github.com/flowdba/flow/engine/config"
 	"github.com/flowdba/flow/engine/secret"
+	"github.com/flowdba/flow/event"
 	"github.com/sirupsen/logrus"
 )
 
@@ -190,7 +191,7 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook) error {
 	if r.opts.Resume != nil {
 		startFields["resumed"] = true
 	}
-	r.event(log, "run_started", startFields)
+	r.event(log, event.RunStarted, startFields)
 	log.Infof("%s ready", pb.Name)
 	log.Infof("%s whole process consists of %d steps", pb.Name, len(pb.Steps))
 	err := r.refuseUnaskable(pb)
@@ -202,7 +203,7 @@ func (r *Runner) Run(ctx context.Context, pb *Playbook) error {
 	if err != nil {
 		fields["error"] = r.masker.Apply(err.Error())
 	}
-	r.event(log, "run_finished", fields)
+	r.event(log, event.RunFinished, fields)
 	if err == nil {
 		log.Infof("%s %s", pb.Name, map[Mode]string{ModeRun: "success", ModeDryRun: "dry run over", ModePlan: "plan over"}[r.opts.Mode])
 	}

@@ -90,7 +90,7 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 	env := sc.env()
 	name := r.stepName(s, env)
 	st := &stepRun{w: w, sc: sc, s: s, env: env, key: key, name: name, log: r.entry(w, s.Playbook, s.Pos),
-		base: logrus.Fields{"step": s.ID, "name": name, "line": s.Pos.Line, "type": s.Type, "mutates": s.Mutates(), "key": key},
+		base: merge(stepFields(s, name, key), logrus.Fields{"type": s.Type, "mutates": s.Mutates()}),
 		leaf: s.Type != "group" && s.Type != "include"}
 	log := st.log
 	start := time.Now()
@@ -167,7 +167,7 @@ func (r *Runner) fromEarlierAttempt(ctx context.Context, st *stepRun) (done bool
 	if st.leaf && rec.Status == StepFinished && !recomputed(s) && !r.opts.Resume.Rerun[st.key] {
 		r.setResult(st.sc, s, rec.Output)
 		log.Infof("%s done in an earlier attempt (%s), not repeated", st.name, rec.Ended.UTC().Format(time.RFC3339))
-		r.event(log, "step_restored", merge(st.base, logrus.Fields{"finished": rec.Ended.UTC().Format(time.RFC3339Nano)}))
+		r.event(log, event.StepRestored, merge(st.base, logrus.Fields{"finished": rec.Ended.UTC().Format(time.RFC3339Nano)}))
 		return true, nil
 	}
 	if rec.RescueStarted && !rec.RescueFinished && len(s.Rescue) > 0 {
@@ -213,7 +213,7 @@ func (r *Runner) skipWhen(ctx context.Context, st *stepRun) (done bool, err erro
 	}
 	why := fmt.Sprintf("`when: %s` is false (%s)", oneLine(s.When.Src), r.seen(s.When, env))
 	log.Infof("%s skipped: %s", name, why)
-	r.event(log, "step_skipped", merge(st.base, logrus.Fields{"reason": why}))
+	r.event(log, event.StepSkipped, merge(st.base, logrus.Fields{"reason": why}))
 	if r.opts.Mode != ModeRun {
 		r.verdict(ctx, s, name, "WILL SKIP", why, nil)
 	}
@@ -242,7 +242,7 @@ func (r *Runner) refusePre(ctx context.Context, st *stepRun) (done bool, err err
 			if r.opts.Mode == ModeRun {
 				log.Errorf("%s refused: %s", name, r.masker.Apply(refused.Error()))
 			}
-			r.event(log, "step_refused", merge(st.base, logrus.Fields{"error": r.masker.Apply(refused.Error())}))
+			r.event(log, event.StepRefused, merge(st.base, logrus.Fields{"error": r.masker.Apply(refused.Error())}))
 			if r.opts.Mode != ModeRun {
 				r.verdict(ctx, s, name, "REFUSED", refused.Error(), nil)
 			}
@@ -311,7 +311,7 @@ func (r *Runner) failed(ctx context.Context, st *stepRun, err error, dur time.Du
 	s, name, log := st.s, st.name, st.log
 	var re *RefusedError
 	if errors.As(err, &re) {
-		r.event(log, "step_refused", merge(st.base, logrus.Fields{"duration_ms": dur.Milliseconds(), "error": r.masker.Apply(err.Error())}))
+		r.event(log, event.StepRefused, merge(st.base, logrus.Fields{"duration_ms": dur.Milliseconds(), "error": r.masker.Apply(err.Error())}))
 		return err
 	}
 	if s.Hint != nil && ctx.Err() == nil {
@@ -324,7 +324,7 @@ func (r *Runner) failed(ctx context.Context, st *stepRun, err error, dur time.Du
 	} else {
 		log.Infof("%s stopped by the failure above", name)
 	}
-	r.event(log, "step_failed", merge(st.base, logrus.Fields{"duration_ms": dur.Milliseconds(), "error": r.masker.Apply(err.Error())}))
+	r.event(log, event.StepFailed, merge(st.base, logrus.Fields{"duration_ms": dur.Milliseconds(), "error": r.masker.Apply(err.Error())}))
 	if s.ID != "" {
 		st.sc.setStep(s.ID, map[string]any{"ok": false, "skipped": false, "error": r.masker.Apply(err.Error()), "output": map[string]any{}}, false)
 	}
@@ -356,7 +356,7 @@ func (r *Runner) finished(st *stepRun, out map[string]any, dur time.Duration) {
 		}
 		fin["output"] = out
 	}
-	r.event(st.log, "step_finished", merge(st.base, fin))
+	r.event(st.log, event.StepFinished, merge(st.base, fin))
 	if s.ID != "" && (s.Type == "group" || s.Type == "include") {
 		st.sc.setStep(s.ID, map[string]any{"ok": true, "skipped": false, "error": "", "output": map[string]any{}}, false)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/expr-lang/expr/types"
 	"github.com/flowdba/flow/engine"
+	"github.com/flowdba/flow/event"
 	"github.com/flowdba/flow/gtid"
 	"github.com/flowdba/flow/internal/durtext"
 	"github.com/go-sql-driver/mysql"
@@ -388,7 +389,7 @@ func (st *waitState) polled(ctx context.Context, now time.Time, executed gtid.Se
 		st.first = false
 		st.reportCount = st.count
 		x.Infof("%s: waiting for it to apply %s: %d transaction(s) missing (timeout %s)", target, st.refDesc, st.count, shortDuration(st.t.timeout))
-		x.Event("gtid_wait_started", map[string]any{"target": target, "missing_count": st.count,
+		x.Event(event.GTIDWaitStarted, map[string]any{"target": target, "missing_count": st.count,
 			"reference": clipGTID(flatGTID(st.ref.String()), 200), "timeout_ms": st.t.timeout.Milliseconds()})
 	}
 	st.showProgress(now)
@@ -409,7 +410,7 @@ func (st *waitState) done(executed gtid.Set) map[string]any {
 	x, target := st.w.x, st.w.target
 	waited := time.Since(st.start)
 	x.Infof("%s has applied %s after %s", target, st.refDesc, waited.Round(time.Millisecond))
-	x.Event("gtid_wait_done", map[string]any{"target": target, "waited_ms": waited.Milliseconds(), "polls": st.w.polls})
+	x.Event(event.GTIDWaitDone, map[string]any{"target": target, "waited_ms": waited.Milliseconds(), "polls": st.w.polls})
 	x.Debugf("%s: polled %d time(s)", target, st.w.polls)
 	return map[string]any{"reference": flatGTID(st.ref.String()), "target": target,
 		"missing": "", "count": 0, "waited_ms": int(waited.Milliseconds()), "gtid_executed": flatGTID(executed.String())}
@@ -468,7 +469,7 @@ func (st *waitState) logProgress(now time.Time) {
 		msg += "; " + st.stuckWhy
 	}
 	st.w.x.Infof("%s", msg)
-	st.w.x.Event("gtid_wait_progress", map[string]any{"target": st.w.target, "missing_count": st.count, "rate_trx_s": st.rate, "waited_ms": now.Sub(st.start).Milliseconds()})
+	st.w.x.Event(event.GTIDWaitProgress, map[string]any{"target": st.w.target, "missing_count": st.count, "rate_trx_s": st.rate, "waited_ms": now.Sub(st.start).Milliseconds()})
 	st.lastReport, st.reportCount = now, st.count
 }
 

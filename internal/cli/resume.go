@@ -14,6 +14,7 @@ import (
 	"github.com/flowdba/flow/engine/config"
 	"github.com/flowdba/flow/engine/logfmt"
 	"github.com/flowdba/flow/engine/secret"
+	"github.com/flowdba/flow/event"
 	"github.com/flowdba/flow/journal"
 	"github.com/flowdba/flow/journal/runlock"
 	"github.com/sirupsen/logrus"
@@ -202,7 +203,7 @@ func takeUp(ctx context.Context, st *streams, ref string, f *continueFlags, comm
 		fields["rerun"] = f.rerun
 	}
 	fields["started"] = time.Now().UTC().Format(time.RFC3339Nano)
-	if err := j.Record(journal.EventResumed, fields, true); err != nil {
+	if err := j.Record(event.RunResumed, fields, true); err != nil {
 		j.Close()
 		return fail(engine.Invalid(err))
 	}
