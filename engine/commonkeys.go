@@ -11,12 +11,12 @@ import (
 // item and index), and local with the step's output as `result` (post,
 // until, undo).
 type keyScopes struct {
-	local, result *schema
+	local, result *typeEnv
 }
 
 // commonKey is one common step key: the keys a step takes besides its type
 // key. Its entry is the one place that says how the loader reads it
-// (parse), how its expressions are checked (compile), what the schema and
+// (parse), how its expressions are checked (compile), what the JSON Schema and
 // `flow steps` say of it (shape, doc) and which steps take it (only).
 // Adding a common key means adding an entry here and the Step field it
 // fills (playbook.go), and making the runner act on it where its stage is

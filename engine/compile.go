@@ -49,7 +49,7 @@ func (l *loader) compile(pb *Playbook) {
 			c.secrets[p.Name] = true
 		}
 	}
-	sc := &schema{vars: base, secrets: c.secrets}
+	sc := &typeEnv{vars: base, secrets: c.secrets}
 	for _, v := range pb.Vars {
 		if _, dup := sc.lookup(v.Name); dup {
 			c.errorf(v.Pos, "variable %q is already defined (as a parameter or variable)", v.Name)
@@ -227,13 +227,13 @@ func (c *compiler) collect(steps []*Step, stepsT types.Map) {
 
 // steps compiles a list of steps; guarded says an enclosing step has a
 // rescue section (so a change is undone if it fails).
-func (c *compiler) steps(steps []*Step, sc *schema, guarded bool) {
+func (c *compiler) steps(steps []*Step, sc *typeEnv, guarded bool) {
 	for _, s := range steps {
 		c.step(s, sc, guarded)
 	}
 }
 
-func (c *compiler) step(s *Step, sc *schema, guarded bool) {
+func (c *compiler) step(s *Step, sc *typeEnv, guarded bool) {
 	prev := c.cur
 	c.cur = s
 	defer func() { c.cur = prev }()
@@ -334,7 +334,7 @@ func (c *compiler) checkStepRefs(e *Expr) {
 	}
 }
 
-func (c *compiler) guard(g *Guard, sc *schema) {
+func (c *compiler) guard(g *Guard, sc *typeEnv) {
 	if g.That != nil {
 		c.compileExpr(g.That, sc, reflect.Bool)
 	}
@@ -346,7 +346,7 @@ func (c *compiler) guard(g *Guard, sc *schema) {
 	}
 }
 
-func (c *compiler) include(s *Step, sc *schema) {
+func (c *compiler) include(s *Step, sc *typeEnv) {
 	inc := s.Include
 	if inc.Playbook == nil {
 		return
@@ -397,7 +397,7 @@ var (
 )
 
 // spec compiles every template and expression field of a step spec.
-func (c *compiler) spec(s *Step, v reflect.Value, sc *schema) {
+func (c *compiler) spec(s *Step, v reflect.Value, sc *typeEnv) {
 	if v.Kind() != reflect.Struct {
 		c.field(s, v, "", sc)
 		return
@@ -412,7 +412,7 @@ func (c *compiler) spec(s *Step, v reflect.Value, sc *schema) {
 	}
 }
 
-func (c *compiler) field(s *Step, fv reflect.Value, tag reflect.StructTag, sc *schema) {
+func (c *compiler) field(s *Step, fv reflect.Value, tag reflect.StructTag, sc *typeEnv) {
 	switch fv.Type() {
 	case exprT:
 		if e := fv.Interface().(*Expr); e != nil {
@@ -477,7 +477,7 @@ func (c *compiler) field(s *Step, fv reflect.Value, tag reflect.StructTag, sc *s
 	}
 }
 
-func (c *compiler) target(s *Step, t *Target, kind string, sc *schema) {
+func (c *compiler) target(s *Step, t *Target, kind string, sc *typeEnv) {
 	if t.On == "" {
 		c.errorf(s.Pos, "step %q: `on:` must name a %s connection of this playbook", s.Name, kind)
 		return

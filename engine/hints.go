@@ -69,7 +69,7 @@ func withTextHint(key, src string) (detail, hint string) {
 }
 
 // unknownNameHint proposes the defined name closest to an unknown one.
-func unknownNameHint(name string, sc *schema) (detail, hint string) {
+func unknownNameHint(name string, sc *typeEnv) (detail, hint string) {
 	names := sc.names()
 	best, bestD := "", 3
 	for _, n := range names {
@@ -89,8 +89,8 @@ func unknownNameHint(name string, sc *schema) (detail, hint string) {
 	return detail, hint
 }
 
-// names lists the names a schema and its parents define, sorted.
-func (s *schema) names() []string {
+// names lists the names a typeEnv and its parents define, sorted.
+func (s *typeEnv) names() []string {
 	seen := map[string]bool{}
 	var out []string
 	for c := s; c != nil; c = c.parent {
