@@ -9,6 +9,7 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
+	"github.com/flowdba/flow/event"
 	"github.com/sirupsen/logrus"
 )
 
@@ -35,22 +36,14 @@ func (x *Exec) Key() string { return x.key }
 // clone's bytes) to the event stream and progress views as a
 // step_progress event; the journal does not keep it.
 func (x *Exec) Progress(fields map[string]any) {
-	f := logrus.Fields{"step": x.step.ID, "name": x.name, "line": x.step.Pos.Line, "key": x.key}
-	for k, v := range fields {
-		f[k] = v
-	}
-	x.r.event(x.log, "step_progress", f)
+	x.r.event(x.log, event.StepProgress, merge(stepFields(x.step, x.name, x.key), fields))
 }
 
 // Note records a durable fact about the running step in the journal (the
 // pid of a remote command, the recipient of a clone) before it returns, so
 // a resumed run can join or judge the work: see StepRecord.Notes.
 func (x *Exec) Note(fields map[string]any) {
-	f := logrus.Fields{"step": x.step.ID, "name": x.name, "line": x.step.Pos.Line, "key": x.key}
-	for k, v := range fields {
-		f[k] = v
-	}
-	x.r.event(x.log, "step_note", f)
+	x.r.event(x.log, event.StepNote, merge(stepFields(x.step, x.name, x.key), fields))
 }
 
 // Hold keeps c until the run ends (a server-side lock on its own
@@ -90,9 +83,10 @@ func (x *Exec) Warnf(format string, args ...any) {
 	x.log.Warn(x.r.masker.Apply(fmt.Sprintf(format, args...)))
 }
 
-// Event emits a structured event for tooling (JSON log format).
+// Event emits a step type's own event (package event names them) for
+// tooling: the JSON log, observers, the journal.
 func (x *Exec) Event(name string, fields map[string]any) {
-	f := logrus.Fields{"step": x.step.ID, "line": x.step.Pos.Line, "key": x.key}
+	f := stepFields(x.step, x.name, x.key)
 	for k, v := range fields {
 		if s, ok := v.(string); ok {
 			v = x.r.masker.Apply(s)
@@ -107,7 +101,7 @@ func (x *Exec) Event(name string, fields map[string]any) {
 func (x *Exec) Sent(target, text string) {
 	text = x.r.masker.Apply(text)
 	x.log.Debug(text)
-	x.r.event(x.log, "statement", logrus.Fields{"key": x.key, "step": x.step.ID, "name": x.name, "line": x.step.Pos.Line, "target": target, "text": text, "mutates": x.step.Mutates()})
+	x.r.event(x.log, event.Statement, merge(stepFields(x.step, x.name, x.key), logrus.Fields{"target": target, "text": text, "mutates": x.step.Mutates()}))
 }
 
 // AddSecret registers generated secrets so they are masked everywhere.

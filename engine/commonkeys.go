@@ -1,15 +1,27 @@
 package engine
 
 import (
+	"reflect"
+
 	"gopkg.in/yaml.v3"
 )
 
+// keyScopes are the type environments a common key's expressions are
+// compiled against: the step's own (local: for a for_each group with the
+// item and index), and local with the step's output as `result` (post,
+// until, undo).
+type keyScopes struct {
+	local, result *typeEnv
+}
+
 // commonKey is one common step key: the keys a step takes besides its type
-// key. Its entry is the one place that says how the loader reads it, what
-// the schema (and so an editor) says of it, and where it goes; adding a
-// common key means adding an entry here, the Step field it fills, and
-// what compiling and running it do (compiler.step, the runner: their
-// order decides the names each key's expressions see, so they stay there).
+// key. Its entry is the one place that says how the loader reads it
+// (parse), how its expressions are checked (compile), what the JSON Schema and
+// `flow steps` say of it (shape, doc) and which steps take it (only).
+// Adding a common key means adding an entry here and the Step field it
+// fills (playbook.go), and making the runner act on it where its stage is
+// (step.go for what decides whether a step runs, leaf.go for how a typed
+// step runs): the order of those stages is the runner's, not the table's.
 type commonKey struct {
 	name string
 	// only is "group" or "include" for a key only a group or an include
@@ -18,6 +30,14 @@ type commonKey struct {
 	// parse reads the key's value v into s (nil: the loader reads it after
 	// the other keys, as `with:` needs `include:`).
 	parse func(l *loader, s *Step, v *yaml.Node)
+	// compile checks the key's expressions and templates against the step's
+	// type environments (nil: nothing to compile, or compiled with the
+	// step's structure in compiler.step: for_each, steps, rescue, always,
+	// undo, resume). Keys compile in table order.
+	compile func(c *compiler, s *Step, sc keyScopes)
+	// late compiles the key after the step's body and sections, when the
+	// step's own result (steps.<id>) may be read.
+	late bool
 	// shape is the key's JSON Schema, without its description (doc).
 	shape func() obj
 	// doc is what the key does, for the schema and editors.
@@ -51,14 +71,37 @@ func init() {
 				if s.nameT != nil {
 					s.Name = s.nameT.Raw
 				}
+			},
+			compile: func(c *compiler, s *Step, sc keyScopes) {
+				if s.nameT != nil {
+					c.compileTemplate(&s.nameT.Template, kindText, sc.local)
+					if s.nameT.secret {
+						c.errorf(s.nameT.Pos, "the step name would log a secret")
+					}
+				}
 			}},
 		{name: "when", doc: "skip the step unless this expression is true", shape: refShape("expression"),
-			parse: func(l *loader, s *Step, v *yaml.Node) { s.When = l.expr(s.Playbook.File, v, "when") }},
+			parse: func(l *loader, s *Step, v *yaml.Node) { s.When = l.expr(s.Playbook.File, v, "when") },
+			compile: func(c *compiler, s *Step, sc keyScopes) {
+				if s.When != nil {
+					c.compileExpr(s.When, sc.local, reflect.Bool)
+				}
+			}},
 		{name: "pre", doc: "preconditions: an expression, a list of them, or {that, message}; one failing before any state-changing step ran exits 3",
 			shape: refShape("guards"),
-			parse: func(l *loader, s *Step, v *yaml.Node) { s.Pre = l.parseGuards(s.Playbook.File, v, "pre") }},
+			parse: func(l *loader, s *Step, v *yaml.Node) { s.Pre = l.parseGuards(s.Playbook.File, v, "pre") },
+			compile: func(c *compiler, s *Step, sc keyScopes) {
+				for _, g := range s.Pre {
+					c.guard(g, sc.local)
+				}
+			}},
 		{name: "post", doc: "postconditions on the step's output (`result`)", shape: refShape("guards"),
-			parse: func(l *loader, s *Step, v *yaml.Node) { s.Post = l.parseGuards(s.Playbook.File, v, "post") }},
+			parse: func(l *loader, s *Step, v *yaml.Node) { s.Post = l.parseGuards(s.Playbook.File, v, "post") },
+			compile: func(c *compiler, s *Step, sc keyScopes) {
+				for _, g := range s.Post {
+					c.guard(g, sc.result)
+				}
+			}},
 		{name: "register", doc: "store the step's output in this variable", shape: refShape("name"),
 			parse: func(l *loader, s *Step, v *yaml.Node) {
 				f := s.Playbook.File
@@ -73,7 +116,12 @@ func init() {
 				s.Retries = l.integer(s.Playbook.File, v, "retries", 0, 1000000)
 			}},
 		{name: "until", doc: "re-run until this holds (it sees `result`); needs retries: or timeout:", shape: refShape("expression"),
-			parse: func(l *loader, s *Step, v *yaml.Node) { s.Until = l.expr(s.Playbook.File, v, "until") }},
+			parse: func(l *loader, s *Step, v *yaml.Node) { s.Until = l.expr(s.Playbook.File, v, "until") },
+			compile: func(c *compiler, s *Step, sc keyScopes) {
+				if s.Until != nil {
+					c.compileExpr(s.Until, sc.result, reflect.Bool)
+				}
+			}},
 		{name: "interval", doc: "time between attempts (default 500ms)", shape: refShape("duration"),
 			parse: func(l *loader, s *Step, v *yaml.Node) { s.Interval = l.duration(s.Playbook.File, v, "interval") }},
 		{name: "timeout", doc: "bounds the step with its retries", shape: refShape("duration"),
@@ -94,6 +142,16 @@ func init() {
 					}
 					s.Effect[name] = l.expr(f, em.vals[name], "effect."+name)
 				}
+			},
+			compile: func(c *compiler, s *Step, sc keyScopes) {
+				for _, name := range sortedKeys(s.Effect) {
+					if e := s.Effect[name]; e != nil {
+						c.compileExpr(e, sc.local, reflect.Invalid)
+						if e.secret {
+							c.secrets[name] = true
+						}
+					}
+				}
 			}},
 		{name: "confirm", doc: "a confirmation point: the word the operator must type before this state-changing step, group or include (--yes answers it), or {word, message: what will happen and where}; a run that cannot ask is refused before its first change",
 			shape: func() obj {
@@ -103,9 +161,22 @@ func init() {
 			},
 			parse: func(l *loader, s *Step, v *yaml.Node) {
 				s.Confirm, s.ConfirmMessage = l.parseConfirm(s.Playbook.File, v)
+			},
+			compile: func(c *compiler, s *Step, sc keyScopes) {
+				if s.Confirm != nil {
+					c.compileTemplate(&s.Confirm.Template, kindText, sc.local)
+				}
+				if s.ConfirmMessage != nil {
+					c.compileTemplate(&s.ConfirmMessage.Template, kindText, sc.local)
+				}
 			}},
 		{name: "hint", doc: "what the operator should check or do when this step fails: added to its error", shape: refShape("text"),
-			parse: func(l *loader, s *Step, v *yaml.Node) { s.Hint = l.text(s.Playbook.File, v, "hint") }},
+			parse: func(l *loader, s *Step, v *yaml.Node) { s.Hint = l.text(s.Playbook.File, v, "hint") },
+			compile: func(c *compiler, s *Step, sc keyScopes) {
+				if s.Hint != nil {
+					c.compileTemplate(&s.Hint.Template, kindText, sc.local)
+				}
+			}},
 		{name: "rescue", doc: "steps run when this step fails (they see `error`)", shape: refShape("steps"),
 			parse: func(l *loader, s *Step, v *yaml.Node) { s.Rescue = l.parseSteps(s.Playbook, v, "rescue") }},
 		{name: "always", doc: "steps run after this step whatever happened", shape: refShape("steps"),
@@ -122,7 +193,12 @@ func init() {
 			shape: refShape("text"),
 			parse: func(l *loader, s *Step, v *yaml.Node) {
 				s.NoReturn = l.text(s.Playbook.File, v, "point_of_no_return")
-			}},
+			},
+			compile: func(c *compiler, s *Step, sc keyScopes) {
+				if s.NoReturn != nil {
+					c.compileTemplate(&s.NoReturn.Template, kindText, sc.local)
+				}
+			}, late: true},
 		{name: "resume", doc: "how `flow resume` tells whether an interrupted run of this step took effect: rerun (idempotent), ask (the operator decides), {check: a read-only step, done: an expression on its `result`}; on a group, restart (an interrupted group or for_each item starts over)",
 			shape: func() obj {
 				return obj{"oneOf": []any{
@@ -183,6 +259,16 @@ func init() {
 		}
 		commonKeys[k.name] = true
 		commonKeyIndex[k.name] = k
+	}
+}
+
+// compileCommonKeys compiles the expressions and templates of a step's
+// common keys, the late ones (late) or the others, in table order.
+func (c *compiler) compileCommonKeys(s *Step, sc keyScopes, late bool) {
+	for i := range commonKeyTable {
+		if k := &commonKeyTable[i]; k.compile != nil && k.late == late {
+			k.compile(c, s, sc)
+		}
 	}
 }
 

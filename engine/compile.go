@@ -30,12 +30,6 @@ type compiler struct {
 func (c *compiler) errorf(p Pos, format string, args ...any) { c.l.errorf(p, format, args...) }
 func (c *compiler) warnf(p Pos, format string, args ...any)  { c.l.warnf(p, format, args...) }
 
-// Setter is implemented by specs that define variables (the set step).
-type Setter interface {
-	// SetsVars returns the names of the variables the step defines.
-	SetsVars() []string
-}
-
 // runType is the type of the `run` variable.
 var runType = types.Map{
 	"id": types.String, "playbook": types.String, "operator": types.String, "host": types.String,
@@ -55,7 +49,7 @@ func (l *loader) compile(pb *Playbook) {
 			c.secrets[p.Name] = true
 		}
 	}
-	sc := &schema{vars: base, secrets: c.secrets}
+	sc := &typeEnv{vars: base, secrets: c.secrets}
 	for _, v := range pb.Vars {
 		if _, dup := sc.lookup(v.Name); dup {
 			c.errorf(v.Pos, "variable %q is already defined (as a parameter or variable)", v.Name)
@@ -111,7 +105,7 @@ func (l *loader) compile(pb *Playbook) {
 // includeOutput is the type of an include's registered output: every name
 // the included playbook's root scope holds at its end (parameters,
 // variables, registers, set names), without run and steps.
-func includeOutput(sc *schema) types.Map {
+func includeOutput(sc *typeEnv) types.Map {
 	out := types.Map{}
 	for k, t := range sc.vars {
 		if k != "run" && k != "steps" {
@@ -255,13 +249,13 @@ func (c *compiler) collect(steps []*Step, stepsT types.Map) {
 
 // steps compiles a list of steps; guarded says an enclosing step has a
 // rescue section (so a change is undone if it fails).
-func (c *compiler) steps(steps []*Step, sc *schema, guarded bool) {
+func (c *compiler) steps(steps []*Step, sc *typeEnv, guarded bool) {
 	for _, s := range steps {
 		c.step(s, sc, guarded)
 	}
 }
 
-func (c *compiler) step(s *Step, sc *schema, guarded bool) {
+func (c *compiler) step(s *Step, sc *typeEnv, guarded bool) {
 	prev, prevFile := c.cur, c.file
 	c.cur = s
 	if s.Playbook != nil && s.Playbook.File != c.file {
@@ -285,42 +279,9 @@ func (c *compiler) step(s *Step, sc *schema, guarded bool) {
 		local = sc.with(as, types.Any, s.ForEach.secret)
 		local = local.with("index", types.Int, false)
 	}
-	if s.nameT != nil {
-		c.compileTemplate(&s.nameT.Template, kindText, local)
-		if s.nameT.secret {
-			c.errorf(s.nameT.Pos, "the step name would log a secret")
-		}
-	}
-	if s.When != nil {
-		c.compileExpr(s.When, local, reflect.Bool)
-	}
-	for _, g := range s.Pre {
-		c.guard(g, local)
-	}
-	result := local.with("result", outputType(s), false)
-	for _, g := range s.Post {
-		c.guard(g, result)
-	}
-	if s.Until != nil {
-		c.compileExpr(s.Until, result, reflect.Bool)
-	}
-	for _, name := range sortedKeys(s.Effect) {
-		if e := s.Effect[name]; e != nil {
-			c.compileExpr(e, local, reflect.Invalid)
-			if e.secret {
-				c.secrets[name] = true
-			}
-		}
-	}
-	if s.Confirm != nil {
-		c.compileTemplate(&s.Confirm.Template, kindText, local)
-	}
-	if s.ConfirmMessage != nil {
-		c.compileTemplate(&s.ConfirmMessage.Template, kindText, local)
-	}
-	if s.Hint != nil {
-		c.compileTemplate(&s.Hint.Template, kindText, local)
-	}
+	scopes := keyScopes{local: local, result: local.with("result", outputType(s), false)}
+	result := scopes.result
+	c.compileCommonKeys(s, scopes, false)
 	if s.Interval > 0 && s.Retries == 0 && s.Timeout == 0 {
 		c.errorf(s.Pos, "`interval:` without `retries:` or `timeout:` does nothing")
 	}
@@ -340,7 +301,7 @@ func (c *compiler) step(s *Step, sc *schema, guarded bool) {
 			if ch, ok := s.Spec.(Checker); ok {
 				ch.Check(&Check{c: c, step: s})
 			}
-			if set, ok := s.Spec.(interface{ SecretVars() []string }); ok {
+			if set, ok := s.Spec.(SecretSetter); ok {
 				for _, n := range set.SecretVars() {
 					c.secrets[n] = true
 				}
@@ -375,9 +336,7 @@ func (c *compiler) step(s *Step, sc *schema, guarded bool) {
 		}
 		c.undone(mark)
 	}
-	if s.NoReturn != nil {
-		c.compileTemplate(&s.NoReturn.Template, kindText, local)
-	}
+	c.compileCommonKeys(s, scopes, true)
 }
 
 // undone forgets the ids added to done since mark.
@@ -404,7 +363,7 @@ func (c *compiler) checkStepRefs(e *Expr) {
 	}
 }
 
-func (c *compiler) guard(g *Guard, sc *schema) {
+func (c *compiler) guard(g *Guard, sc *typeEnv) {
 	if g.That != nil {
 		c.compileExpr(g.That, sc, reflect.Bool)
 	}
@@ -416,7 +375,7 @@ func (c *compiler) guard(g *Guard, sc *schema) {
 	}
 }
 
-func (c *compiler) include(s *Step, sc *schema) {
+func (c *compiler) include(s *Step, sc *typeEnv) {
 	inc := s.Include
 	if inc.Playbook == nil {
 		return
@@ -464,7 +423,7 @@ var (
 )
 
 // spec compiles every template and expression field of a step spec.
-func (c *compiler) spec(s *Step, v reflect.Value, sc *schema) {
+func (c *compiler) spec(s *Step, v reflect.Value, sc *typeEnv) {
 	if v.Kind() != reflect.Struct {
 		c.field(s, v, "", sc)
 		return
@@ -479,7 +438,7 @@ func (c *compiler) spec(s *Step, v reflect.Value, sc *schema) {
 	}
 }
 
-func (c *compiler) field(s *Step, fv reflect.Value, tag reflect.StructTag, sc *schema) {
+func (c *compiler) field(s *Step, fv reflect.Value, tag reflect.StructTag, sc *typeEnv) {
 	switch fv.Type() {
 	case exprT:
 		if e := fv.Interface().(*Expr); e != nil {
@@ -544,7 +503,7 @@ func (c *compiler) field(s *Step, fv reflect.Value, tag reflect.StructTag, sc *s
 	}
 }
 
-func (c *compiler) target(s *Step, t *Target, kind string, sc *schema) {
+func (c *compiler) target(s *Step, t *Target, kind string, sc *typeEnv) {
 	if t.On == "" {
 		c.errorf(s.Pos, "step %q: `on:` must name a %s connection of this playbook", s.Name, kind)
 		return

@@ -7,4 +7,6 @@
 // (execute with guards, bounded polling, rescue/always, parallel groups).
 //
 // Step types live in package steps; each registers itself with Register.
+// steptype.go is their contract: the step type, its spec, every optional
+// interface and the lifecycle that calls them.
 package engine

@@ -111,20 +111,21 @@ func funcOptions() []expr.Option {
 	return opts
 }
 
-// schema is the typed environment an expression is compiled against. A
-// schema made by with adds one name to its parent without copying it, and
-// the environment expr-lang checks against (a Nature) is built once per
-// schema, when an expression first needs it: converting a large types.Map
+// typeEnv is the typed environment an expression is compiled against: the
+// names it may read and their types (not the JSON Schema of a playbook
+// file, which is schema.go's). A typeEnv made by with adds one name to its
+// parent without copying it, and the environment expr-lang checks against
+// (a Nature) is built once per typeEnv, when an expression first needs it: converting a large types.Map
 // for every expression made loading quadratic in the number of steps.
-type schema struct {
-	parent  *schema
-	vars    types.Map // the names this schema adds (the root: all of its own)
+type typeEnv struct {
+	parent  *typeEnv
+	vars    types.Map // the names this typeEnv adds (the root: all of its own)
 	secrets map[string]bool
 	nat     *nature.Nature
 }
 
-func (s *schema) with(name string, t types.Type, secret bool) *schema {
-	n := &schema{parent: s, vars: types.Map{name: t}, secrets: s.secrets}
+func (s *typeEnv) with(name string, t types.Type, secret bool) *typeEnv {
+	n := &typeEnv{parent: s, vars: types.Map{name: t}, secrets: s.secrets}
 	if secret {
 		n.secrets = make(map[string]bool, len(s.secrets)+1)
 		for k, v := range s.secrets {
@@ -135,8 +136,8 @@ func (s *schema) with(name string, t types.Type, secret bool) *schema {
 	return n
 }
 
-// lookup finds a name's type, innermost schema first.
-func (s *schema) lookup(name string) (types.Type, bool) {
+// lookup finds a name's type, innermost typeEnv first.
+func (s *typeEnv) lookup(name string) (types.Type, bool) {
 	for c := s; c != nil; c = c.parent {
 		if t, ok := c.vars[name]; ok {
 			return t, true
@@ -145,15 +146,15 @@ func (s *schema) lookup(name string) (types.Type, bool) {
 	return nil, false
 }
 
-// set defines a name in this schema (only before its children are made).
-func (s *schema) set(name string, t types.Type) {
+// set defines a name in this typeEnv (only before its children are made).
+func (s *typeEnv) set(name string, t types.Type) {
 	s.vars[name] = t
 	s.nat = nil
 }
 
-// nature returns the schema's environment for expr-lang, building it on
-// first use: from the parent's by adding this schema's names.
-func (s *schema) nature() nature.Nature {
+// nature returns the typeEnv's environment for expr-lang, building it on
+// first use: from the parent's by adding this typeEnv's names.
+func (s *typeEnv) nature() nature.Nature {
 	if s.nat != nil {
 		return *s.nat
 	}
@@ -176,8 +177,8 @@ func (s *schema) nature() nature.Nature {
 	return nt
 }
 
-// env is the expr.Env option for the schema, with its cached environment.
-func (s *schema) env() expr.Option {
+// env is the expr.Env option for the typeEnv, with its cached environment.
+func (s *typeEnv) env() expr.Option {
 	nt := s.nature()
 	return func(c *conf.Config) {
 		c.Env = nt
@@ -233,7 +234,7 @@ func memberChain(n ast.Node) string {
 
 // compile compiles e against sc; want is the result kind required
 // (reflect.Bool for guards, reflect.Invalid for any).
-func (c *compiler) compileExpr(e *Expr, sc *schema, want reflect.Kind) {
+func (c *compiler) compileExpr(e *Expr, sc *typeEnv, want reflect.Kind) {
 	if e == nil {
 		return
 	}
@@ -301,7 +302,7 @@ func (c *compiler) compileExpr(e *Expr, sc *schema, want reflect.Kind) {
 }
 
 // exprError maps an expr-lang error to a playbook position.
-func (c *compiler) exprError(e *Expr, err error, sc *schema) {
+func (c *compiler) exprError(e *Expr, err error, sc *typeEnv) {
 	pos := e.Pos
 	msg := err.Error()
 	var fe *file.Error

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/flowdba/flow/event"
 	"github.com/sirupsen/logrus"
 	"gopkg.in/yaml.v3"
 )
@@ -51,6 +52,19 @@ type Skip struct {
 }
 
 var extendOps = []string{"before", "after", "replace", "skip"}
+
+// parseExtendKey reads an include's `extend:` (the site's changes).
+func (l *loader) parseExtendKey(f string, s *Step, m *mapping) {
+	en, ok := m.vals["extend"]
+	if !ok {
+		return
+	}
+	if s.Include == nil {
+		l.errorf(posOf(f, m.knodes["extend"]), "`extend:` only goes with `include:`")
+		return
+	}
+	s.Include.Extend = l.parseExtend(s, en)
+}
 
 // parseExtend reads the `extend:` list of an include step.
 func (l *loader) parseExtend(s *Step, n *yaml.Node) []*Extension {
@@ -266,7 +280,7 @@ func (r *Runner) skippedBySite(ctx context.Context, w *worker, sc *scope, s *Ste
 	if s.SkippedBy.Reason != "" {
 		why += " (" + s.SkippedBy.Reason + ")"
 	}
-	base := logrus.Fields{"step": s.ID, "name": s.Name, "line": s.Pos.Line, "type": s.Type, "mutates": false, "key": key}
+	base := merge(stepFields(s, s.Name, key), logrus.Fields{"type": s.Type, "mutates": false})
 	r.skipped(ctx, sc, s, s.Name, log, base, why)
 	return nil
 }
@@ -275,7 +289,7 @@ func (r *Runner) skippedBySite(ctx context.Context, w *worker, sc *scope, s *Ste
 // preview.
 func (r *Runner) skipped(ctx context.Context, sc *scope, s *Step, name string, log *logrus.Entry, base logrus.Fields, why string) {
 	log.Infof("%s skipped: %s", name, why)
-	r.event(log, "step_skipped", merge(base, logrus.Fields{"reason": why}))
+	r.event(log, event.StepSkipped, merge(base, logrus.Fields{"reason": why}))
 	if r.opts.Mode != ModeRun {
 		r.verdict(ctx, s, name, "WILL SKIP", why, nil)
 	}

@@ -56,7 +56,7 @@ func (l *loader) explain(mark int, detail, hint string) {
 }
 
 // unknownNameHint proposes the defined name closest to an unknown one.
-func unknownNameHint(name string, sc *schema) (detail, hint string) {
+func unknownNameHint(name string, sc *typeEnv) (detail, hint string) {
 	names := sc.names()
 	best, bestD := "", 3
 	for _, n := range names {
@@ -76,8 +76,8 @@ func unknownNameHint(name string, sc *schema) (detail, hint string) {
 	return detail, hint
 }
 
-// names lists the names a schema and its parents define, sorted.
-func (s *schema) names() []string {
+// names lists the names a typeEnv and its parents define, sorted.
+func (s *typeEnv) names() []string {
 	seen := map[string]bool{}
 	var out []string
 	for c := s; c != nil; c = c.parent {
@@ -185,7 +185,7 @@ func specFields(t StepType) []string {
 // unknownFieldHint looks for the field among the closed maps in scope (an
 // include's typed output, a step type's output): the closest field name of
 // the closest variable, e.g. "v has tgt_checks".
-func unknownFieldHint(field string, sc *schema) (detail, hint string) {
+func unknownFieldHint(field string, sc *typeEnv) (detail, hint string) {
 	best, bestD := "", 3
 	for c := sc; c != nil; c = c.parent {
 		for _, name := range sortedKeys(c.vars) {

@@ -181,7 +181,7 @@ func (r *Runner) confirm(ctx context.Context, s *Step, key, name string, env *ev
 		return &StepError{Pos: s.Confirm.posOr(s.Pos), Step: name, Err: err}
 	}
 	word = r.masker.Apply(word)
-	base := logrus.Fields{"key": key, "step": s.ID, "name": name, "line": s.Pos.Line, "word": word, "operator": r.opts.Operator}
+	base := merge(stepFields(s, name, key), logrus.Fields{"word": word, "operator": r.opts.Operator})
 	record := func(outcome, how string, extra logrus.Fields) {
 		r.event(log, event.Confirmation, merge(merge(base, logrus.Fields{"outcome": outcome, "how": how}), extra))
 	}

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"context"
 	"time"
 
 	"github.com/expr-lang/expr/types"
@@ -171,28 +170,4 @@ func (s *Step) Mutates() bool {
 		return false
 	}
 	return s.Spec != nil && s.Spec.Mutates()
-}
-
-// StepSpec is the type-specific part of a step, decoded from the mapping
-// under the step type's key. Fields of type *Expr, *Text, *SQL, *Shell,
-// *Value and Target are compiled by the engine; Check does the rest.
-type StepSpec interface {
-	// Mutates reports whether running the step changes state. Read-only
-	// steps are the ones a dry run executes.
-	Mutates() bool
-	// Render describes what the step would execute, for plan and dry run.
-	Render(r *Render) ([]Action, error)
-	// Run executes the step; the returned map is its registered output.
-	Run(ctx context.Context, x *Exec) (map[string]any, error)
-}
-
-// Checker is implemented by specs with validation beyond field types.
-type Checker interface {
-	Check(c *Check)
-}
-
-// Action is one thing a step would do: a statement or command and where.
-type Action struct {
-	Target string // e.g. "mysql standby_router (127.0.0.2:16310)"
-	Text   string // rendered, secrets masked, unknown values symbolic
 }

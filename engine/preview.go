@@ -163,3 +163,43 @@ func displayValue(v any, max int) string {
 	}
 	return s
 }
+
+// Verdict is what a dry run or plan says about one step.
+type Verdict struct {
+	// Key identifies the step instance (see StepRecord.Key).
+	Key     string
+	Pos     Pos
+	Step    string
+	Verdict string // WILL RUN, WILL SKIP, UNKNOWN, RUNS (read-only, executed)
+	Reason  string
+	Actions []Action
+	Mutates bool
+}
+
+func (r *Runner) verdict(ctx context.Context, s *Step, name, verdict, reason string, actions []Action) {
+	v := Verdict{Key: parentKey(ctx), Pos: s.Pos, Step: name, Verdict: verdict, Reason: r.masker.Apply(reason), Actions: actions, Mutates: s.Mutates()}
+	indent := ""
+	if listingRescue(ctx) {
+		indent = "    "
+	} else {
+		r.outMu.Lock()
+		r.verdicts = append(r.verdicts, v)
+		r.outMu.Unlock()
+	}
+	if r.opts.Short && !v.Mutates && !gateVerdicts[verdict] {
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s[%-9s] %s %s", indent, verdict, s.Pos.Short(), name)
+	if reason != "" {
+		fmt.Fprintf(&b, " — %s", reason)
+	}
+	b.WriteByte('\n')
+	for _, a := range actions {
+		fmt.Fprintf(&b, "%s              on %s:\n", indent, a.Target)
+		for _, line := range strings.Split(a.Text, "\n") {
+			fmt.Fprintf(&b, "%s                %s\n", indent, line)
+		}
+	}
+	r.printf("%s", b.String())
+}

@@ -3,28 +3,7 @@ package engine
 import (
 	"sort"
 	"sync"
-
-	"github.com/expr-lang/expr/types"
 )
-
-// StepType describes a registered step type.
-type StepType struct {
-	// Name is the key that selects the type in a step (`sql:`, `ssh:` …).
-	Name string
-	// Summary is a one-line description for help and the schema.
-	Summary string
-	// New returns a fresh spec to decode into.
-	New func() StepSpec
-	// Output is the type of the step's registered output, for the typed
-	// expression environment. Nil means "any map".
-	Output types.Map
-	// Idempotent says re-running the step after an interruption is safe.
-	Idempotent bool
-	// Changes says when the step changes state, for the reference `flow
-	// steps` prints, where its fields decide (e.g. "exec: yes; query: no").
-	// Empty: the type always or never does, as Mutates of a fresh spec says.
-	Changes string
-}
 
 var (
 	regMu    sync.RWMutex

@@ -160,19 +160,19 @@ func BuildResumeState(events []ResumeEvent) *ResumeState {
 	for _, ev := range events {
 		f, _ := wholeNumbers(ev.Fields).(map[string]any)
 		switch ev.Event {
-		case "step_started":
+		case event.StepStarted:
 			// what an earlier attempt sent and its error stay: a step
 			// started again and cut short again may have applied either
 			if rec := get(f); rec != nil {
 				rec.Status, rec.Started = StepStarted, ev.Time
 			}
-		case "statement":
+		case event.Statement:
 			if rec := get(f); rec != nil {
 				t, _ := f["target"].(string)
 				x, _ := f["text"].(string)
 				rec.Sent = append(rec.Sent, t+": "+x)
 			}
-		case "step_note":
+		case event.StepNote:
 			if rec := get(f); rec != nil {
 				for k, v := range f {
 					switch k {
@@ -182,33 +182,33 @@ func BuildResumeState(events []ResumeEvent) *ResumeState {
 					}
 				}
 			}
-		case "step_finished":
+		case event.StepFinished:
 			if rec := get(f); rec != nil {
 				rec.Status, rec.Ended, rec.Seq = StepFinished, ev.Time, ev.Seq
 				if o, ok := f["output"].(map[string]any); ok {
 					rec.Output = o
 				}
 			}
-		case "step_failed":
+		case event.StepFailed:
 			if rec := get(f); rec != nil {
 				rec.Status, rec.Ended = StepFailed, ev.Time
 				rec.Error, _ = f["error"].(string)
 			}
-		case "step_refused":
+		case event.StepRefused:
 			if rec := get(f); rec != nil {
 				rec.Status, rec.Ended = StepRefused, ev.Time
 				rec.Error, _ = f["error"].(string)
 			}
-		case "step_skipped":
+		case event.StepSkipped:
 			if rec := get(f); rec != nil {
 				rec.Status, rec.Ended = StepSkipped, ev.Time
 			}
-		case "rescue_started":
+		case event.RescueStarted:
 			if rec := get(f); rec != nil {
 				rs.forget(rec.Key)
 				rec.RescueStarted, rec.RescueFinished = true, false
 			}
-		case "rescue_finished":
+		case event.RescueFinished:
 			if rec := get(f); rec != nil {
 				rs.forget(rec.Key)
 				rec.RescueFinished = true
@@ -227,11 +227,11 @@ func BuildResumeState(events []ResumeEvent) *ResumeState {
 					rs.Confirmations[key] = c
 				}
 			}
-		case "undo_finished":
+		case event.UndoFinished:
 			if rec := get(f); rec != nil {
 				rec.Undone = true
 			}
-		case "rollback_finished":
+		case event.RollbackFinished:
 			if s, _ := f["status"].(string); s == "success" {
 				rs.RolledBack = true
 			}
@@ -294,47 +294,6 @@ func (rs *ResumeState) Interrupted() []*StepRecord {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out
-}
-
-// ResumeDecision is what a step type concludes about an interrupted run
-// of one of its steps.
-type ResumeDecision int
-
-// Resume decisions.
-const (
-	// ResumeUnsure: flow cannot tell; the operator must check.
-	ResumeUnsure ResumeDecision = iota
-	// ResumeRerun: the step did not take effect, or running it again is
-	// harmless: run it.
-	ResumeRerun
-	// ResumeDone: the step took effect (or the work it started, found still
-	// running, was joined and finished): do not run it again.
-	ResumeDone
-)
-
-// Resumer is implemented by step types that can judge, when a run is
-// resumed, whether an interrupted run of one of their steps took effect:
-// by checking the system (clone_status, a check query), by joining work
-// still in progress, or because the step is idempotent. out is the step's
-// output when the decision is ResumeDone; why says how it decided.
-type Resumer interface {
-	Resume(ctx context.Context, x *Exec, rec *StepRecord) (d ResumeDecision, out map[string]any, why string, err error)
-}
-
-// Joiner is implemented by step types whose work can outlive flow (a
-// clone runs inside the recipient mysqld; a remote command keeps running
-// when flow dies): when a run is resumed, Join waits, bounded, for such
-// work of an interrupted step to end before anything else is decided.
-// joined says there was work to wait for; why says what was waited for.
-type Joiner interface {
-	Join(ctx context.Context, x *Exec, rec *StepRecord) (joined bool, why string, err error)
-}
-
-// Recomputed is implemented by step types without side effects or I/O
-// (set, assert, log): a resumed run computes them again instead of
-// restoring their output from the journal.
-type Recomputed interface {
-	Recompute() bool
 }
 
 // ResumeSpec is a step's `resume:` declaration: how a resumed run tells
@@ -448,7 +407,7 @@ func (r *Runner) judge(ctx context.Context, w *worker, sc *scope, s *Step, key, 
 	f := logrus.Fields{"key": key, "name": name, "line": s.Pos.Line, "why": r.masker.Apply(why)}
 	if err != nil {
 		f["decision"], f["error"] = "error", r.masker.Apply(err.Error())
-		r.event(log, "step_resume_decision", f)
+		r.event(log, event.StepResumeDecision, f)
 		var se *StepError
 		if errors.As(err, &se) {
 			return nil, err
@@ -459,7 +418,7 @@ func (r *Runner) judge(ctx context.Context, w *worker, sc *scope, s *Step, key, 
 	case ResumeDone:
 		log.Warnf("%s was interrupted in an earlier attempt and took effect: not run again (%s)", name, r.masker.Apply(why))
 		f["decision"] = "done"
-		r.event(log, "step_resume_decision", f)
+		r.event(log, event.StepResumeDecision, f)
 		if out == nil {
 			out = map[string]any{}
 		}
@@ -467,11 +426,11 @@ func (r *Runner) judge(ctx context.Context, w *worker, sc *scope, s *Step, key, 
 	case ResumeRerun:
 		log.Warnf("%s was interrupted in an earlier attempt: running it again (%s)", name, r.masker.Apply(why))
 		f["decision"] = "rerun"
-		r.event(log, "step_resume_decision", f)
+		r.event(log, event.StepResumeDecision, f)
 		return &resumeVerdict{key: key}, nil
 	}
 	f["decision"] = "ask"
-	r.event(log, "step_resume_decision", f)
+	r.event(log, event.StepResumeDecision, f)
 	return nil, r.unsureError(s, name, key, rec, why)
 }
 
@@ -499,7 +458,7 @@ func (r *Runner) judgeInterrupted(ctx context.Context, x *Exec, s *Step, key str
 		}
 		if joined {
 			x.Infof("%s: joined work an earlier attempt left running: %s", x.name, why)
-			r.event(x.log, "step_joined", map[string]any{"key": key, "name": x.name, "why": why})
+			r.event(x.log, event.StepJoined, map[string]any{"key": key, "name": x.name, "why": why})
 		}
 	}
 	if s.Resume != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowdba/flow/event"
 	"github.com/sirupsen/logrus"
 )
 
@@ -78,12 +79,12 @@ func (r *Runner) Rollback(ctx context.Context, pb *Playbook) error {
 		}
 	}
 	log := r.entry(w, pb, Pos{File: pb.File, Line: 1})
-	r.event(log, "rollback_started", logrus.Fields{"run_id": r.opts.RunID, "undo": len(plan.Entries), "mode": r.modeName()})
+	r.event(log, event.RollbackStarted, logrus.Fields{"run_id": r.opts.RunID, "undo": len(plan.Entries), "mode": r.modeName()})
 	for i, e := range plan.Entries {
 		elog := r.entry(w, e.step.Playbook, e.Pos)
 		elog.Infof("undo %d/%d: %s (finished %s)", i+1, len(plan.Entries), e.Name, e.Finished.UTC().Format(time.RFC3339))
 		base := logrus.Fields{"key": e.Key, "name": e.Name, "line": e.Pos.Line}
-		r.event(elog, "undo_started", base)
+		r.event(elog, event.UndoStarted, base)
 		us := newScope(e.sc)
 		us.set("result", e.out, false)
 		if err := r.steps(withKey(ctx, e.Key+" undo"), w, us, e.step.Undo); err != nil {
@@ -91,7 +92,7 @@ func (r *Runner) Rollback(ctx context.Context, pb *Playbook) error {
 			for _, l := range plan.Entries[i+1:] {
 				left = append(left, fmt.Sprintf("%s %q", l.Pos.Short(), l.Name))
 			}
-			r.event(log, "rollback_finished", logrus.Fields{"status": "failed", "error": r.masker.Apply(err.Error())})
+			r.event(log, event.RollbackFinished, logrus.Fields{"status": "failed", "error": r.masker.Apply(err.Error())})
 			msg := fmt.Sprintf("undoing %s %q failed: %v", e.Pos.Short(), e.Name, err)
 			if len(left) > 0 {
 				msg += "\n  not undone yet (newest first): " + strings.Join(left, ", ")
@@ -99,10 +100,10 @@ func (r *Runner) Rollback(ctx context.Context, pb *Playbook) error {
 			msg += "\n  fix the cause and run `flow rollback` again: undos that finished are not repeated"
 			return r.classify(ctx, errors.New(r.masker.Apply(msg)))
 		}
-		r.event(elog, "undo_finished", base)
+		r.event(elog, event.UndoFinished, base)
 	}
 	if r.opts.Mode == ModeRun {
-		r.event(log, "rollback_finished", logrus.Fields{"status": "success", "undone": len(plan.Entries)})
+		r.event(log, event.RollbackFinished, logrus.Fields{"status": "success", "undone": len(plan.Entries)})
 		log.Infof("%s rolled back: %d change(s) undone", pb.Name, len(plan.Entries))
 	} else {
 		r.printf("\nSummary: a rollback would undo %d change(s).\n", len(plan.Entries))

@@ -12,15 +12,6 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// SchemaShaper is implemented by a step spec, or a type used in one, whose
-// YAML form its own UnmarshalYAML decides (reflection cannot see it): it
-// returns the JSON Schema of that form. Schema refers to the shared
-// definitions by "#/$defs/NAME" (expression, text, sql, shell, value,
-// duration, name, steps).
-type SchemaShaper interface {
-	JSONSchema() map[string]any
-}
-
 // SchemaDraft is the JSON Schema dialect Schema writes.
 const SchemaDraft = "https://json-schema.org/draft/2020-12/schema"
 

@@ -34,6 +34,26 @@ type SSHClient interface {
 	DialTCP(ctx context.Context, addr string) (net.Conn, error)
 }
 
+// SSHStarter is implemented by SSH clients that can start a command and
+// tell its remote pid before it ends (DialSSH's clients do). The ssh step
+// uses it for state-changing commands, so that the journal knows which
+// remote process to wait for if flow dies while the command runs.
+type SSHStarter interface {
+	// Start starts cmd as SSHClient.Run does and returns once the
+	// remote pid is known; ctx governs the command's whole life.
+	Start(ctx context.Context, cmd string, stdin []byte) (SSHProcess, error)
+}
+
+// SSHProcess is a remote command started by SSHStarter.Start.
+type SSHProcess interface {
+	// Pid is the remote process id of the shell running the command; it
+	// leads the command's process group.
+	Pid() int
+	// Wait waits for the command to end and reports it as
+	// SSHClient.Run does.
+	Wait() (stdout, stderr string, rc int, err error)
+}
+
 // SSHParams are the resolved fields of an ssh connection.
 type SSHParams struct {
 	Host, User, KeyFile, Password, KnownHosts string

@@ -86,7 +86,7 @@ func (v *Value) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // compileTemplate splits t into literal and expression parts and compiles them.
-func (c *compiler) compileTemplate(t *Template, kind tmplKind, sc *schema) {
+func (c *compiler) compileTemplate(t *Template, kind tmplKind, sc *typeEnv) {
 	t.Pos = posOf(c.file, t.node)
 	s := t.Raw
 	offset := 0

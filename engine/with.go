@@ -15,7 +15,7 @@ import (
 // refused with the exact rewrite rather than silently read as text: `'"my.cnf"'`
 // would become the seven characters "my.cnf" with its quotes, and
 // `disk_threshold` the word instead of the variable.
-func (c *compiler) plainWith(k string, v *Value, p *Param, sc *schema) {
+func (c *compiler) plainWith(k string, v *Value, p *Param, sc *typeEnv) {
 	if v.node != nil && v.node.Kind == yaml.ScalarNode && v.Raw != "" {
 		if rewrite, why := oldWithForm(k, v, p, sc); rewrite != "" {
 			mark := len(c.l.diags)
@@ -33,7 +33,7 @@ func (c *compiler) plainWith(k string, v *Value, p *Param, sc *schema) {
 // oldWithForm tells whether a plain scalar reads as an expression under the
 // old `with:` with a meaning other than its plain one; it returns the line
 // that keeps the old meaning and why.
-func oldWithForm(k string, v *Value, p *Param, sc *schema) (rewrite, why string) {
+func oldWithForm(k string, v *Value, p *Param, sc *typeEnv) (rewrite, why string) {
 	src := strings.TrimSpace(v.Raw)
 	opts := append([]expr.Option{sc.env()}, funcOptions()...)
 	if _, err := expr.Compile(src, opts...); err != nil {

@@ -73,6 +73,23 @@ const (
 	RollbackFinished = "rollback_finished"
 )
 
+// Step types' own events (engine.Exec.Event): the milestones and progress
+// of long steps, for tooling.
+const (
+	// GTIDWaitStarted, GTIDWaitProgress and GTIDWaitDone are a wait-gtid
+	// step's wait: what is missing, the rate it is applied at, the end.
+	GTIDWaitStarted  = "gtid_wait_started"
+	GTIDWaitProgress = "gtid_wait_progress"
+	GTIDWaitDone     = "gtid_wait_done"
+	// CloneStarted, CloneProgress and CloneFinished are a clone step's
+	// clone: donor, stage and bytes, outcome.
+	CloneStarted  = "clone_started"
+	CloneProgress = "clone_progress"
+	CloneFinished = "clone_finished"
+	// RedoWritten is a redo step's file written.
+	RedoWritten = "redo_written"
+)
+
 // Transient events go to the event stream and observers, not the journal.
 var Transient = map[string]bool{StepProgress: true}
 

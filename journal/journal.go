@@ -21,6 +21,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/flowdba/flow/event"
 )
 
 // File names inside a run's folder.
@@ -30,18 +32,6 @@ const (
 	// SealFile records the record count and last hash when a journal is
 	// closed, so records removed from the end are detected too.
 	SealFile = "seal.json"
-)
-
-// Event names the journal itself writes (the engine's events are recorded
-// as they come).
-const (
-	// EventHeader is the first record of every journal.
-	EventHeader = "run_header"
-	// EventFinished is the engine's last event of a run.
-	EventFinished = "run_finished"
-	// EventExit is written by the CLI after the run: the final status and
-	// the process exit code.
-	EventExit = "run_exit"
 )
 
 // Header is the first record of a run: what ran, where, by whom, with which
@@ -149,7 +139,7 @@ func Create(stateDir, runID string, h Header) (*Journal, error) {
 		f.Close()
 		return nil, fmt.Errorf("journal: header: %v", err)
 	}
-	if err := j.Record(EventHeader, fields, true); err != nil {
+	if err := j.Record(event.Header, fields, true); err != nil {
 		f.Close()
 		return nil, err
 	}

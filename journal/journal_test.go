@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/flowdba/flow/event"
 )
 
 // header returns a header for a run of this process.
@@ -61,7 +63,7 @@ func writeRun(t *testing.T, dir, id string, h Header, status string) {
 	} else {
 		rec("step_failed", step(20, "Step 02 detach", true, "duration_ms", int64(30), "error", "boom"), true)
 	}
-	rec(EventFinished, map[string]any{"run_id": id, "status": status}, true)
+	rec(event.RunFinished, map[string]any{"run_id": id, "status": status}, true)
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -380,8 +382,8 @@ func TestListStatuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j.Record(EventFinished, map[string]any{"status": "failed", "error": `x.yaml:3:5: refused by guard "false"`}, true)
-	j.Record(EventExit, map[string]any{"status": StatusRefused, "exit_code": 3}, true)
+	j.Record(event.RunFinished, map[string]any{"status": "failed", "error": `x.yaml:3:5: refused by guard "false"`}, true)
+	j.Record(event.RunExit, map[string]any{"status": StatusRefused, "exit_code": 3}, true)
 	j.Close()
 	os.MkdirAll(RunDir(dir, "20261123T000009Z-0009"), 0o750)
 	os.WriteFile(Path(dir, "20261123T000009Z-0009"), []byte("garbage\nmore garbage\n"), 0o640)

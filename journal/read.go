@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/flowdba/flow/event"
 )
 
 // Run statuses.
@@ -259,8 +261,8 @@ func Load(stateDir, runID string) (*Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(recs) == 0 || recs[0].Event != EventHeader {
-		return nil, fmt.Errorf("%s: the first record is not a %s", Path(stateDir, runID), EventHeader)
+	if len(recs) == 0 || recs[0].Event != event.Header {
+		return nil, fmt.Errorf("%s: the first record is not a %s", Path(stateDir, runID), event.Header)
 	}
 	run := &Run{}
 	if err := fromFields(recs[0].Fields, &run.Header); err != nil {
@@ -289,19 +291,19 @@ func Load(stateDir, runID string) (*Run, error) {
 		run.Ended = at
 		before := len(run.Steps)
 		switch rec.Event {
-		case "step_started":
+		case event.StepStarted:
 			open[key(f)] = append(open[key(f)], len(run.Steps))
 			run.Steps = append(run.Steps, newStep(rec, StepOpen))
-		case "step_finished", "step_failed", "step_refused":
+		case event.StepFinished, event.StepFailed, event.StepRefused:
 			k := key(f)
 			st := StepDone
 			switch rec.Event {
-			case "step_failed":
+			case event.StepFailed:
 				st = StepFailed
-			case "step_refused":
+			case event.StepRefused:
 				st = StepRefused
 			}
-			if rec.Event == "step_refused" && len(open[k]) == 0 {
+			if rec.Event == event.StepRefused && len(open[k]) == 0 {
 				// refused by a precondition before it started
 				s := newStep(rec, st)
 				s.Ended, s.Error, s.Reason = at, str(f, "error"), str(f, "reason")
@@ -321,46 +323,46 @@ func Load(stateDir, runID string) (*Run, error) {
 				s.Ended, s.Error = at, str(f, "error")
 				run.Steps = append(run.Steps, s)
 			}
-		case "step_skipped":
+		case event.StepSkipped:
 			st := StepSkipped
 			s := newStep(rec, st)
 			s.Ended, s.Error, s.Reason = at, str(f, "error"), str(f, "reason")
 			run.Steps = append(run.Steps, s)
-		case "statement":
+		case event.Statement:
 			stm := Statement{Time: at, Target: str(f, "target"), Text: str(f, "text")}
 			if stack := open[key(f)]; len(stack) > 0 {
 				s := &run.Steps[stack[len(stack)-1]]
 				s.Statements = append(s.Statements, stm)
 			}
-		case "step_restored":
+		case event.StepRestored:
 			run.Restored++
 			rs := newStep(rec, StepRestored)
 			rs.Ended = at
 			run.Steps = append(run.Steps, rs)
-		case "step_dispatched":
+		case event.StepDispatched:
 			run.Changes++
-		case "log":
+		case event.Log:
 			run.Logs = append(run.Logs, LogLine{Time: at, Attempt: attempt, Level: str(f, "level"), File: str(f, "pb_file"),
 				Line: int(num(f, "line")), Worker: num(f, "id"), Msg: str(f, "msg")})
-		case "confirmation":
+		case event.Confirmation:
 			audit(rec, confirmationText(f))
-		case "signal":
+		case event.Signal:
 			audit(rec, fmt.Sprintf("%s received (#%d): %s", str(f, "signal"), num(f, "count"), str(f, "action")))
-		case "lock_taken":
+		case event.LockTaken:
 			audit(rec, fmt.Sprintf("run lock `%s` taken on %s", str(f, "lock"), str(f, "target")))
-		case "lock_released":
+		case event.LockReleased:
 			audit(rec, fmt.Sprintf("run lock `%s` released on %s", str(f, "lock"), str(f, "target")))
-		case "rescue_started":
+		case event.RescueStarted:
 			audit(rec, fmt.Sprintf("rescue of %q started after: %s", str(f, "name"), str(f, "error")))
-		case "rescue_finished":
+		case event.RescueFinished:
 			audit(rec, fmt.Sprintf("rescue of %q done (%d change(s) sent)", str(f, "name"), num(f, "changes")))
-		case "rescue_failed":
+		case event.RescueFailed:
 			audit(rec, fmt.Sprintf("rescue of %q FAILED: %s", str(f, "name"), str(f, "error")))
-		case "rescue_skipped":
+		case event.RescueSkipped:
 			audit(rec, fmt.Sprintf("rescue of %q not needed: %s", str(f, "name"), str(f, "why")))
-		case "summary":
+		case event.Summary:
 			audit(rec, str(f, "msg"))
-		case EventResumed:
+		case event.RunResumed:
 			// a further attempt: the run is open again until it ends; its
 			// steps do not close the earlier attempt's
 			finished = false
@@ -376,10 +378,10 @@ func Load(stateDir, runID string) (*Run, error) {
 				h.PID = int(v)
 			}
 			h.PIDStart = str(f, "pid_start")
-		case EventFinished:
+		case event.RunFinished:
 			finished = true
 			run.Status, run.Error = str(f, "status"), str(f, "error")
-		case EventExit:
+		case event.RunExit:
 			finished = true
 			run.Status = str(f, "status")
 			run.ExitCode = int(num(f, "exit_code"))

@@ -8,10 +8,6 @@ import (
 	"path/filepath"
 )
 
-// EventResumed starts a further attempt of a run in the same journal
-// (flow resume, flow rollback): who, where, which process, and why.
-const EventResumed = "run_resumed"
-
 // Records returns a run's records after verifying the chain.
 func Records(stateDir, runID string) ([]Record, error) {
 	if _, err := Verify(stateDir, runID); err != nil {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/flowdba/flow/event"
 )
 
 // Chain is what Verify proved: the number of records and the last hash
@@ -69,8 +71,8 @@ func Verify(stateDir, runID string) (Chain, error) {
 		if rec.Seq != int64(n) {
 			return bad(n, "record number %d where %d was expected: a record was removed, inserted or reordered", rec.Seq, n)
 		}
-		if n == 1 && rec.Event != EventHeader {
-			return bad(n, "the first record is %q, not %s", rec.Event, EventHeader)
+		if n == 1 && rec.Event != event.Header {
+			return bad(n, "the first record is %q, not %s", rec.Event, event.Header)
 		}
 		if rec.Prev != prev {
 			if n == 1 {

@@ -12,12 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowdba/flow/conn/sshdial"
 	"github.com/flowdba/flow/engine"
 	"github.com/flowdba/flow/engine/config"
 	"github.com/flowdba/flow/engine/enginetest"
 	"github.com/flowdba/flow/lab/drlab"
 	"github.com/flowdba/flow/lab/drlab/drlabtest"
-	"github.com/flowdba/flow/steps"
+	_ "github.com/flowdba/flow/steps" // step types register themselves
 )
 
 func TestMain(m *testing.M) { drlabtest.Main(m) }
@@ -37,7 +38,7 @@ func drill(t *testing.T, lab *drlab.Lab, playbook string, mode engine.Mode, redo
 	if playbook == "flashback-verify.yaml" {
 		delete(vars, "redo_path")
 	}
-	return enginetest.RunPlaybook(t, pb, enginetest.Options{Mode: mode, Config: cfg, Vars: vars, SSHDial: steps.DialSSH,
+	return enginetest.RunPlaybook(t, pb, enginetest.Options{Mode: mode, Config: cfg, Vars: vars, SSHDial: sshdial.Dial,
 		Yes: true, JSON: true, Timeout: 15 * time.Minute})
 }
 

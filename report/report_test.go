@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowdba/flow/event"
 	"github.com/flowdba/flow/journal"
 )
 
@@ -223,10 +224,10 @@ func TestRealJournal(t *testing.T) {
 	step("step_skipped", 1, 12, "never", "log", "reason", "`when: false` is false")
 	step("step_started", 1, 14, "check", "assert")
 	step("step_refused", 1, 14, "check", "assert", "duration_ms", 0, "error", "x.yaml:15:9: refused by guard `false`")
-	if err := j.Record(journal.EventFinished, map[string]any{"status": "refused", "error": "x.yaml:15:9: refused by guard `false`"}, true); err != nil {
+	if err := j.Record(event.RunFinished, map[string]any{"status": "refused", "error": "x.yaml:15:9: refused by guard `false`"}, true); err != nil {
 		t.Fatal(err)
 	}
-	if err := j.Record(journal.EventExit, map[string]any{"status": "refused", "exit_code": 3}, true); err != nil {
+	if err := j.Record(event.RunExit, map[string]any{"status": "refused", "exit_code": 3}, true); err != nil {
 		t.Fatal(err)
 	}
 	if err := j.Close(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowdba/flow/event"
 	"github.com/flowdba/flow/journal"
 )
 
@@ -117,12 +118,12 @@ func buildSummary(run *journal.Run, start time.Time) summary {
 	for _, a := range run.Audit {
 		row := auditRow{Clock: a.Time.UTC().Format("15:04:05"), Text: a.Text, Attempt: a.Attempt}
 		switch a.Event {
-		case "summary":
+		case event.Summary:
 			if !seenFact[a.Text] {
 				seenFact[a.Text] = true
 				s.Facts = append(s.Facts, row)
 			}
-		case "confirmation", "signal":
+		case event.Confirmation, event.Signal:
 			s.Decided = append(s.Decided, row)
 		default:
 			s.Safety = append(s.Safety, row)

@@ -17,6 +17,7 @@ import (
 	"github.com/expr-lang/expr/types"
 	"github.com/flowdba/flow/engine"
 	"github.com/flowdba/flow/engine/quote"
+	"github.com/flowdba/flow/event"
 	"github.com/go-sql-driver/mysql"
 )
 
@@ -361,7 +362,7 @@ func (s *CloneStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, er
 	display := p.statement("******")
 	x.Note(map[string]any{"recipient": target, "donor": p.donor(), "since": cr.since})
 	x.Infof("%s: cloning from %s (the recipient's data will be replaced)", target, p.donor())
-	x.Event("clone_started", map[string]any{"target": target, "donor": p.donor()})
+	x.Event(event.CloneStarted, map[string]any{"target": target, "donor": p.donor()})
 	x.Sent(target, display)
 	start := time.Now()
 	stop := cr.viewProgress(ctx, cr.watch(ctx))
@@ -499,7 +500,7 @@ func (cr *cloneRun) watch(ctx context.Context) (stop func()) {
 				pct = 100 * float64(data) / float64(estimate)
 			}
 			cr.x.Infof("%s: clone %s: %.0f%% (%s of %s), %.1f MiB/s, %s elapsed", cr.target, current, pct, humanBytes(data), humanBytes(estimate), rate, roundDuration(now.Sub(start)))
-			cr.x.Event("clone_progress", map[string]any{"target": cr.target, "stage": current, "bytes": data, "estimate": estimate, "mb_per_s": rate})
+			cr.x.Event(event.CloneProgress, map[string]any{"target": cr.target, "stage": current, "bytes": data, "estimate": estimate, "mb_per_s": rate})
 		}
 	}()
 	return func() { close(done); wg.Wait() }
@@ -614,7 +615,7 @@ func (cr *cloneRun) report(ctx context.Context, st *cloneStatus) (map[string]any
 	}
 	gtids := flatGTID(st.gtids)
 	x.Infof("%s: cloned %s from %s in %.1fs (copy %.2fs, %.1f MiB/s); the recipient's gtid_executed is now %s", cr.target, humanBytes(bytes), st.source, secs, copySecs, rate, clipGTID(gtids, 200))
-	x.Event("clone_finished", map[string]any{"target": cr.target, "donor": cr.p.donor(), "state": st.state, "bytes": bytes, "seconds": secs, "copy_seconds": copySecs, "mb_per_s": rate})
+	x.Event(event.CloneFinished, map[string]any{"target": cr.target, "donor": cr.p.donor(), "state": st.state, "bytes": bytes, "seconds": secs, "copy_seconds": copySecs, "mb_per_s": rate})
 	return map[string]any{
 		"state": st.state, "bytes": int(bytes), "seconds": secs, "copy_seconds": copySecs, "mb_per_s": rate,
 		"gtid_executed": gtids, "binlog_file": st.binlogFile, "binlog_position": int(st.binlogPos),

@@ -12,6 +12,7 @@ import (
 
 	"github.com/expr-lang/expr/types"
 	"github.com/flowdba/flow/engine"
+	"github.com/flowdba/flow/event"
 	"github.com/flowdba/flow/redo"
 	"gopkg.in/yaml.v3"
 )
@@ -237,7 +238,7 @@ func (s *RedoStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, err
 			return nil, err
 		}
 		x.Infof("redo record %s written (%s format): %s", shown, format, describeValues(values))
-		x.Event("redo_written", map[string]any{"path": path, "format": string(format)})
+		x.Event(event.RedoWritten, map[string]any{"path": path, "format": string(format)})
 		out["values"], out["found"] = values, true
 		out["written_at"], out["run_id"], out["playbook"] = rec.WrittenAt.Format(time.RFC3339Nano), rec.RunID, rec.Playbook
 		return out, nil

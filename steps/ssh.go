@@ -17,7 +17,7 @@ import (
 // stderr and the exit code.
 //
 // For a state-changing command (not `changes: false`) on a client that can
-// tell the remote pid (SSHStarter), the step records in the journal, as
+// tell the remote pid (engine.SSHStarter), the step records in the journal, as
 // soon as the command started, the remote pid, the host and the process's
 // start time (/proc/PID/stat field 22, with the host's boot id), so that a
 // resumed run can tell whether that very process still runs (Join). A
@@ -106,8 +106,8 @@ func (s *SSHStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, erro
 	x.Sent(target, cmd)
 	var stdout, stderr string
 	var rc int
-	if st, ok := cl.(SSHStarter); ok && s.Mutates() {
-		var p SSHProcess
+	if st, ok := cl.(engine.SSHStarter); ok && s.Mutates() {
+		var p engine.SSHProcess
 		if p, err = st.Start(ctx, cmd, stdin); err == nil {
 			// the start time is read while the command runs; the step
 			// ends only once the note is in the journal

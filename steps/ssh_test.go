@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowdba/flow/conn/sshdial"
 	"github.com/flowdba/flow/conn/sshtest"
 	"github.com/flowdba/flow/engine"
 	"github.com/flowdba/flow/engine/enginetest"
 	"github.com/flowdba/flow/lab/sshd"
 	"github.com/flowdba/flow/lab/sshd/sshdtest"
-	"github.com/flowdba/flow/steps"
 )
 
 const sshPlaybook = `name: ssh-test
@@ -54,7 +54,7 @@ func sshVars(t *testing.T, srv *sshtest.Server) map[string]string {
 // codes and stderr are captured.
 func TestSSHStep(t *testing.T) {
 	srv := sshtest.Start(t)
-	res := enginetest.Run(t, sshPlaybook, enginetest.Options{Vars: sshVars(t, srv), SSHDial: steps.DialSSH})
+	res := enginetest.Run(t, sshPlaybook, enginetest.Options{Vars: sshVars(t, srv), SSHDial: sshdial.Dial})
 	if res.Err != nil {
 		t.Fatalf("run: %v\n%s", res.Err, res.Log)
 	}
@@ -82,7 +82,7 @@ steps:
     ssh: {on: box, command: "echo no space left >&2; exit 2"}
     pre: true
 `
-	res := enginetest.Run(t, pb, enginetest.Options{Vars: sshVars(t, srv), SSHDial: steps.DialSSH})
+	res := enginetest.Run(t, pb, enginetest.Options{Vars: sshVars(t, srv), SSHDial: sshdial.Dial})
 	if engine.ExitCode(res.Err) != engine.ExitStepFailed {
 		t.Fatalf("exit %d: %v", engine.ExitCode(res.Err), res.Err)
 	}
@@ -94,7 +94,7 @@ steps:
 	other := sshtest.Start(t) // a host whose key is not in known_hosts
 	vars := sshVars(t, srv)
 	vars["port"] = strconv.Itoa(other.Port)
-	res = enginetest.Run(t, pb, enginetest.Options{Vars: vars, SSHDial: steps.DialSSH})
+	res = enginetest.Run(t, pb, enginetest.Options{Vars: vars, SSHDial: sshdial.Dial})
 	if res.Err == nil || !strings.Contains(res.Err.Error(), "known_hosts") {
 		t.Fatalf("an unknown host key was accepted or the error does not say what to do: %v", res.Err)
 	}
@@ -155,7 +155,7 @@ func TestSSHResume(t *testing.T) {
 		}}
 		firstDone := make(chan *attempt, 1)
 		pb := enginetest.Load(t, enginetest.Write(t, sshResumePlaybook, nil))
-		go func() { firstDone <- runLoaded(pb, vars, steps.DialSSH, nil, time.Minute, ev, "first") }()
+		go func() { firstDone <- runLoaded(pb, vars, sshdial.Dial, nil, time.Minute, ev, "first") }()
 		var note map[string]any
 		select {
 		case note = <-noted:
@@ -175,7 +175,7 @@ func TestSSHResume(t *testing.T) {
 		if rec := rs.Steps[key]; rec == nil || rec.Status != engine.StepStarted || len(rec.Sent) != 1 {
 			t.Fatalf("journal state of %s: %+v", key, rs.Steps[key])
 		}
-		res := runAttempt(t, sshResumePlaybook, vars, steps.DialSSH, rs, time.Minute, nil)
+		res := runAttempt(t, sshResumePlaybook, vars, sshdial.Dial, rs, time.Minute, nil)
 		if _, now := localProc(t, pid); now == start {
 			t.Fatalf("the resumed run returned while the command (pid %d) still ran: %v", pid, res.Err)
 		}
@@ -218,12 +218,12 @@ func TestSSHResume(t *testing.T) {
 	t.Run("a reused pid is not waited for", func(t *testing.T) {
 		pid, boot, start := sleeper(t)
 		n, _ := strconv.Atoi(start)
-		res := runAttempt(t, sshResumePlaybook, vars, steps.DialSSH, resumeWith(rec(pid, boot, strconv.Itoa(n-1))), time.Minute, nil)
+		res := runAttempt(t, sshResumePlaybook, vars, sshdial.Dial, resumeWith(rec(pid, boot, strconv.Itoa(n-1))), time.Minute, nil)
 		if j := res.Events.named("step_joined"); len(j) != 0 {
 			t.Fatalf("waited for another process with the same pid: %v", j)
 		}
 		res.wantAsked(t, key)
-		res = runAttempt(t, sshResumePlaybook, vars, steps.DialSSH, resumeWith(rec(pid, "another-boot", start)), time.Minute, nil)
+		res = runAttempt(t, sshResumePlaybook, vars, sshdial.Dial, resumeWith(rec(pid, "another-boot", start)), time.Minute, nil)
 		if j := res.Events.named("step_joined"); len(j) != 0 {
 			t.Fatalf("waited for a process of another boot: %v", j)
 		}
@@ -232,7 +232,7 @@ func TestSSHResume(t *testing.T) {
 
 	t.Run("the wait is bounded", func(t *testing.T) {
 		pid, boot, start := sleeper(t)
-		res := runAttempt(t, sshResumePlaybook, vars, steps.DialSSH, resumeWith(rec(pid, boot, start)), 2*time.Second, nil)
+		res := runAttempt(t, sshResumePlaybook, vars, sshdial.Dial, resumeWith(rec(pid, boot, start)), 2*time.Second, nil)
 		if res.Err == nil || !strings.Contains(res.Err.Error(), fmt.Sprintf("(pid %d) was still running after", pid)) ||
 			!strings.Contains(res.Err.Error(), fmt.Sprintf("kill -- -%d", pid)) {
 			t.Fatalf("want a bounded wait naming pid %d: %v\n%s", pid, res.Err, res.Log)
@@ -263,7 +263,7 @@ steps:
 			}
 			pb := enginetest.Load(b, enginetest.Write(b, y.String(), nil))
 			for b.Loop() {
-				if a := runLoaded(pb, nil, steps.DialSSH, nil, time.Minute, nil, "bench"); a.Err != nil {
+				if a := runLoaded(pb, nil, sshdial.Dial, nil, time.Minute, nil, "bench"); a.Err != nil {
 					b.Fatalf("%v\n%s", a.Err, a.Log)
 				}
 			}
@@ -301,7 +301,7 @@ steps:
       that: c.lines == ["changed"]
 `
 	vars := map[string]string{"port": strconv.Itoa(srv.Port), "user": srv.User, "pw": pw, "known": srv.KnownHostsFile}
-	res := enginetest.Run(t, playbook, enginetest.Options{Vars: vars, SSHDial: steps.DialSSH})
+	res := enginetest.Run(t, playbook, enginetest.Options{Vars: vars, SSHDial: sshdial.Dial})
 	if res.Err != nil {
 		t.Fatalf("run: %v\n%s", res.Err, res.Log)
 	}
@@ -309,7 +309,7 @@ steps:
 		t.Fatalf("the password is in the log:\n%s", res.Log)
 	}
 	vars["pw"] = pw + "-wrong"
-	res = enginetest.Run(t, playbook, enginetest.Options{Vars: vars, SSHDial: steps.DialSSH})
+	res = enginetest.Run(t, playbook, enginetest.Options{Vars: vars, SSHDial: sshdial.Dial})
 	if res.Err == nil {
 		t.Fatalf("a wrong password logged in:\n%s", res.Log)
 	}

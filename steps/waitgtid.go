@@ -11,6 +11,7 @@ import (
 
 	"github.com/expr-lang/expr/types"
 	"github.com/flowdba/flow/engine"
+	"github.com/flowdba/flow/event"
 	"github.com/flowdba/flow/gtid"
 	"github.com/flowdba/flow/internal/durtext"
 	"github.com/go-sql-driver/mysql"
@@ -233,30 +234,70 @@ func (w *waiter) debugOnce(q string, every time.Duration) {
 	}
 }
 
-// Run waits.
+// waitTimes are a wait's bounds and rhythm, evaluated once at its start.
+type waitTimes struct {
+	interval, timeout, grace, every time.Duration
+}
+
+// times evaluates the step's interval, timeout, stopped_grace and progress.
+func (s *WaitGTIDStep) times(x *engine.Exec) (waitTimes, error) {
+	var t waitTimes
+	var err error
+	if t.interval, err = durationValue(x, "interval", s.Interval, x.Interval(waitGTIDInterval)); err != nil {
+		return t, err
+	}
+	if t.timeout, err = durationValue(x, "timeout", s.Timeout, waitGTIDTimeout); err != nil {
+		return t, err
+	}
+	if t.grace, err = durationValue(x, "stopped_grace", s.StoppedGrace, waitGTIDGrace); err != nil {
+		return t, err
+	}
+	if t.every, err = durationValue(x, "progress", s.Progress, waitGTIDProgress); err != nil {
+		return t, err
+	}
+	return t, nil
+}
+
+// waitState is one wait's state from poll to poll: what is missing, since
+// when the target cannot make progress, and what was last reported.
+type waitState struct {
+	s *WaitGTIDStep
+	w *waiter
+	t waitTimes
+	// ref is the set waited for; refName and refDesc name it in messages.
+	ref              gtid.Set
+	refName, refDesc string
+	start            time.Time
+	missing          gtid.Set
+	count            uint64
+	// stuckSince is when the target stopped being able to make progress
+	// (or to be reached), stuckWhy why.
+	stuckSince time.Time
+	stuckWhy   string
+	// lastReport and reportCount are the last progress log line's time and
+	// count; rate the rate it gave.
+	lastReport  time.Time
+	reportCount uint64
+	rate        float64
+	first       bool
+	view        catchUp // the progress view's rate and estimate
+}
+
+// Run waits: it polls the target's gtid_executed every interval until it
+// contains the reference set, failing at once on a replication error, after
+// stopped_grace when the target cannot make progress or be reached, and at
+// the timeout.
 func (s *WaitGTIDStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, error) {
-	interval, err := durationValue(x, "interval", s.Interval, x.Interval(waitGTIDInterval))
-	if err != nil {
-		return nil, err
-	}
-	timeout, err := durationValue(x, "timeout", s.Timeout, waitGTIDTimeout)
-	if err != nil {
-		return nil, err
-	}
-	grace, err := durationValue(x, "stopped_grace", s.StoppedGrace, waitGTIDGrace)
-	if err != nil {
-		return nil, err
-	}
-	every, err := durationValue(x, "progress", s.Progress, waitGTIDProgress)
+	t, err := s.times(x)
 	if err != nil {
 		return nil, err
 	}
 	start := time.Now()
 	parent := ctx
-	if dl, ok := parent.Deadline(); ok && time.Until(dl) < timeout {
-		timeout = time.Until(dl).Round(time.Millisecond) // the step's own `timeout:` is shorter
+	if dl, ok := parent.Deadline(); ok && time.Until(dl) < t.timeout {
+		t.timeout = time.Until(dl).Round(time.Millisecond) // the step's own `timeout:` is shorter
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
 
 	ref, refName, err := s.reference(ctx, x)
@@ -269,126 +310,167 @@ func (s *WaitGTIDStep) Run(ctx context.Context, x *engine.Exec) (map[string]any,
 		return nil, err
 	}
 	w := &waiter{x: x, db: db, target: target, logged: map[string]bool{}}
-	out := map[string]any{"reference": flatGTID(ref.String()), "target": target}
-	refText := clipGTID(flatGTID(ref.String()), 200)
 	if ref.IsEmpty() {
 		x.Infof("%s: the reference GTID set (%s) is empty: nothing to wait for", target, refDesc)
 	}
-
-	var (
-		executed    gtid.Set
-		missing     gtid.Set
-		count       uint64
-		stuckSince  time.Time
-		stuckWhy    string
-		lastErr     error
-		lastReport  = start
-		reportCount uint64
-		rate        float64
-		first       = true
-		view        catchUp // the progress view's rate and estimate
-	)
+	st := &waitState{s: s, w: w, t: t, ref: ref, refName: refName, refDesc: refDesc, start: start, lastReport: start, first: true}
 	for {
 		w.polls++
-		executed, err = w.gtidExecuted(ctx, interval)
+		executed, err := w.gtidExecuted(ctx, t.interval)
 		now := time.Now()
 		if err != nil {
-			if errors.Is(parent.Err(), context.Canceled) {
-				return nil, fmt.Errorf("%s: interrupted while waiting for %s: %v", target, refDesc, parent.Err())
-			}
-			if ctx.Err() != nil {
-				return nil, s.timeoutError(target, refDesc, timeout, missing, count, rate, "the last poll failed: "+x.Mask(err.Error()))
-			}
-			if permanent(err) {
-				return nil, fmt.Errorf("%s: `%s`: %s", target, qGTIDExecuted, x.Mask(err.Error()))
-			}
-			// the server is unreachable or shutting down: it may come back (a restart)
-			lastErr = err
-			if stuckSince.IsZero() {
-				stuckSince = now
-				x.Warnf("%s: cannot read gtid_executed (%v): retrying for up to %s", target, x.Mask(err.Error()), shortDuration(grace))
-			}
-			if now.Sub(stuckSince) >= grace {
-				return nil, fmt.Errorf("%s: unreachable for %s while waiting for %s: %s", target, now.Sub(stuckSince).Round(time.Millisecond), refDesc, x.Mask(lastErr.Error()))
+			if err := st.pollFailed(ctx, parent, now, err); err != nil {
+				return nil, err
 			}
 		} else {
-			missing = ref.Subtract(executed)
-			prev := count
-			count = missing.Count()
-			if missing.IsEmpty() {
-				waited := time.Since(start)
-				x.Infof("%s has applied %s after %s", target, refDesc, waited.Round(time.Millisecond))
-				x.Event("gtid_wait_done", map[string]any{"target": target, "waited_ms": waited.Milliseconds(), "polls": w.polls})
-				x.Debugf("%s: polled %d time(s)", target, w.polls)
-				out["missing"] = ""
-				out["count"] = 0
-				out["waited_ms"] = int(waited.Milliseconds())
-				out["gtid_executed"] = flatGTID(executed.String())
-				return out, nil
+			done, err := st.polled(ctx, now, executed)
+			if err != nil {
+				return nil, err
 			}
-			if first {
-				first = false
-				reportCount = count
-				x.Infof("%s: waiting for it to apply %s: %d transaction(s) missing (timeout %s)", target, refDesc, count, shortDuration(timeout))
-				x.Event("gtid_wait_started", map[string]any{"target": target, "missing_count": count, "reference": refText, "timeout_ms": timeout.Milliseconds()})
-			}
-			progressed := count < prev
-			if view.update(now, count) {
-				f := map[string]any{"target": target, "missing": count, "rate": view.rate, "rate_unit": "trx/s",
-					"waits_for": fmt.Sprintf("%s to apply %d missing transaction(s) of %s", target, count, refName)}
-				if eta, ok := view.eta(count); ok {
-					f["eta_s"] = eta
-				}
-				x.Progress(f)
-			}
-			why, fatal := w.health(ctx, interval, missing, executed)
-			if fatal != nil {
-				return nil, fmt.Errorf("%s: replication stopped with an error while %d transaction(s) of %s are missing (%s): %s",
-					target, count, refDesc, clipGTID(flatGTID(missing.String()), 200), x.Mask(fatal.Error()))
-			}
-			switch {
-			case why == "" || progressed:
-				stuckSince, stuckWhy = time.Time{}, ""
-			case stuckSince.IsZero():
-				stuckSince, stuckWhy = now, why
-				x.Warnf("%s cannot make progress: %s; %d transaction(s) still missing; waiting up to %s for that to change", target, why, count, shortDuration(grace))
-			default:
-				stuckWhy = why
-				if now.Sub(stuckSince) >= grace {
-					return nil, fmt.Errorf("%s will not catch up by itself: %s (for %s); %d transaction(s) of %s are still missing: %s; start replication (START REPLICA) and run the step again",
-						target, stuckWhy, now.Sub(stuckSince).Round(time.Millisecond), count, refDesc, clipGTID(flatGTID(missing.String()), 200))
-				}
-			}
-			if since := now.Sub(lastReport); since >= every {
-				applied := float64(0)
-				if reportCount > count {
-					applied = float64(reportCount - count)
-				}
-				rate = applied / since.Seconds()
-				eta := "unknown"
-				if rate > 0 {
-					eta = time.Duration(float64(count) / rate * float64(time.Second)).Round(time.Second).String()
-				}
-				msg := fmt.Sprintf("%s: %d transaction(s) missing, applying %.1f trx/s (ETA %s), waited %s", target, count, rate, eta, roundDuration(now.Sub(start)))
-				if stuckWhy != "" {
-					msg += "; " + stuckWhy
-				}
-				x.Infof("%s", msg)
-				x.Event("gtid_wait_progress", map[string]any{"target": target, "missing_count": count, "rate_trx_s": rate, "waited_ms": now.Sub(start).Milliseconds()})
-				lastReport, reportCount = now, count
+			if done {
+				return st.done(executed), nil
 			}
 		}
-		t := time.NewTimer(interval)
+		tm := time.NewTimer(t.interval)
 		select {
 		case <-ctx.Done():
-			t.Stop()
+			tm.Stop()
 			if errors.Is(parent.Err(), context.Canceled) {
-				return nil, fmt.Errorf("%s: interrupted while waiting for %s: %v", target, refDesc, parent.Err())
+				return nil, st.interrupted(parent)
 			}
-			return nil, s.timeoutError(target, refDesc, timeout, missing, count, rate, stuckWhy)
-		case <-t.C:
+			return nil, s.timeoutError(target, refDesc, t.timeout, st.missing, st.count, st.rate, st.stuckWhy)
+		case <-tm.C:
 		}
 	}
+}
+
+// interrupted is the error of a wait the operator interrupted.
+func (st *waitState) interrupted(parent context.Context) error {
+	return fmt.Errorf("%s: interrupted while waiting for %s: %v", st.w.target, st.refDesc, parent.Err())
+}
+
+// pollFailed judges a poll that could not read gtid_executed: an
+// interruption, the timeout or a permanent error ends the wait; an
+// unreachable or restarting server is waited for up to stopped_grace.
+func (st *waitState) pollFailed(ctx, parent context.Context, now time.Time, err error) error {
+	x, target := st.w.x, st.w.target
+	if errors.Is(parent.Err(), context.Canceled) {
+		return st.interrupted(parent)
+	}
+	if ctx.Err() != nil {
+		return st.s.timeoutError(target, st.refDesc, st.t.timeout, st.missing, st.count, st.rate, "the last poll failed: "+x.Mask(err.Error()))
+	}
+	if permanent(err) {
+		return fmt.Errorf("%s: `%s`: %s", target, qGTIDExecuted, x.Mask(err.Error()))
+	}
+	// the server is unreachable or shutting down: it may come back (a restart)
+	if st.stuckSince.IsZero() {
+		st.stuckSince = now
+		x.Warnf("%s: cannot read gtid_executed (%v): retrying for up to %s", target, x.Mask(err.Error()), shortDuration(st.t.grace))
+	}
+	if now.Sub(st.stuckSince) >= st.t.grace {
+		return fmt.Errorf("%s: unreachable for %s while waiting for %s: %s", target, now.Sub(st.stuckSince).Round(time.Millisecond), st.refDesc, x.Mask(err.Error()))
+	}
+	return nil
+}
+
+// polled takes a poll's gtid_executed: done when nothing is missing; an
+// error when replication failed or the target cannot catch up by itself.
+// It reports progress on the way.
+func (st *waitState) polled(ctx context.Context, now time.Time, executed gtid.Set) (done bool, err error) {
+	x, target := st.w.x, st.w.target
+	st.missing = st.ref.Subtract(executed)
+	prev := st.count
+	st.count = st.missing.Count()
+	if st.missing.IsEmpty() {
+		return true, nil
+	}
+	if st.first {
+		st.first = false
+		st.reportCount = st.count
+		x.Infof("%s: waiting for it to apply %s: %d transaction(s) missing (timeout %s)", target, st.refDesc, st.count, shortDuration(st.t.timeout))
+		x.Event(event.GTIDWaitStarted, map[string]any{"target": target, "missing_count": st.count,
+			"reference": clipGTID(flatGTID(st.ref.String()), 200), "timeout_ms": st.t.timeout.Milliseconds()})
+	}
+	st.showProgress(now)
+	why, fatal := st.w.health(ctx, st.t.interval, st.missing, executed)
+	if fatal != nil {
+		return false, fmt.Errorf("%s: replication stopped with an error while %d transaction(s) of %s are missing (%s): %s",
+			target, st.count, st.refDesc, clipGTID(flatGTID(st.missing.String()), 200), x.Mask(fatal.Error()))
+	}
+	if err := st.stuck(now, why, st.count < prev); err != nil {
+		return false, err
+	}
+	st.logProgress(now)
+	return false, nil
+}
+
+// done is the step's output once the target has applied the reference set.
+func (st *waitState) done(executed gtid.Set) map[string]any {
+	x, target := st.w.x, st.w.target
+	waited := time.Since(st.start)
+	x.Infof("%s has applied %s after %s", target, st.refDesc, waited.Round(time.Millisecond))
+	x.Event(event.GTIDWaitDone, map[string]any{"target": target, "waited_ms": waited.Milliseconds(), "polls": st.w.polls})
+	x.Debugf("%s: polled %d time(s)", target, st.w.polls)
+	return map[string]any{"reference": flatGTID(st.ref.String()), "target": target,
+		"missing": "", "count": 0, "waited_ms": int(waited.Milliseconds()), "gtid_executed": flatGTID(executed.String())}
+}
+
+// showProgress feeds the progress view (rate, estimate, what is waited for).
+func (st *waitState) showProgress(now time.Time) {
+	if !st.view.update(now, st.count) {
+		return
+	}
+	f := map[string]any{"target": st.w.target, "missing": st.count, "rate": st.view.rate, "rate_unit": "trx/s",
+		"waits_for": fmt.Sprintf("%s to apply %d missing transaction(s) of %s", st.w.target, st.count, st.refName)}
+	if eta, ok := st.view.eta(st.count); ok {
+		f["eta_s"] = eta
+	}
+	st.w.x.Progress(f)
+}
+
+// stuck follows why the target cannot make progress (why is empty when it
+// can): an error once that lasted stopped_grace without progress.
+func (st *waitState) stuck(now time.Time, why string, progressed bool) error {
+	switch {
+	case why == "" || progressed:
+		st.stuckSince, st.stuckWhy = time.Time{}, ""
+	case st.stuckSince.IsZero():
+		st.stuckSince, st.stuckWhy = now, why
+		st.w.x.Warnf("%s cannot make progress: %s; %d transaction(s) still missing; waiting up to %s for that to change", st.w.target, why, st.count, shortDuration(st.t.grace))
+	default:
+		st.stuckWhy = why
+		if now.Sub(st.stuckSince) >= st.t.grace {
+			return fmt.Errorf("%s will not catch up by itself: %s (for %s); %d transaction(s) of %s are still missing: %s; start replication (START REPLICA) and run the step again",
+				st.w.target, st.stuckWhy, now.Sub(st.stuckSince).Round(time.Millisecond), st.count, st.refDesc, clipGTID(flatGTID(st.missing.String()), 200))
+		}
+	}
+	return nil
+}
+
+// logProgress logs, every `progress:`, how many transactions are missing,
+// the rate they are applied at and the estimate.
+func (st *waitState) logProgress(now time.Time) {
+	since := now.Sub(st.lastReport)
+	if since < st.t.every {
+		return
+	}
+	applied := float64(0)
+	if st.reportCount > st.count {
+		applied = float64(st.reportCount - st.count)
+	}
+	st.rate = applied / since.Seconds()
+	eta := "unknown"
+	if st.rate > 0 {
+		eta = time.Duration(float64(st.count) / st.rate * float64(time.Second)).Round(time.Second).String()
+	}
+	msg := fmt.Sprintf("%s: %d transaction(s) missing, applying %.1f trx/s (ETA %s), waited %s", st.w.target, st.count, st.rate, eta, roundDuration(now.Sub(st.start)))
+	if st.stuckWhy != "" {
+		msg += "; " + st.stuckWhy
+	}
+	st.w.x.Infof("%s", msg)
+	st.w.x.Event(event.GTIDWaitProgress, map[string]any{"target": st.w.target, "missing_count": st.count, "rate_trx_s": st.rate, "waited_ms": now.Sub(st.start).Milliseconds()})
+	st.lastReport, st.reportCount = now, st.count
 }
 
 // catchUp follows a wait's catch-up for the progress view: a report at the

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/flowdba/flow/event"
 )
 
 // Event is one line of `flow run --log-format json`: a log line
@@ -172,15 +174,15 @@ func ParseRun(r io.Reader) (*Run, error) {
 			return nil
 		}
 		switch e.Event {
-		case "run_started":
+		case event.RunStarted:
 			run.RunStart = e.Time
 			run.Playbook = strings.TrimSuffix(e.File, ".yaml")
-		case "run_finished":
+		case event.RunFinished:
 			run.RunEnd = e.Time
 			run.Status = e.Status
-		case "step_skipped":
+		case event.StepSkipped:
 			run.Skipped++
-		case "step_started":
+		case event.StepStarted:
 			s := &Span{File: e.File, Line: e.Line, Name: e.Name, Type: e.Type, Worker: e.Worker, Start: e.Time}
 			s.Parent = top()
 			if s.Parent == nil && e.Worker != 1 {
@@ -196,22 +198,22 @@ func ParseRun(r io.Reader) (*Run, error) {
 			}
 			stacks[e.Worker] = append(stacks[e.Worker], s)
 			run.Spans = append(run.Spans, s)
-		case "step_finished", "step_failed":
+		case event.StepFinished, event.StepFailed:
 			st := stacks[e.Worker]
 			for i := len(st) - 1; i >= 0; i-- {
 				if st[i].File == e.File && st[i].Line == e.Line {
 					st[i].End = e.Time
-					st[i].Failed = e.Event == "step_failed"
+					st[i].Failed = e.Event == event.StepFailed
 					stacks[e.Worker] = st[:i]
 					break
 				}
 			}
-		case "statement":
+		case event.Statement:
 			if s := top(); s != nil && s.Statement.IsZero() {
 				s.Statement = e.Time
 				s.Text = e.Text
 			}
-		case "log":
+		case event.Log:
 			if strings.Contains(e.Msg, ": waiting (attempt ") {
 				if s := top(); s != nil {
 					s.Polls++

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/flowdba/flow/event"
 	"github.com/sirupsen/logrus"
 )
 
@@ -92,7 +93,7 @@ func (JSON) Format(e *logrus.Entry) ([]byte, error) {
 	m["time"] = e.Time.Format(TimeLayout)
 	m["level"] = strings.ToLower(levelText[e.Level])
 	if _, ok := m["event"]; !ok {
-		m["event"] = "log"
+		m["event"] = event.Log
 	}
 	m["msg"] = e.Message
 	b, err := json.Marshal(m)

@@ -12,11 +12,12 @@ import (
 	"os/user"
 	"strings"
 
+	"github.com/flowdba/flow/conn/sshdial"
 	"github.com/flowdba/flow/engine"
 	"github.com/flowdba/flow/engine/config"
 	_ "github.com/flowdba/flow/engine/funcs" // expression functions
 	"github.com/flowdba/flow/engine/logfmt"
-	"github.com/flowdba/flow/steps" // step types register themselves
+	_ "github.com/flowdba/flow/steps" // step types register themselves
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -275,7 +276,7 @@ func execute(ctx context.Context, st *streams, path string, f *runFlags, mode en
 	}
 	opts := engine.Options{Mode: mode, Config: cfg, Vars: vars, Yes: f.yes,
 		Interactive: isTerminal(st.in), Stdin: st.in, Out: out, Prompt: st.err, Log: log, JSON: json,
-		SSHDial: steps.DialSSH, Operator: operator(), Host: hostname(),
+		SSHDial: sshdial.Dial, Operator: operator(), Host: hostname(),
 		TerminalGone: sig.TerminalGone, Abandon: sig.abandon, Short: f.short}
 	if err := preparePlan(st, path, f, pb, cfg, vars, &opts); err != nil {
 		return err

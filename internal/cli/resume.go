@@ -9,13 +9,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowdba/flow/conn/sshdial"
 	"github.com/flowdba/flow/engine"
 	"github.com/flowdba/flow/engine/config"
 	"github.com/flowdba/flow/engine/logfmt"
 	"github.com/flowdba/flow/engine/secret"
+	"github.com/flowdba/flow/event"
 	"github.com/flowdba/flow/journal"
 	"github.com/flowdba/flow/journal/runlock"
-	"github.com/flowdba/flow/steps"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 )
@@ -202,7 +203,7 @@ func takeUp(ctx context.Context, st *streams, ref string, f *continueFlags, comm
 		fields["rerun"] = f.rerun
 	}
 	fields["started"] = time.Now().UTC().Format(time.RFC3339Nano)
-	if err := j.Record(journal.EventResumed, fields, true); err != nil {
+	if err := j.Record(event.RunResumed, fields, true); err != nil {
 		j.Close()
 		return fail(engine.Invalid(err))
 	}
@@ -289,7 +290,7 @@ func interruptedList(rs *engine.ResumeState) string {
 func (c *continued) runner(st *streams, f *continueFlags, mode engine.Mode, out io.Writer, withView bool) (*engine.Runner, *progressView) {
 	opts := engine.Options{Mode: mode, Config: c.cfg, Vars: c.vars, Yes: f.yes,
 		Interactive: isTerminal(st.in), Stdin: st.in, Out: out, Prompt: st.err, Log: c.log, JSON: c.json,
-		SSHDial: steps.DialSSH, Operator: operator(), Host: hostname(), RunID: c.id, Resume: c.rs}
+		SSHDial: sshdial.Dial, Operator: operator(), Host: hostname(), RunID: c.id, Resume: c.rs}
 	if c.rec != nil {
 		opts.Journal = c.rec
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flowdba/flow/event"
 	"github.com/flowdba/flow/journal"
 )
 
@@ -98,7 +99,7 @@ func TestResumeFailedRun(t *testing.T) {
 	if n := countEvents(recs, "step_finished", "Step 03"); n != 1 {
 		t.Errorf("step_finished of step 3: %d records, want 1", n)
 	}
-	if n := countEvents(recs, journal.EventResumed, ""); n != 1 {
+	if n := countEvents(recs, event.RunResumed, ""); n != 1 {
 		t.Errorf("run_resumed: %d records, want 1", n)
 	}
 	if _, err := journal.Verify(state, run.RunID); err != nil {

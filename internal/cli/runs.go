@@ -14,6 +14,7 @@ import (
 	"github.com/flowdba/flow/engine"
 	"github.com/flowdba/flow/engine/config"
 	"github.com/flowdba/flow/engine/secret"
+	"github.com/flowdba/flow/event"
 	"github.com/flowdba/flow/journal"
 	"github.com/flowdba/flow/journal/runlock"
 	"github.com/spf13/cobra"
@@ -107,8 +108,8 @@ func maskedParams(pb *engine.Playbook, vars map[string]string, cfg *config.Confi
 
 // Record implements engine.Journal: the run_finished of a run cut short by
 // SIGINT/SIGTERM is recorded with status interrupted.
-func (r *runRecord) Record(event string, fields map[string]any, durable bool) error {
-	if event == journal.EventFinished && r.ctx.Err() != nil {
+func (r *runRecord) Record(name string, fields map[string]any, durable bool) error {
+	if name == event.RunFinished && r.ctx.Err() != nil {
 		if s, _ := fields["status"].(string); s != journal.StatusSuccess {
 			f := make(map[string]any, len(fields))
 			for k, v := range fields {
@@ -118,7 +119,7 @@ func (r *runRecord) Record(event string, fields map[string]any, durable bool) er
 			fields = f
 		}
 	}
-	return r.j.Record(event, fields, durable)
+	return r.j.Record(name, fields, durable)
 }
 
 // finish records how the run ended (status and exit code), closes the
@@ -148,7 +149,7 @@ func (r *runRecord) finish(runErr error, runner *engine.Runner) error {
 		}
 		fields["rescues"] = rs
 	}
-	jerr := r.j.Record(journal.EventExit, fields, true)
+	jerr := r.j.Record(event.RunExit, fields, true)
 	if cerr := r.j.Close(); jerr == nil {
 		jerr = cerr
 	}

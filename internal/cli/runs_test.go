@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowdba/flow/event"
 	"github.com/flowdba/flow/journal"
 	"github.com/flowdba/flow/journal/runlock"
 )
@@ -343,7 +344,7 @@ func TestRunInterrupted(t *testing.T) {
 			finished := ""
 			for _, line := range strings.Split(string(raw), "\n") {
 				var rec journal.Record
-				if json.Unmarshal([]byte(line), &rec) == nil && rec.Event == journal.EventFinished {
+				if json.Unmarshal([]byte(line), &rec) == nil && rec.Event == event.RunFinished {
 					finished, _ = rec.Fields["status"].(string)
 				}
 			}

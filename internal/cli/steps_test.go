@@ -138,3 +138,23 @@ func TestReadmeStepTableListsTheRegistry(t *testing.T) {
 		t.Fatalf("the README's step table lists %v; the registry has %v (see `flow steps --markdown`)", listed, want)
 	}
 }
+
+// TestReadmeNamesEveryCommonKey: the README's "### Steps" section names
+// every common key of engine's table in backquotes (a new key is
+// documented where users read about steps).
+func TestReadmeNamesEveryCommonKey(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n### Steps\n")
+	if !ok {
+		t.Fatal("README.md has no section ### Steps")
+	}
+	section, _, _ = strings.Cut(section, "\n### ")
+	for _, k := range engine.CommonKeyDocs() {
+		if !strings.Contains(section, "`"+k.Name+"`") && !strings.Contains(section, "`"+k.Name+":") {
+			t.Errorf("the README's ### Steps section does not name the common key `%s` (see `flow steps --markdown`)", k.Name)
+		}
+	}
+}

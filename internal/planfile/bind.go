@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/flowdba/flow/engine"
+	"github.com/flowdba/flow/event"
 	"github.com/flowdba/flow/internal/planfile/drift"
 )
 
@@ -86,15 +87,15 @@ func (b *Binder) Stats() Stats {
 // Observe receives the run's events: its id, and the steps it skips (a
 // step the plan saw run, skipped now, is drift, reported before the next
 // step runs).
-func (b *Binder) Observe(event string, f map[string]any) {
+func (b *Binder) Observe(ev string, f map[string]any) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	switch event {
-	case "run_started":
+	switch ev {
+	case event.RunStarted:
 		if id, ok := f["run_id"].(string); ok {
 			b.liveRunID = id
 		}
-	case "step_skipped":
+	case event.StepSkipped:
 		key, _ := f["key"].(string)
 		if key == "" || inRescue(key) {
 			return

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/flowdba/flow/engine"
+	"github.com/flowdba/flow/event"
 	"github.com/flowdba/flow/internal/planfile/drift"
 )
 
@@ -24,19 +25,19 @@ func NewRecorder() *Recorder { return &Recorder{obs: map[string]Observation{}} }
 // Observe receives the dry run's events: the run's id, the state-changing
 // steps it lists (what follows them is marked AfterChange) and the output
 // of every read-only step it executed.
-func (r *Recorder) Observe(event string, f map[string]any) {
+func (r *Recorder) Observe(ev string, f map[string]any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	switch event {
-	case "run_started":
+	switch ev {
+	case event.RunStarted:
 		if id, ok := f["run_id"].(string); ok && r.runID == "" {
 			r.runID = id
 		}
-	case "step_started":
+	case event.StepStarted:
 		if mut, _ := f["mutates"].(bool); mut && leafType(f) {
 			r.changed = true
 		}
-	case "step_finished":
+	case event.StepFinished:
 		out, ok := f["output"]
 		key, _ := f["key"].(string)
 		if !ok || key == "" {

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/flowdba/flow/event"
 	"github.com/flowdba/flow/journal"
 )
 
@@ -63,7 +64,7 @@ func LoadHistory(ctx context.Context, stateDir, playbook, exclude string) (*Hist
 // pastRun turns a journal's records into a PastRun when it is a successful
 // single-attempt run of the playbook.
 func pastRun(id string, recs []journal.Record, playbook string) (PastRun, bool) {
-	if len(recs) == 0 || recs[0].Event != journal.EventHeader {
+	if len(recs) == 0 || recs[0].Event != event.Header {
 		return PastRun{}, false
 	}
 	h := recs[0].Fields
@@ -77,11 +78,11 @@ func pastRun(id string, recs []journal.Record, playbook string) (PastRun, bool) 
 	status := ""
 	for _, rec := range recs[1:] {
 		switch rec.Event {
-		case journal.EventResumed:
+		case event.RunResumed:
 			return PastRun{}, false
-		case journal.EventFinished, journal.EventExit:
+		case event.RunFinished, event.RunExit:
 			status, _ = rec.Fields["status"].(string)
-		case "step_finished":
+		case event.StepFinished:
 			key, _ := rec.Fields["key"].(string)
 			if key == "" {
 				continue

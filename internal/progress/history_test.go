@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowdba/flow/event"
 	"github.com/flowdba/flow/journal"
 )
 
@@ -33,15 +34,15 @@ func writeRun(t *testing.T, dir, id, pb, mode, status string, aMs, bMs int64, re
 	}
 	rec("run_started", map[string]any{"run_id": id, "playbook": pb, "mode": mode})
 	if resumed {
-		rec(journal.EventResumed, map[string]any{"host": "test"})
+		rec(event.RunResumed, map[string]any{"host": "test"})
 	}
 	rec("step_started", step(kA, 0))
 	rec("step_finished", step(kA, aMs))
 	rec("step_started", step(kF, 0))
 	rec("step_finished", step(kF, bMs))
 	if status != "" {
-		rec(journal.EventFinished, map[string]any{"run_id": id, "status": status})
-		rec(journal.EventExit, map[string]any{"run_id": id, "status": status, "exit_code": 0})
+		rec(event.RunFinished, map[string]any{"run_id": id, "status": status})
+		rec(event.RunExit, map[string]any{"run_id": id, "status": status, "exit_code": 0})
 	}
 	if err := j.Close(); err != nil {
 		t.Fatal(err)

@@ -22,6 +22,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/flowdba/flow/event"
 )
 
 // Options configure a View.
@@ -174,14 +176,14 @@ func (v *View) SetHistory(h *History, err error) {
 // Observe takes an engine event (engine.Options.Observer). The run's end
 // (run_finished) draws the final state at once, so what the command prints
 // after the run goes below it.
-func (v *View) Observe(event string, f map[string]any) {
-	v.observe(event, f)
-	if event == "run_finished" {
+func (v *View) Observe(ev string, f map[string]any) {
+	v.observe(ev, f)
+	if ev == event.RunFinished {
 		v.finish()
 	}
 }
 
-func (v *View) observe(event string, f map[string]any) {
+func (v *View) observe(ev string, f map[string]any) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.closed {
@@ -192,37 +194,37 @@ func (v *View) observe(event string, f map[string]any) {
 		at = v.opt.Now()
 	}
 	key := text(f, "key")
-	switch event {
-	case "run_started":
+	switch ev {
+	case event.RunStarted:
 		v.playbook, v.runID, v.started = text(f, "playbook"), text(f, "run_id"), at
-	case "run_finished":
+	case event.RunFinished:
 		v.status, v.ended = text(f, "status"), at
-	case "step_started":
+	case event.StepStarted:
 		v.seq++
 		s := &step{key: key, name: stepName(f), seq: v.seq, item: itemLabel(key), started: at}
 		v.steps[key] = s
 		v.noteItems(key)
-	case "statement":
+	case event.Statement:
 		if s := v.steps[key]; s != nil && s.target == "" {
 			s.target = text(f, "target")
 		}
-	case "step_progress":
+	case event.StepProgress:
 		if s := v.steps[key]; s != nil {
 			s.prog, s.progAt = f, at
 			if t := text(f, "target"); t != "" {
 				s.target = t
 			}
 		}
-	case "step_finished", "step_failed", "step_refused", "step_skipped", "step_restored":
-		v.ended1(event, key, f)
-	case "rescue_started":
+	case event.StepFinished, event.StepFailed, event.StepRefused, event.StepSkipped, event.StepRestored:
+		v.ended1(ev, key, f)
+	case event.RescueStarted:
 		v.pending = append(v.pending, v.styled(yellow, "↺ ")+itemLabel(key)+stepName(f)+v.styled(dim, " · failed: running its rescue section"))
 	}
 	v.poke()
 }
 
 // ended1 records a step's end and queues its line.
-func (v *View) ended1(event, key string, f map[string]any) {
+func (v *View) ended1(ev, key string, f map[string]any) {
 	s := v.steps[key]
 	delete(v.steps, key)
 	v.done[key] = true
@@ -233,8 +235,8 @@ func (v *View) ended1(event, key string, f map[string]any) {
 	label := itemLabel(key) + name
 	dur := Duration(time.Duration(number(f["duration_ms"])) * time.Millisecond)
 	var b strings.Builder
-	switch event {
-	case "step_finished":
+	switch ev {
+	case event.StepFinished:
 		b.WriteString(v.styled(green, "✓ ") + label)
 		if s != nil && s.target != "" {
 			b.WriteString(v.styled(dim, " · "+s.target))
@@ -247,13 +249,13 @@ func (v *View) ended1(event, key string, f map[string]any) {
 			}
 		}
 		b.WriteString(v.styled(dim, " · "+dur))
-	case "step_failed":
+	case event.StepFailed:
 		b.WriteString(v.styled(red, "✗ ") + label + v.styled(red, " · failed after "+dur))
-	case "step_refused":
+	case event.StepRefused:
 		b.WriteString(v.styled(red, "⊘ ") + label + v.styled(red, " · refused: ") + indentRest(text(f, "error")))
-	case "step_skipped":
+	case event.StepSkipped:
 		b.WriteString(v.styled(yellow, "↷ ") + label + v.styled(dim, " · skipped: "+indentRest(text(f, "reason"))))
-	case "step_restored":
+	case event.StepRestored:
 		b.WriteString(v.styled(green, "✓ ") + label + v.styled(dim, " · done in an earlier attempt"))
 	}
 	v.pending = append(v.pending, b.String())

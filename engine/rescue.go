@@ -1,0 +1,72 @@
+package engine
+
+// Rescue sections: when a failed, refused or interrupted step's rescue runs, and its events.
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/flowdba/flow/event"
+	"github.com/sirupsen/logrus"
+)
+
+// rescue runs a step's rescue section (they see `error`), journaling its
+// start and its successful end: a resumed run restarts a rescued step from
+// its beginning, and runs a rescue that did not finish again first.
+func (r *Runner) rescue(ctx context.Context, w *worker, sc *scope, s *Step, key, name string, log *logrus.Entry, errText string) error {
+	base := stepFields(s, name, key)
+	r.event(log, event.RescueStarted, merge(base, logrus.Fields{"error": r.masker.Apply(errText), "steps": len(s.Rescue)}))
+	rs := newScope(sc)
+	rs.set("error", r.masker.Apply(errText), false)
+	started := time.Now()
+	before := r.dispatched.Load()
+	if err := r.steps(withKey(ctx, key+" rescue"), w, rs, s.Rescue); err != nil {
+		r.event(log, event.RescueFailed, merge(base, logrus.Fields{"error": r.masker.Apply(err.Error()), "outcome": "failed",
+			"changes": r.dispatched.Load() - before, "duration_ms": time.Since(started).Milliseconds()}))
+		r.noteRescue(s, name, "failed", r.dispatched.Load()-before)
+		return err
+	}
+	r.event(log, event.RescueFinished, merge(base, logrus.Fields{"outcome": "done", "changes": r.dispatched.Load() - before,
+		"duration_ms": time.Since(started).Milliseconds()}))
+	r.noteRescue(s, name, "done", r.dispatched.Load()-before)
+	return nil
+}
+
+// rescueAfter runs a step's rescue section after its error err, when it
+// applies: the step failed, or it was refused or interrupted after
+// something changed inside it (a refusal or an interruption before any
+// change leaves nothing to rescue: the run ends refused, exit 3). After
+// an interruption the rescue runs in a context of its own (rescueContext),
+// so the cluster ends in the state the rescue leaves.
+func (r *Runner) rescueAfter(ctx context.Context, w *worker, sc *scope, s *Step, key, name string, log *logrus.Entry, err error, changedInside bool) error {
+	if !changedInside && (ctx.Err() != nil || isRefusal(err)) {
+		log.Infof("%s stopped before it changed anything: its rescue section is not needed", name)
+		r.event(log, event.RescueSkipped, merge(stepFields(s, name, key), logrus.Fields{"why": "nothing changed inside the step"}))
+		return err
+	}
+	why := "failed"
+	switch {
+	case ctx.Err() != nil:
+		why = "was interrupted"
+	case isRefusal(err):
+		why = "was refused"
+	}
+	rctx, cancel := r.rescueContext(ctx)
+	defer cancel()
+	r.rescueMu.Lock()
+	r.rescuing = append(r.rescuing, fmt.Sprintf("%s %s", s.Pos.Short(), name))
+	r.rescueMu.Unlock()
+	defer func() {
+		r.rescueMu.Lock()
+		r.rescuing = r.rescuing[:len(r.rescuing)-1]
+		r.rescueMu.Unlock()
+	}()
+	log.Warnf("%s %s after it changed something: running its rescue section (%d step(s)): %s", name, why, len(s.Rescue), r.masker.Apply(err.Error()))
+	if rerr := r.rescue(rctx, w, sc, s, key, name, log, err.Error()); rerr != nil {
+		log.Errorf("%s: rescue section failed too: %s", name, r.masker.Apply(rerr.Error()))
+		return &rescueError{err: err, rescue: rerr}
+	}
+	log.Warnf("%s: rescue section done (the step's changes were undone as the playbook says); the run still ends %s", name, map[bool]string{true: "interrupted", false: "unsuccessful"}[ctx.Err() != nil])
+	return &rescuedError{err: err}
+}
