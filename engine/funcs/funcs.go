@@ -107,6 +107,15 @@ func init() {
 			return n, nil
 		},
 		Types: []any{new(func(any) int)}})
+	engine.RegisterFunc(engine.FuncDef{Name: "bytes", Help: "bytes(text): a size as a DBA writes it, in bytes: bytes(\"1 GiB\") = 1073741824, bytes(\"500MB\") = 500000000",
+		Fn: func(p ...any) (any, error) {
+			n, err := humanize.ParseBytes(toString(p[0]))
+			if err != nil {
+				return nil, fmt.Errorf("bytes: %q is not a size such as 1 GiB or 500MB", toString(p[0]))
+			}
+			return int(n), nil
+		},
+		Types: []any{new(func(string) int)}})
 	engine.RegisterFunc(engine.FuncDef{Name: "size", Help: "size(bytes): a byte count as a DBA reads it, e.g. size(70599213056) = \"66 GiB\"",
 		Fn: func(p ...any) (any, error) {
 			var n float64

@@ -50,6 +50,8 @@ func TestFunctions(t *testing.T) {
 		{`is_on(option(opts, "slave-dbscale-mode"))`, true},
 		{`is_on(option(opts, "absent"))`, false},
 		{`is_on(" Off ")`, false},
+		{`bytes("1 GiB")`, 1073741824},
+		{`bytes("500MB")`, 500000000},
 	}
 	for _, c := range cases {
 		got, err := engine.Eval(c.src, vars)
@@ -67,6 +69,7 @@ func TestFunctionsRefuseWhatTheyCannotRead(t *testing.T) {
 	vars := map[string]any{"ds": dataservers, "bad": []any{"x"}}
 	for src, want := range map[string]string{
 		`is_on("maybe")`:          `"maybe" is neither on`,
+		`bytes("lots")`:           `"lots" is not a size`,
 		`datasource_of("normal")`: `"normal" is not named <datasource>_<n>`,
 		`options(ds)`:             "row 0 has no option_name column",
 		`masters(bad)`:            "row 0 is string, not a row of columns",
