@@ -12,6 +12,7 @@ import (
 
 	"github.com/flowdba/flow/engine"
 	"github.com/flowdba/flow/engine/enginetest"
+	"github.com/flowdba/flow/lab/dbscale"
 	"github.com/flowdba/flow/lab/mysqltest"
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/server"
@@ -321,4 +322,83 @@ func TestReplicationNoSourceOnOldServer(t *testing.T) {
 // replPlaybookWith is replPlaybook's head with further parameters.
 func replPlaybookWith(params ...string) string {
 	return mysqltest.PlaybookHead("replication-test", "node", params...) + "steps:\n"
+}
+
+// TestReplicationThroughTheDBScaleEmulator sends the step to the
+// repository's DBScale emulator (lab/dbscale) with `router: true`, its
+// catalog master being a fake server: in front of an 8.0.26 master the step
+// speaks the SLAVE spelling, the one DBScale is documented to pass on
+// (dbscale.md A13), and the master receives it through the router; in
+// front of an 8.4.3 master, which no longer knows SLAVE, the step sends
+// REPLICA; with slave-dbscale-mode off the router's refusal (error 9001)
+// comes back with what to do.
+func TestReplicationThroughTheDBScaleEmulator(t *testing.T) {
+	for _, c := range []struct {
+		version            string
+		slaveOK, replicaOK bool
+		word, mode         string
+	}{
+		{"8.0.26", true, true, "SLAVE", "1"},
+		{"8.4.3", false, true, "REPLICA", "1"},
+		{"8.0.26", true, true, "SLAVE", "0"},
+	} {
+		t.Run(c.version+" slave-dbscale-mode "+c.mode, func(t *testing.T) {
+			f := startFakeReplica(t, c.version, c.slaveOK, c.replicaOK)
+			h, p := f.hostPort()
+			cfg, err := dbscale.ParseConfig([]byte(fmt.Sprintf(`auth_plugin: mysql_native_password
+server_version: 8.0.26-GreatDBRouter
+users: [{name: admin, password: router-pw, admin: true}]
+node_user: %s
+node_password: %s
+datasources:
+  - name: normal_0
+    servers: [{name: normal_0_0, host: %s, port: %d}]
+options: {enable-disaster-mode: 1, slave-dbscale-mode: %s}
+`, f.user, f.password, h, p, c.mode)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := dbscale.Start(dbscale.Options{Dir: t.TempDir(), Listen: h + ":0", Config: cfg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { r.Close() })
+			vars := map[string]string{"host": r.Host(), "port": strconv.Itoa(r.Port()), "user": "admin", "password": "router-pw"}
+			j := &enginetest.Journal{}
+			res := enginetest.Run(t, replPlaybookWith()+`  - name: Step 09 stop slave
+    replication: {on: node, router: true, action: stop}
+    pre: true
+    post:
+      - that: result.configured && !result.running && result.router && result.source_host == "10.0.0.7"
+        message: "through the router: {{ result }}"
+`, enginetest.Options{Vars: vars, Journal: j})
+			var sent []string
+			for _, e := range j.Events() {
+				if e.Event == "statement" {
+					sent = append(sent, fmt.Sprint(e.Fields["text"]))
+				}
+			}
+			if c.mode == "0" {
+				if res.Err == nil || !strings.Contains(res.Err.Error(), "9001") || !strings.Contains(res.Err.Error(), "`dbscale set global 'slave-dbscale-mode' = 1` first") {
+					t.Fatalf("with slave-dbscale-mode 0: %v", res.Err)
+				}
+				if got := f.received(); len(got) != 0 {
+					t.Fatalf("the master received %q although the router refused", got)
+				}
+				return
+			}
+			if res.Err != nil {
+				t.Fatalf("%v\n%s\nthe master received %q", res.Err, res.Log, f.received())
+			}
+			if strings.Join(sent, "|") != "STOP "+c.word {
+				t.Errorf("journaled %q, want STOP %s", sent, c.word)
+			}
+			if got := f.received(); len(got) != 2 || got[0] != "STOP "+c.word || !strings.HasPrefix(got[1], "SHOW "+c.word+" STATUS") {
+				t.Errorf("the catalog master received %q, want STOP %s then SHOW %s STATUS", got, c.word, c.word)
+			}
+			if f.io || f.sqlRun {
+				t.Errorf("the catalog master's replication still runs: io=%v sql=%v", f.io, f.sqlRun)
+			}
+		})
+	}
 }
