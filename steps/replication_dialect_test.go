@@ -281,12 +281,7 @@ func TestReplicationSpellsForTheVersion(t *testing.T) {
 			if f.io || f.sqlRun || f.configure {
 				t.Fatalf("the fake ends with io=%v sql=%v configured=%v, want all false", f.io, f.sqlRun, f.configure)
 			}
-			var sent []string
-			for _, e := range j.Events() {
-				if e.Event == "statement" {
-					sent = append(sent, fmt.Sprint(e.Fields["text"]))
-				}
-			}
+			sent := journaled(j)
 			wantJournal := []string{"STOP " + w + " IO_THREAD FOR CHANNEL ''", "SHOW " + w + " STATUS", "START " + w + " IO_THREAD", "STOP " + w, "RESET " + w + " ALL"}
 			if strings.Join(sent, "\n") != strings.Join(wantJournal, "\n") {
 				t.Errorf("journaled statements %q, want %q", sent, wantJournal)
@@ -372,12 +367,7 @@ options: {enable-disaster-mode: 1, slave-dbscale-mode: %s}
       - that: result.configured && !result.running && result.router && result.source_host == "10.0.0.7"
         message: "through the router: {{ result }}"
 `, enginetest.Options{Vars: vars, Journal: j})
-			var sent []string
-			for _, e := range j.Events() {
-				if e.Event == "statement" {
-					sent = append(sent, fmt.Sprint(e.Fields["text"]))
-				}
-			}
+			sent := journaled(j)
 			if c.mode == "0" {
 				if res.Err == nil || !strings.Contains(res.Err.Error(), "9001") || !strings.Contains(res.Err.Error(), "`dbscale set global 'slave-dbscale-mode' = 1` first") {
 					t.Fatalf("with slave-dbscale-mode 0: %v", res.Err)

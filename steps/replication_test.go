@@ -23,12 +23,7 @@ func replRun(t *testing.T, srv *mysqltest.Server, mode engine.Mode, steps string
 	t.Helper()
 	j := &enginetest.Journal{}
 	res := enginetest.Run(t, replPlaybook(steps), enginetest.Options{Vars: srv.PlaybookVars(), Mode: mode, Journal: j})
-	var sent []string
-	for _, e := range j.Events() {
-		if e.Event == "statement" {
-			sent = append(sent, fmt.Sprint(e.Fields["text"]))
-		}
-	}
+	sent := journaled(j)
 	if strings.Contains(res.Log, srv.Password) || strings.Contains(res.Out, srv.Password) {
 		t.Fatalf("the password reached the log or the listing")
 	}
@@ -42,6 +37,18 @@ func threadStates(t *testing.T, srv *mysqltest.Server) (io, sqlT string) {
 	t.Helper()
 	return srv.QueryString(t, "SELECT IFNULL(MAX(SERVICE_STATE), '') FROM performance_schema.replication_connection_status WHERE CHANNEL_NAME = ''"),
 		srv.QueryString(t, "SELECT IFNULL(MAX(SERVICE_STATE), '') FROM performance_schema.replication_applier_status WHERE CHANNEL_NAME = ''")
+}
+
+// journaled returns the statements a run journaled (its `statement`
+// records' text), in order.
+func journaled(j *enginetest.Journal) []string {
+	var sent []string
+	for _, e := range j.Events() {
+		if e.Event == "statement" {
+			sent = append(sent, fmt.Sprint(e.Fields["text"]))
+		}
+	}
+	return sent
 }
 
 func wantSent(t *testing.T, got []string, want ...string) {
