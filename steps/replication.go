@@ -352,9 +352,12 @@ func (s *ReplicationStep) Run(ctx context.Context, x *engine.Exec) (map[string]a
 }
 
 // send runs one control statement, journaled as sent; a cancelled run kills
-// it on the server.
+// it on a MySQL node (not through a router: the connection id it reports
+// is its backend's, not the router's own).
 func (s *ReplicationStep) send(ctx context.Context, x *engine.Exec, db *sql.DB, conn *sql.Conn, target, q string) error {
-	defer killOnCancel(ctx, x, db, conn, target, q)()
+	if !s.Router {
+		defer killOnCancel(ctx, x, db, conn, target, q)()
+	}
 	x.Sent(target, q)
 	if _, err := conn.ExecContext(ctx, q); err != nil {
 		return fmt.Errorf("%s: `%s`: %s%s", target, q, x.Mask(err.Error()), replHint(err))
