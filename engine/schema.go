@@ -180,13 +180,14 @@ var specDocs = map[string]string{
 // see: required fields and exclusive alternatives. Every field they name
 // must exist.
 var specRules = map[string]obj{
-	"sql":       {"oneOf": []any{obj{"required": []string{"query"}}, obj{"required": []string{"exec"}}}},
-	"ssh":       {"required": []string{"command"}, "not": obj{"required": []string{"stdin", "stdin_sql"}}},
-	"assert":    {"required": []string{"that"}},
-	"log":       {"required": []string{"msg"}},
-	"redo":      {"required": []string{"action", "path"}},
-	"clone":     {"required": []string{"donor_host", "donor_port", "donor_user", "donor_password"}},
-	"wait-gtid": {"oneOf": []any{obj{"required": []string{"gtid"}}, obj{"required": []string{"source"}}}},
+	"sql":         {"oneOf": []any{obj{"required": []string{"query"}}, obj{"required": []string{"exec"}}}},
+	"ssh":         {"required": []string{"command"}, "not": obj{"required": []string{"stdin", "stdin_sql"}}},
+	"assert":      {"required": []string{"that"}},
+	"log":         {"required": []string{"msg"}},
+	"redo":        {"required": []string{"action", "path"}},
+	"replication": {"required": []string{"action"}},
+	"clone":       {"required": []string{"donor_host", "donor_port", "donor_user", "donor_password"}},
+	"wait-gtid":   {"oneOf": []any{obj{"required": []string{"gtid"}}, obj{"required": []string{"source"}}}},
 }
 
 // specEnums list the values of string fields that take one of a few words.

@@ -177,3 +177,17 @@ func Compare(a, b string) (int, error) {
 	}
 	return va.Compare(vb), nil
 }
+
+// HasReplicaSyntax reports whether the server knows the REPLICA spellings
+// of the replication statements — START/STOP/RESET REPLICA, SHOW REPLICA
+// STATUS, with Replica_*/Source_* status columns — which MySQL added in
+// 8.0.22 (CHANGE REPLICATION SOURCE TO and the SOURCE_* options followed
+// in 8.0.23). Older servers know only the SLAVE/MASTER spellings, so a
+// tool that must work on both asks this before it speaks.
+func (v Version) HasReplicaSyntax() bool { return v.AtLeast(8, 0, 22) }
+
+// HasSlaveSyntax reports whether the server still accepts the SLAVE/MASTER
+// spellings (START/STOP/RESET SLAVE, SHOW SLAVE STATUS, CHANGE MASTER TO,
+// SHOW MASTER STATUS, RESET MASTER, the MASTER_* options). MySQL 8.4.0
+// removed them; 8.0.22 to 8.3 accept both, the old ones deprecated.
+func (v Version) HasSlaveSyntax() bool { return !v.AtLeast(8, 4, 0) }

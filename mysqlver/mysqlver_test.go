@@ -123,3 +123,27 @@ func TestMustParsePanics(t *testing.T) {
 	}()
 	MustParse("bad")
 }
+
+// TestReplicationSpellings: the REPLICA spellings start at 8.0.22 (a build
+// suffix does not move the boundary) and the SLAVE ones end at 8.4.0.
+func TestReplicationSpellings(t *testing.T) {
+	for _, c := range []struct {
+		v              string
+		replica, slave bool
+	}{
+		{"5.7.44-log", false, true},
+		{"8.0.21", false, true},
+		{"8.0.21-12", false, true},
+		{"8.0.22", true, true},
+		{"8.0.30-22", true, true},
+		{"8.3.0", true, true},
+		{"8.4.0", true, false},
+		{"8.4.3", true, false},
+		{"9.7.4-2 (Debian)", true, false},
+	} {
+		v := MustParse(c.v)
+		if v.HasReplicaSyntax() != c.replica || v.HasSlaveSyntax() != c.slave {
+			t.Errorf("%s: HasReplicaSyntax %v HasSlaveSyntax %v, want %v %v", c.v, v.HasReplicaSyntax(), v.HasSlaveSyntax(), c.replica, c.slave)
+		}
+	}
+}

@@ -264,11 +264,13 @@ var volatileNames = map[string]bool{
 	// replication lag and delay
 	"seconds_behind_source": true, "seconds_behind_master": true, "sql_remaining_delay": true,
 	"lag": true, "lag_seconds": true,
+	"seconds_behind": true, // the replication step's name for it
 	// where the replication threads are: files and states
 	"source_log_file": true, "master_log_file": true, "relay_log_file": true,
 	"relay_source_log_file": true, "relay_master_log_file": true, "relay_log_space": true,
 	"replica_io_state": true, "slave_io_state": true,
 	"replica_sql_running_state": true, "slave_sql_running_state": true,
+	"io_state": true, "sql_state": true, // the replication step's names for them
 	// SHOW BINARY LOG STATUS
 	"position": true,
 	// the clock

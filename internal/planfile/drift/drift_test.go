@@ -112,12 +112,12 @@ func TestCommandOutputFigures(t *testing.T) {
 
 func TestVolatile(t *testing.T) {
 	for _, n := range []string{"Seconds_Behind_Source", "Read_Source_Log_Pos", "Relay_Log_File", "Replica_SQL_Running_State",
-		"waited_ms", "free_bytes", "max_needed_conn/max_mysql_conn", "Last_IO_Error_Timestamp"} {
+		"waited_ms", "free_bytes", "max_needed_conn/max_mysql_conn", "Last_IO_Error_Timestamp", "seconds_behind", "io_state", "sql_state"} {
 		if !drift.Volatile(n) {
 			t.Errorf("%s is not volatile", n)
 		}
 	}
-	for _, n := range []string{"status", "master-online-status", "read_only", "host", "port", "Last_IO_Errno", "count", "gtid_executed", "Replica_IO_Running"} {
+	for _, n := range []string{"status", "master-online-status", "read_only", "host", "port", "Last_IO_Errno", "count", "gtid_executed", "Replica_IO_Running", "io_running", "source_host", "running"} {
 		if drift.Volatile(n) {
 			t.Errorf("%s is volatile", n)
 		}
