@@ -41,6 +41,9 @@ func (l *loader) compile(pb *Playbook) {
 		regs: map[string]types.Type{}, secrets: map[string]bool{}, done: map[string]bool{}}
 	base := types.Map{"run": runType}
 	for _, p := range pb.Params {
+		if p.Removed != "" {
+			continue // no longer a name the playbook reads
+		}
 		if _, dup := base[p.Name]; dup {
 			c.errorf(p.Pos, "parameter %q is defined twice", p.Name)
 		}
@@ -393,6 +396,12 @@ func (c *compiler) include(s *Step, sc *typeEnv) {
 		p, ok := params[k]
 		if !ok {
 			c.errorf(v.Pos, "with.%s: %s has no parameter %q%s", k, baseName(inc.Playbook.File), k, suggest(k, paramNames(inc.Playbook)))
+			continue
+		}
+		if p.Removed != "" {
+			mark := len(c.l.diags)
+			c.errorf(v.Pos, "with.%s: %s no longer has parameter %q", k, baseName(inc.Playbook.File), k)
+			c.l.explain(mark, p.Removed, "delete this line")
 			continue
 		}
 		if v.secret && !p.Secret {

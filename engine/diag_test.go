@@ -157,3 +157,25 @@ func TestFormattedDiagsIsStillDiags(t *testing.T) {
 		t.Errorf("the error is not the formatted form:\n%s", err)
 	}
 }
+
+// TestRemovedParameterRefused: a parameter a playbook retired with
+// `removed:` is refused, with what replaces it, when a wrapper's with: or a
+// --var still sets it; unset, it changes nothing, and the playbook itself
+// can no longer read it.
+func TestRemovedParameterRefused(t *testing.T) {
+	child := "name: child\nparams:\n  old_switch: {removed: the spelling comes from the server}\nsteps:\n  - log: {msg: hi}\n"
+	files := map[string]string{"child.yaml": child}
+	d := loadFail(t, "name: demo\nsteps:\n  - include: child.yaml\n    with: {old_switch: false}\n", files, `child.yaml no longer has parameter "old_switch"`)
+	if d.Detail != "the spelling comes from the server" || d.Hint != "delete this line" {
+		t.Errorf("detail %q, hint %q", d.Detail, d.Hint)
+	}
+	loadOK(t, "name: demo\nsteps:\n  - include: child.yaml\n", files)
+	loadFail(t, "name: demo\nparams:\n  gone: {removed: use new}\nsteps:\n  - log: {msg: \"{{ gone }}\"}\n", nil, "unknown name gone")
+	loadFail(t, "name: demo\nparams:\n  gone: {removed: \"\"}\nsteps:\n  - log: {msg: hi}\n", nil, "say what replaces the parameter")
+
+	res := enginetest.Run(t, "name: demo\nparams:\n  gone: {removed: use new_one instead}\nsteps:\n  - log: {msg: hi}\n",
+		enginetest.Options{Mode: engine.ModeRun, Vars: map[string]string{"gone": "1"}})
+	if res.Err == nil || !strings.Contains(res.Err.Error(), `--var gone sets parameter "gone", which this playbook no longer has: use new_one instead`) {
+		t.Errorf("a --var of a removed parameter: %v", res.Err)
+	}
+}

@@ -21,6 +21,12 @@ import (
 func (r *Runner) bindParams(pb *Playbook, sc *scope, with map[string]any) error {
 	var errs []string
 	for _, p := range pb.Params {
+		if p.Removed != "" {
+			if err := removedGiven(r, p, with); err != "" {
+				errs = append(errs, err)
+			}
+			continue
+		}
 		var (
 			raw  any
 			from string
@@ -127,7 +133,7 @@ func zeroOf(t string) any {
 	return ""
 }
 
-var paramKeys = []string{"type", "required", "default", "help", "secret", "config"}
+var paramKeys = []string{"type", "required", "default", "help", "secret", "config", "removed"}
 
 var paramTypes = map[string]bool{"string": true, "int": true, "bool": true, "float": true, "list": true, "map": true, "duration": true}
 
@@ -159,6 +165,12 @@ func (l *loader) parseParam(pb *Playbook, name string, kn, n *yaml.Node) {
 	}
 	if v, ok := m.vals["config"]; ok {
 		p.Config, _ = l.str(f, v, "params."+name+".config")
+	}
+	if v, ok := m.vals["removed"]; ok {
+		p.Removed, _ = l.str(f, v, "params."+name+".removed")
+		if p.Removed == "" {
+			l.errorf(posOf(f, v), "params.%s.removed: say what replaces the parameter (the message a wrapper that still passes it gets)", name)
+		}
 	}
 	if v, ok := m.vals["default"]; ok {
 		var x any
@@ -258,4 +270,19 @@ func describe(x any) string {
 		return strconv.Quote(s)
 	}
 	return fmt.Sprintf("%v (%T)", x, x)
+}
+
+// removedGiven reports a value given for a parameter the playbook removed
+// (an include's with: is checked at load).
+func removedGiven(r *Runner, p *Param, with map[string]any) string {
+	from := ""
+	if _, has := r.opts.Vars[p.Name]; has {
+		from = "--var " + p.Name
+	} else if _, has := os.LookupEnv("FLOW_VAR_" + strings.ToUpper(p.Name)); has {
+		from = "the environment variable FLOW_VAR_" + strings.ToUpper(p.Name)
+	}
+	if from == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s: %s sets parameter %q, which this playbook no longer has: %s", p.Pos, from, p.Name, p.Removed)
 }

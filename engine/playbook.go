@@ -38,6 +38,9 @@ type Param struct {
 	Secret   bool
 	// Config is the "section.key" of the config file this parameter reads.
 	Config string
+	// Removed says what replaces a parameter the playbook no longer has:
+	// a wrapper or a command line that still passes it is refused with it.
+	Removed string
 	Pos    Pos
 }
 

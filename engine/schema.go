@@ -97,6 +97,7 @@ var paramDocs = map[string]string{
 	"help":     "what the parameter is, for messages",
 	"secret":   "masked in every log, error and file flow writes",
 	"config":   "the config file's SECTION.KEY this parameter reads (FLOW_SECTION_KEY wins over the file)",
+	"removed":  "the parameter is gone: what replaces it; a wrapper's with: or a --var that still sets it is refused with this text",
 }
 
 // connDocs describe connection fields (connFields), by kind.

@@ -39,8 +39,8 @@ func shippedPlaybooks(t *testing.T) []string {
 			t.Fatal(err)
 		}
 	}
-	if len(out) < 8 {
-		t.Fatalf("found %d shipped playbooks, want the 3 flashback playbooks and the 5 examples at least: %v", len(out), out)
+	if len(out) < 7 {
+		t.Fatalf("found %d shipped playbooks, want the 3 flashback playbooks and the 4 examples at least: %v", len(out), out)
 	}
 	return out
 }
