@@ -41,7 +41,7 @@ type Param struct {
 	// Removed says what replaces a parameter the playbook no longer has:
 	// a wrapper or a command line that still passes it is refused with it.
 	Removed string
-	Pos    Pos
+	Pos     Pos
 }
 
 // Var is a playbook variable computed at the start of a run.
