@@ -533,7 +533,10 @@ func (c *compiler) target(s *Step, t *Target, kind string, sc *typeEnv) {
 		return
 	}
 	t.conn = conn
-	for _, v := range []*Value{t.Host, t.Port} {
+	if t.At != nil && (t.Host != nil || t.Port != nil) {
+		c.errorf(t.At.Pos, "step %q: `at:` gives host and port as one value: drop `host:` and `port:`, or drop `at:`", s.Name)
+	}
+	for _, v := range []*Value{t.Host, t.Port, t.At} {
 		if v != nil {
 			c.compileTemplate(&v.Template, kindValue, sc)
 			if v.secret {

@@ -95,6 +95,11 @@ func resolve(t *Target, env *evalEnv) (*endpoint, bool, error) {
 		unknown = unknown || (unk && (k == "host" || k == "port"))
 		ep.fields[k] = x
 	}
+	if t.At != nil {
+		if err := resolveAt(t, env, ep, &unknown); err != nil {
+			return nil, false, err
+		}
+	}
 	if t.Host != nil {
 		x, unk, err := t.Host.value(env)
 		if err != nil {
@@ -315,4 +320,49 @@ func (r *Runner) sshClient(ctx context.Context, ep *endpoint) (SSHClient, error)
 	}
 	p.sshs[key] = c
 	return c, nil
+}
+
+// resolveAt sets an endpoint's host (and, for mysql, port) from a step's
+// `at:`: a mapping with host and port (a dataserver row, a node of a redo
+// record) or "host[:port]".
+func resolveAt(t *Target, env *evalEnv, ep *endpoint, unknown *bool) error {
+	x, unk, err := t.At.value(env)
+	if err != nil {
+		return err
+	}
+	if unk {
+		// shown as the fields it stands for: ({{ node.host }}:{{ node.port }})
+		*unknown = true
+		why := fmt.Sprint(x)
+		if u, ok := x.(Unknown); ok {
+			why = u.Why
+		}
+		ep.fields["host"] = Unknown{Why: why + ".host"}
+		if t.conn.Kind == "mysql" {
+			ep.fields["port"] = Unknown{Why: why + ".port"}
+		}
+		return nil
+	}
+	var host, port any
+	switch v := x.(type) {
+	case map[string]any:
+		host, port = v["host"], v["port"]
+	case string:
+		h, p, err := net.SplitHostPort(v)
+		if err != nil {
+			host = v
+		} else {
+			host, port = h, p
+		}
+	default:
+		return fmt.Errorf("%s: `at:` is %T; give a node with host and port (a dataserver row) or \"host:port\"", t.At.Pos, x)
+	}
+	if host == nil || fmt.Sprint(host) == "" {
+		return fmt.Errorf("%s: `at:` has no host: give a node with host and port (a dataserver row) or \"host:port\"", t.At.Pos)
+	}
+	ep.fields["host"] = host
+	if port != nil && t.conn.Kind == "mysql" {
+		ep.fields["port"] = port
+	}
+	return nil
 }

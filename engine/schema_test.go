@@ -350,8 +350,8 @@ func TestSchemaFollowsRegistry(t *testing.T) {
 		sqlFields = append(sqlFields, k)
 	}
 	sort.Strings(sqlFields)
-	if strings.Join(sqlFields, " ") != "check exec host on port query session" {
-		t.Errorf("spec.sql fields %v (the inline target's on/host/port and the struct's own)", sqlFields)
+	if strings.Join(sqlFields, " ") != "at check exec host on port query session" {
+		t.Errorf("spec.sql fields %v (the inline target's on/host/port/at and the struct's own)", sqlFields)
 	}
 	a, _ := engine.Schema()
 	b, _ := engine.Schema()

@@ -13,6 +13,11 @@ type Target struct {
 	On   string `yaml:"on"`
 	Host *Value `yaml:"host"`
 	Port *Value `yaml:"port"`
+	// At gives the node as one value instead of host and port: a mapping
+	// with host (and port), such as a row of `dbscale show dataservers`, or
+	// "host:port". On an ssh step only its host counts (the port is the
+	// connection's SSH port).
+	At   *Value `yaml:"at"`
 	conn *Conn
 }
 

@@ -62,7 +62,7 @@ type WaitGTIDStep struct {
 }
 
 // GTIDSource is the `source:` of a wait-gtid step: a MySQL connection of
-// the playbook, given as its name or as {on:, host:, port:}.
+// the playbook, given as its name, as {on:, host:, port:} or as {on:, at:}.
 type GTIDSource struct {
 	engine.MySQLTarget `yaml:",inline"`
 }
@@ -77,15 +77,15 @@ func (g *GTIDSource) UnmarshalYAML(n *yaml.Node) error {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			switch k := n.Content[i].Value; k {
-			case "on", "host", "port":
+			case "on", "host", "port", "at":
 			default:
-				return fmt.Errorf("`source:` takes on, host and port, not %q", k)
+				return fmt.Errorf("`source:` takes on, host and port (or at), not %q", k)
 			}
 		}
 		type plain GTIDSource
 		return n.Decode((*plain)(g))
 	}
-	return fmt.Errorf("`source:` is a connection name or {on:, host:, port:}")
+	return fmt.Errorf("`source:` is a connection name, {on:, host:, port:} or {on:, at:}")
 }
 
 // Defaults of wait-gtid.

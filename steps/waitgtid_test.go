@@ -295,8 +295,8 @@ func TestWaitGTIDLoadErrors(t *testing.T) {
 	for _, c := range []struct{ step, want string }{
 		{`{on: node, gtid: ref, source: src}`, "has both `gtid:` and `source:`"},
 		{`{on: node}`, "needs the set to wait for"},
-		{`{on: node, source: {on: src, prot: 1}}`, "`source:` takes on, host and port, not \"prot\""},
-		{`{on: node, source: [src]}`, "`source:` is a connection name or {on:, host:, port:}"},
+		{`{on: node, source: {on: src, prot: 1}}`, "`source:` takes on, host and port (or at), not \"prot\""},
+		{`{on: node, source: [src]}`, "`source:` is a connection name, {on:, host:, port:} or {on:, at:}"},
 		{`{on: node, source: nosuch}`, `no mysql connection named "nosuch"`},
 		{`{on: node, gtid: ref, timeout: 10}`, "`timeout: 10`: not a duration"},
 		{`{on: node, gtid: ref, interval: 0s}`, "`interval:` must be more than zero"},
