@@ -128,6 +128,7 @@ var specDocs = map[string]string{
 	"target.on":   "the connection: a name under connections:",
 	"target.host": "overrides the connection's host (e.g. a node found at run time)",
 	"target.port": "overrides the connection's port",
+	"target.at":   "the node as one value instead of host and port: a mapping with host and port (a dataserver row) or \"host:port\"; an ssh step takes its host",
 
 	"sql.query":   "a read-only statement: its rows are the output (rows, row, count, columns); runs in a dry run",
 	"sql.exec":    "a state-changing statement (output rows_affected); listed, not run, in a dry run",
