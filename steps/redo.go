@@ -24,6 +24,7 @@ import (
 //	redo: {action: write, path: log/flashback_redo.json, values: {donor: donor.name, port: donor.port}}
 //	redo: {action: read, path: log/flashback_redo.json, written_by: flashback-start.yaml}
 //	redo: {action: read, path: log/gio_flashback_redo.log, format: legacy}   # side, status, donor
+//	redo: {action: update, path: log/flashback_redo.json, values: {snapshots: "'sealed'"}}
 //	redo: {action: clear, path: log/flashback_redo.json}
 //
 // A relative path is relative to the working directory flow runs in (as
@@ -35,7 +36,8 @@ import (
 // values whose names say password/secret or whose value is a secret of the
 // run.
 type RedoStep struct {
-	// Action is write, read or clear.
+	// Action is write, read, update (this run's record: the values given
+	// are set, the others kept) or clear.
 	Action string `yaml:"action"`
 	// Path is the record's file.
 	Path *engine.Text `yaml:"path"`
@@ -68,7 +70,7 @@ func init() {
 		New:        newRedoStep,
 		Output:     redoOutput,
 		Idempotent: true,
-		Changes:    "`action: write` and `clear` yes, `read` no",
+		Changes:    "`action: write`, `update` and `clear` yes, `read` no",
 	})
 }
 
@@ -90,12 +92,12 @@ var redoName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 func (s *RedoStep) Check(c *engine.Check) {
 	name := c.StepName()
 	switch s.Action {
-	case "write", "read", "clear":
+	case "write", "read", "update", "clear":
 	case "":
-		c.Errorf(c.StepPos(), "redo step %q needs `action:` (write, read or clear)", name)
+		c.Errorf(c.StepPos(), "redo step %q needs `action:` (write, read, update or clear)", name)
 		return
 	default:
-		c.Errorf(c.StepPos(), "redo step %q: unknown action %q: use write, read or clear", name, s.Action)
+		c.Errorf(c.StepPos(), "redo step %q: unknown action %q: use write, read, update or clear", name, s.Action)
 		return
 	}
 	if s.Path == nil || s.Path.Raw == "" {
@@ -105,8 +107,9 @@ func (s *RedoStep) Check(c *engine.Check) {
 	if err != nil {
 		c.Errorf(c.StepPos(), "redo step %q: %v", name, err)
 	}
-	if s.Action != "write" && s.Values != nil {
-		c.Errorf(c.StepPos(), "redo step %q: `values:` goes with `action: write`", name)
+	writes := s.Action == "write" || s.Action == "update"
+	if !writes && s.Values != nil {
+		c.Errorf(c.StepPos(), "redo step %q: `values:` goes with `action: write` or `update`", name)
 	}
 	if s.Action != "read" && s.Required != nil {
 		c.Errorf(c.StepPos(), "redo step %q: `required:` goes with `action: read`", name)
@@ -114,11 +117,11 @@ func (s *RedoStep) Check(c *engine.Check) {
 	if s.Action != "read" && s.WrittenBy != nil {
 		c.Errorf(c.StepPos(), "redo step %q: `written_by:` goes with `action: read`", name)
 	}
-	if s.Action != "write" {
+	if !writes {
 		return
 	}
 	if len(s.Values) == 0 {
-		c.Errorf(c.StepPos(), "redo step %q: `action: write` needs `values:` (names and expressions to record)", name)
+		c.Errorf(c.StepPos(), "redo step %q: `action: %s` needs `values:` (names and expressions to record)", name, s.Action)
 		return
 	}
 	keys := make([]string, 0, len(s.Values))
@@ -190,6 +193,12 @@ func (s *RedoStep) Render(r *engine.Render) ([]engine.Action, error) {
 			lines = append(lines, fmt.Sprintf("  %s = %s", k, r.Expr(s.Values[k])))
 		}
 		text = strings.Join(lines, "\n")
+	case "update":
+		lines := []string{fmt.Sprintf("update this run's redo record %s (%s format, atomically; other values kept):", path, s.format())}
+		for _, k := range s.valueNames() {
+			lines = append(lines, fmt.Sprintf("  %s = %s", k, r.Expr(s.Values[k])))
+		}
+		text = strings.Join(lines, "\n")
 	case "read":
 		req := "required: a missing record fails the step"
 		if !s.required() {
@@ -219,7 +228,7 @@ func (s *RedoStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, err
 	out := map[string]any{"path": path, "format": string(format), "values": map[string]any{}, "found": false,
 		"existed": false, "written_at": "", "run_id": "", "playbook": ""}
 	switch s.Action {
-	case "write":
+	case "write", "update":
 		values := map[string]any{}
 		for _, k := range s.valueNames() {
 			v, err := x.Eval(s.Values[k])
@@ -233,6 +242,13 @@ func (s *RedoStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, err
 		}
 		rec := &redo.Record{Values: values, WrittenAt: time.Now(), Format: format}
 		rec.RunID, rec.Playbook = s.meta(x)
+		if s.Action == "update" {
+			merged, err := s.merge(path, shown, format, rec.RunID, values)
+			if err != nil {
+				return nil, err
+			}
+			rec.Values, values = merged, merged
+		}
 		x.Debugf("write redo record %s: %s", shown, describeValues(values))
 		if err := redo.Write(path, rec); err != nil {
 			return nil, err
@@ -289,7 +305,32 @@ func (s *RedoStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, err
 	}
 }
 
-// Resume runs an interrupted write or clear again: both are idempotent. A
+// merge reads this run's record and sets values in it: an update of a
+// record another run wrote, or of none, is refused (the record says what
+// the standby holds; only the run that wrote it may change it).
+func (s *RedoStep) merge(path, shown string, format redo.Format, runID string, values map[string]any) (map[string]any, error) {
+	old, err := redo.Read(path, format)
+	var me *redo.MissingError
+	if errors.As(err, &me) {
+		return nil, fmt.Errorf("redo update: %s has no record to update: write it first (action: write)", shown)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if old.RunID != runID {
+		return nil, fmt.Errorf("redo update: %s is the record of run %s (%s), not of this run %s: only the run that wrote a record updates it", shown, old.RunID, old.Playbook, runID)
+	}
+	merged := make(map[string]any, len(old.Values)+len(values))
+	for k, v := range old.Values {
+		merged[k] = v
+	}
+	for k, v := range values {
+		merged[k] = v
+	}
+	return merged, nil
+}
+
+// Resume runs an interrupted write, update or clear again: each is idempotent. A
 // write replaces the whole record atomically (a temporary file renamed
 // over it), so writing the same values again leaves the same record (only
 // written_at moves); a clear of a record already removed finds nothing to
@@ -298,6 +339,9 @@ func (s *RedoStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, err
 func (s *RedoStep) Resume(ctx context.Context, x *engine.Exec, rec *engine.StepRecord) (engine.ResumeDecision, map[string]any, string, error) {
 	if s.Action == "write" {
 		return engine.ResumeRerun, nil, "writing the redo record again replaces it atomically with the same values", nil
+	}
+	if s.Action == "update" {
+		return engine.ResumeRerun, nil, "updating the redo record again sets the same values in it atomically", nil
 	}
 	return engine.ResumeRerun, nil, "clearing the redo record again finds it already removed (or removes it)", nil
 }

@@ -350,3 +350,55 @@ steps:
 		t.Fatalf("the record was not cleared: %v", err)
 	}
 }
+
+// TestRedoUpdateInPlace: `action: update` sets the values it names in this
+// run's record and keeps the others (one record, updated in place, instead
+// of a second full write); with no record, or another run's, it refuses and
+// leaves the file as it was.
+func TestRedoUpdateInPlace(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "redo.json")
+	pb := `name: redo-update
+params:
+  path: {type: string, required: true}
+steps:
+  - redo: {action: write, path: "{{ path }}", values: {donor: "'normal_0_1'", snapshots: "'pending'"}}
+  - redo: {action: update, path: "{{ path }}", values: {snapshots: "'sealed'"}}
+  - redo: {action: read, path: "{{ path }}"}
+    register: rd
+  - assert:
+      that: rd.values.donor == "normal_0_1" && rd.values.snapshots == "sealed" && rd.run_id == run.id
+      message: "record after the update: {{ rd.values }} of run {{ rd.run_id }}"
+`
+	if res := rawRun(t, pb, engine.ModeRun, map[string]string{"path": path}, false, time.Minute, nil); res.Err != nil {
+		t.Fatalf("write, update, read: %v\n%s", res.Err, res.Log)
+	}
+
+	only := `name: redo-update
+params:
+  path: {type: string, required: true}
+steps:
+  - redo: {action: update, path: "{{ path }}", values: {snapshots: "'sealed'"}}
+`
+	missing := filepath.Join(dir, "none.json")
+	res := rawRun(t, only, engine.ModeRun, map[string]string{"path": missing}, false, time.Minute, nil)
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "has no record to update: write it first") {
+		t.Errorf("update of no record: %v", res.Err)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("a refused update created %s (%v)", missing, err)
+	}
+
+	other := filepath.Join(dir, "other.json")
+	if err := redo.Write(other, &redo.Record{Values: map[string]any{"snapshots": "pending"}, RunID: "20260101T000000Z", Playbook: "flashback-start", WrittenAt: time.Now(), Format: redo.FormatJSON}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(other)
+	res = rawRun(t, only, engine.ModeRun, map[string]string{"path": other}, false, time.Minute, nil)
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "is the record of run 20260101T000000Z (flashback-start), not of this run") {
+		t.Errorf("update of another run's record: %v", res.Err)
+	}
+	if after, _ := os.ReadFile(other); string(after) != string(before) {
+		t.Errorf("a refused update changed the record:\n%s\nwas:\n%s", after, before)
+	}
+}
