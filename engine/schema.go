@@ -194,7 +194,7 @@ var specRules = map[string]obj{
 
 // specEnums list the values of string fields that take one of a few words.
 var specEnums = map[string][]string{
-	"redo.action": {"write", "read", "clear"},
+	"redo.action": {"write", "read", "update", "clear"},
 	"redo.format": {"json", "legacy"},
 }
 
