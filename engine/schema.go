@@ -411,7 +411,7 @@ func (g *schemaGen) specSchema(t StepType) (obj, error) {
 		return nil, err
 	}
 	if rules, ok := specRules[t.Name]; ok {
-		if err := checkRuleFields(t.Name, rules, s); err != nil {
+		if err := unknownRuleField(t.Name, rules, s); err != nil {
 			return nil, err
 		}
 		for k, v := range rules {
@@ -428,8 +428,8 @@ func (g *schemaGen) specSchema(t StepType) (obj, error) {
 	return described(s, t.Summary), nil
 }
 
-// checkRuleFields reports a rule that names a field the spec lacks.
-func checkRuleFields(typ string, rules obj, s obj) error {
+// unknownRuleField reports a rule that names a field the spec lacks.
+func unknownRuleField(typ string, rules obj, s obj) error {
 	props, _ := s["properties"].(obj)
 	var walk func(v any) error
 	walk = func(v any) error {
