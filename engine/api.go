@@ -337,3 +337,25 @@ func (rd *Render) target(t *Target) string {
 	}
 	return ep.label()
 }
+
+// Check gives a step spec's Check method access to positions and
+// diagnostics.
+type Check struct {
+	c    *compiler
+	step *Step
+}
+
+// Errorf reports an error at p (use the field's Pos, or StepPos()).
+func (k *Check) Errorf(p Pos, format string, args ...any) { k.c.errorf(p, format, args...) }
+
+// Warnf reports a warning at p.
+func (k *Check) Warnf(p Pos, format string, args ...any) { k.c.warnf(p, format, args...) }
+
+// StepPos is the position of the step.
+func (k *Check) StepPos() Pos { return k.step.Pos }
+
+// StepName is the step's name.
+func (k *Check) StepName() string { return k.step.Name }
+
+// Registers reports whether the step stores its output somewhere.
+func (k *Check) Registers() bool { return k.step.Register != "" || k.step.ID != "" }

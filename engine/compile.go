@@ -178,8 +178,8 @@ func walkSteps(steps []*Step, fn func(*Step)) {
 		walkSteps(s.Rescue, fn)
 		walkSteps(s.Always, fn)
 		walkSteps(s.Undo, fn)
-		if s.Resume != nil && s.Resume.Check != nil {
-			walkSteps([]*Step{s.Resume.Check}, fn)
+		if s.Resume != nil && s.Resume.Probe != nil {
+			walkSteps([]*Step{s.Resume.Probe}, fn)
 		}
 	}
 }
@@ -333,9 +333,9 @@ func (c *compiler) step(s *Step, sc *typeEnv, guarded bool) {
 		// what they record is not there for the steps that follow
 		mark = len(c.doneLog)
 		c.steps(s.Undo, result, true)
-		if s.Resume != nil && s.Resume.Check != nil {
-			c.step(s.Resume.Check, local, true)
-			c.compileExpr(s.Resume.Done, local.with("result", outputType(s.Resume.Check), false), reflect.Bool)
+		if s.Resume != nil && s.Resume.Probe != nil {
+			c.step(s.Resume.Probe, local, true)
+			c.compileExpr(s.Resume.Done, local.with("result", outputType(s.Resume.Probe), false), reflect.Bool)
 		}
 		c.undone(mark)
 	}
@@ -350,8 +350,8 @@ func (c *compiler) undone(mark int) {
 	c.doneLog = c.doneLog[:mark]
 }
 
-// checkStepRefs reports reads of steps.<id> before that step has run.
-func (c *compiler) checkStepRefs(e *Expr) {
+// reportEarlyStepRefs reports reads of steps.<id> before that step has run.
+func (c *compiler) reportEarlyStepRefs(e *Expr) {
 	if c.cur == nil {
 		return
 	}
@@ -545,25 +545,3 @@ func (c *compiler) target(s *Step, t *Target, kind string, sc *typeEnv) {
 		}
 	}
 }
-
-// Check gives a step spec's Check method access to positions and
-// diagnostics.
-type Check struct {
-	c    *compiler
-	step *Step
-}
-
-// Errorf reports an error at p (use the field's Pos, or StepPos()).
-func (k *Check) Errorf(p Pos, format string, args ...any) { k.c.errorf(p, format, args...) }
-
-// Warnf reports a warning at p.
-func (k *Check) Warnf(p Pos, format string, args ...any) { k.c.warnf(p, format, args...) }
-
-// StepPos is the position of the step.
-func (k *Check) StepPos() Pos { return k.step.Pos }
-
-// StepName is the step's name.
-func (k *Check) StepName() string { return k.step.Name }
-
-// Registers reports whether the step stores its output somewhere.
-func (k *Check) Registers() bool { return k.step.Register != "" || k.step.ID != "" }

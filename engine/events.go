@@ -15,34 +15,18 @@ func (r *Runner) entry(w *worker, pb *Playbook, p Pos) *logrus.Entry {
 	return r.opts.Log.WithFields(logrus.Fields{logfmt.FieldFile: baseName(pb.File), logfmt.FieldLine: p.Line, logfmt.FieldID: w.id})
 }
 
-// event emits a structured event (JSON log format only).
+// event emits a structured event: to the observer (with its time), to the
+// journal (unless transient) and, in the JSON log format, to the log.
 func (r *Runner) event(e *logrus.Entry, name string, f logrus.Fields) {
 	if r.opts.Observer != nil {
-		rec := make(map[string]any, len(f)+4)
-		for k, v := range f {
-			rec[k] = r.maskValue(v)
-		}
-		for _, k := range []string{logfmt.FieldFile, logfmt.FieldLine, logfmt.FieldID} {
-			if v, ok := e.Data[k]; ok {
-				rec[k] = v
-			}
-		}
+		rec := r.record(e, f, 1)
 		rec["time"] = time.Now()
 		r.opts.Observer(name, rec)
 	}
 	if r.opts.Journal != nil && !event.Transient[name] {
-		rec := make(map[string]any, len(f)+3)
-		for k, v := range f {
-			rec[k] = r.maskValue(v)
-		}
-		for _, k := range []string{logfmt.FieldFile, logfmt.FieldLine, logfmt.FieldID} {
-			if v, ok := e.Data[k]; ok {
-				rec[k] = v
-			}
-		}
 		durable, _ := f["mutates"].(bool)
 		durable = durable || event.Durable[name]
-		if err := r.opts.Journal.Record(name, rec, durable); err != nil {
+		if err := r.opts.Journal.Record(name, r.record(e, f, 0), durable); err != nil {
 			r.journalErr.CompareAndSwap(nil, &err)
 		}
 	}
@@ -60,6 +44,22 @@ func (r *Runner) event(e *logrus.Entry, name string, f logrus.Fields) {
 		f = g
 	}
 	e.WithFields(f).WithField("event", name).Info(name)
+}
+
+// record is an event's fields with secrets masked and the log entry's
+// position (file, line, worker id) added: a map of its own for each
+// receiver, with room for extra more fields.
+func (r *Runner) record(e *logrus.Entry, f logrus.Fields, extra int) map[string]any {
+	rec := make(map[string]any, len(f)+3+extra)
+	for k, v := range f {
+		rec[k] = r.maskValue(v)
+	}
+	for _, k := range []string{logfmt.FieldFile, logfmt.FieldLine, logfmt.FieldID} {
+		if v, ok := e.Data[k]; ok {
+			rec[k] = v
+		}
+	}
+	return rec
 }
 
 // maskValue masks secrets in every string inside v (maps and lists too).

@@ -265,7 +265,7 @@ func (c *compiler) compileExpr(e *Expr, sc *typeEnv, want reflect.Kind) {
 		}
 	}
 	sort.Strings(e.refs)
-	c.checkStepRefs(e)
+	c.reportEarlyStepRefs(e)
 	for fn := range vis.calls {
 		if f, ok := funcs[fn]; ok && f.Secret {
 			e.secret = true

@@ -160,7 +160,7 @@ func (r *Runner) refusePost(x *Exec, out map[string]any) error {
 	penv := x.sc.env()
 	penv.vars["result"] = out
 	for _, g := range s.Post {
-		refused, _, err := r.checkGuard(g, s, x.name, penv, "post")
+		refused, _, err := r.evalGuard(g, s, x.name, penv, "post")
 		if err != nil {
 			return err
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/flowdba/flow/engine"
 	"github.com/flowdba/flow/engine/config"
+	"github.com/flowdba/flow/internal/testutil"
 )
 
 const everyConstruct = "testdata/valid/every-construct.yaml"
@@ -213,11 +214,7 @@ func TestValidateCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the flow binary")
 	}
-	bin := filepath.Join(t.TempDir(), "flow")
-	build := exec.Command("go", "build", "-o", bin, "github.com/flowdba/flow/cmd/flow")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testutil.BuildFlow(t)
 	run := func(args ...string) (stdout, stderr string, code int) {
 		cmd := exec.Command(bin, args...)
 		var o, e bytes.Buffer

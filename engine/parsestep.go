@@ -89,7 +89,7 @@ func (l *loader) parseStep(pb *Playbook, n *yaml.Node, what string) *Step {
 	}
 	l.parseWith(f, s, m)
 	l.parseExtendKey(f, s, m)
-	l.checkKeysGoTogether(f, s, m)
+	l.misplacedKeys(f, s, m)
 	if s.Include != nil && s.Include.Path != "" && !l.loadInclude(pb, s, m) {
 		return nil
 	}
@@ -155,11 +155,11 @@ func (l *loader) parseWith(f string, s *Step, m *mapping) {
 	}
 }
 
-// checkKeysGoTogether reports common keys that do not go with the step's
+// misplacedKeys reports common keys that do not go with the step's
 // type or need another key: for_each, as and parallel with a group only;
 // undo and resume with a typed step (a group takes resume: restart);
 // until with a bound.
-func (l *loader) checkKeysGoTogether(f string, s *Step, m *mapping) {
+func (l *loader) misplacedKeys(f string, s *Step, m *mapping) {
 	if s.Type != "group" {
 		for _, k := range []string{"for_each", "as", "parallel"} {
 			if kn, ok := m.knodes[k]; ok {
@@ -229,23 +229,23 @@ func (l *loader) parseResume(pb *Playbook, n *yaml.Node) *ResumeSpec {
 	if m == nil {
 		return nil
 	}
-	rs.Mode = "check"
+	rs.Mode = "probe"
 	if cn, ok := m.vals["check"]; ok {
-		rs.Check = l.parseStep(pb, cn, "resume.check")
+		rs.Probe = l.parseStep(pb, cn, "resume.check")
 	}
 	if dn, ok := m.vals["done"]; ok {
 		rs.Done = l.expr(f, dn, "resume.done")
 	}
-	if rs.Check == nil || rs.Done == nil {
+	if rs.Probe == nil || rs.Done == nil {
 		l.errorf(rs.Pos, "resume: needs both `check:` (a read-only step) and `done:` (an expression on its output `result`)")
 		return nil
 	}
-	if rs.Check.Spec == nil || rs.Check.Type == "group" || rs.Check.Type == "include" {
-		l.errorf(rs.Check.Pos, "resume.check: must be one typed read-only step (sql query, ssh with changes: false, …)")
+	if rs.Probe.Spec == nil || rs.Probe.Type == "group" || rs.Probe.Type == "include" {
+		l.errorf(rs.Probe.Pos, "resume.check: must be one typed read-only step (sql query, ssh with changes: false, …)")
 		return nil
 	}
-	if rs.Check.Spec.Mutates() {
-		l.errorf(rs.Check.Pos, "resume.check: must be read-only: it runs before flow knows whether to change anything")
+	if rs.Probe.Spec.Mutates() {
+		l.errorf(rs.Probe.Pos, "resume.check: must be read-only: it runs before flow knows whether to change anything")
 		return nil
 	}
 	return rs

@@ -300,13 +300,16 @@ func (rs *ResumeState) Interrupted() []*StepRecord {
 // whether an interrupted run of it took effect.
 type ResumeSpec struct {
 	// Mode is "rerun" (idempotent: run it again), "ask" (always ask the
-	// operator) or "check"; on a group, "restart": a group (each for_each
-	// item on its own) interrupted inside starts over from its first step.
+	// operator) or "probe" (the mapping {check, done}); on a group,
+	// "restart": a group (each for_each item on its own) interrupted inside
+	// starts over from its first step.
 	Mode string
-	// Check is a read-only step whose output `done:` judges.
-	Check *Step
+	// Probe is the read-only step written under `check:`, whose output
+	// `done:` judges. (In the engine's Go, "check" is only a step type's
+	// compile-time validation: Checker, Check.)
+	Probe *Step
 	// Done is true when the interrupted step took effect (it sees `result`,
-	// the check's output).
+	// the probe's output).
 	Done *Expr
 	Pos  Pos
 }
@@ -465,8 +468,8 @@ func (r *Runner) judgeInterrupted(ctx context.Context, x *Exec, s *Step, key str
 		switch s.Resume.Mode {
 		case "rerun":
 			return ResumeRerun, nil, "the step is declared idempotent (resume: rerun)", nil
-		case "check":
-			out, err := r.runCheck(ctx, x, s)
+		case "probe":
+			out, err := r.runProbe(ctx, x, s)
 			if err != nil {
 				return ResumeUnsure, nil, "", fmt.Errorf("%s: the resume check failed: %w", s.Resume.Pos, err)
 			}
@@ -493,10 +496,10 @@ func (r *Runner) judgeInterrupted(ctx context.Context, x *Exec, s *Step, key str
 	return ResumeUnsure, nil, "", nil
 }
 
-// runCheck runs a step's resume check (a read-only step) and returns its
+// runProbe runs a step's resume probe (the read-only step under `check:`) and returns its
 // output.
-func (r *Runner) runCheck(ctx context.Context, x *Exec, s *Step) (map[string]any, error) {
-	c := s.Resume.Check
+func (r *Runner) runProbe(ctx context.Context, x *Exec, s *Step) (map[string]any, error) {
+	c := s.Resume.Probe
 	cx := &Exec{r: r, step: c, sc: x.sc, env: x.sc.env(), log: x.log, w: x.w, name: x.name + " (resume check)", key: x.key}
 	return c.Spec.Run(ctx, cx)
 }

@@ -225,7 +225,7 @@ func (r *Runner) skipWhen(ctx context.Context, st *stepRun) (done bool, err erro
 func (r *Runner) refusePre(ctx context.Context, st *stepRun) (done bool, err error) {
 	s, name, log := st.s, st.name, st.log
 	for _, g := range s.Pre {
-		if refused, unknown, err := r.checkGuard(g, s, name, st.env, "pre"); err != nil {
+		if refused, unknown, err := r.evalGuard(g, s, name, st.env, "pre"); err != nil {
 			return true, err
 		} else if unknown != "" {
 			if r.opts.Mode == ModeRun {
@@ -385,9 +385,9 @@ func (r *Runner) markUnknownVars(sc *scope, s *Step) {
 	}
 }
 
-// checkGuard evaluates a guard: refused is non-nil when it does not hold;
+// evalGuard evaluates a guard: refused is non-nil when it does not hold;
 // unknown names the unknown values it depends on.
-func (r *Runner) checkGuard(g *Guard, s *Step, name string, env *evalEnv, kind string) (*RefusedError, string, error) {
+func (r *Runner) evalGuard(g *Guard, s *Step, name string, env *evalEnv, kind string) (*RefusedError, string, error) {
 	if env.unknown(g.That) {
 		return nil, strings.Join(env.unknownRefs(g.That), ", "), nil
 	}

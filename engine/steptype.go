@@ -4,8 +4,8 @@ package engine
 // in package steps registers, the spec it decodes into, and every optional
 // interface the engine looks for. Nothing else of the engine is a step
 // author's concern, apart from the values it hands over (Exec when a step
-// runs, Render when one is listed, Check when one is compiled: api.go,
-// compile.go) and the field types it compiles (Expr, Text, SQL, Shell,
+// runs, Render when one is listed, Check when one is compiled: api.go)
+// and the field types it compiles (Expr, Text, SQL, Shell,
 // Value, MySQLTarget, SSHTarget).
 
 import (
@@ -86,7 +86,11 @@ type StepSpec interface {
 	Run(ctx context.Context, x *Exec) (map[string]any, error)
 }
 
-// Checker is implemented by specs with validation beyond field types.
+// Checker is implemented by specs with validation beyond field types. In
+// the engine's Go, "check" means only this: a step type's compile-time
+// validation (the resume key's `check:` step is ResumeSpec.Probe, a
+// guard is evaluated by evalGuard, the sql step's `check:` query is its
+// CheckQuery).
 type Checker interface {
 	Check(c *Check)
 }

@@ -627,13 +627,30 @@ func (c *channel) label() string {
 	return fmt.Sprintf("channel %q", c.name)
 }
 
-// health reads the node's replication state. fatal is set when replication
-// stopped with an error that leaves transactions of the reference behind;
-// why is set when nothing can currently make progress (no error).
+// health reads the node's replication state (channels) and judges it
+// (judgeChannels). fatal is set when replication stopped with an error
+// that leaves transactions of the reference behind; why is set when
+// nothing can currently make progress (no error).
 func (w *waiter) health(ctx context.Context, every time.Duration, missing, executed gtid.Set) (why string, fatal error) {
 	if w.noPerfS {
 		return "", nil
 	}
+	chans, err := w.channels(ctx, every)
+	if err != nil {
+		var me *mysql.MySQLError
+		if errors.As(err, &me) && (me.Number == 1142 || me.Number == 1227 || me.Number == 1044) {
+			w.noPerfS = true
+			w.x.Warnf("%s: cannot read replication state from performance_schema (%s): waiting without failing fast on replication errors", w.target, w.x.Mask(err.Error()))
+			return "", nil
+		}
+		return "cannot read the replication state: " + w.x.Mask(err.Error()), nil
+	}
+	return judgeChannels(chans, missing, executed)
+}
+
+// channels reads each replication channel's applier and receiver state
+// and their last errors from performance_schema.
+func (w *waiter) channels(ctx context.Context, every time.Duration) (map[string]*channel, error) {
 	chans := map[string]*channel{}
 	get := func(name string) *channel {
 		c, ok := chans[name]
@@ -698,15 +715,13 @@ func (w *waiter) health(ctx context.Context, every time.Duration, missing, execu
 			return nil
 		})
 	}
-	if err != nil {
-		var me *mysql.MySQLError
-		if errors.As(err, &me) && (me.Number == 1142 || me.Number == 1227 || me.Number == 1044) {
-			w.noPerfS = true
-			w.x.Warnf("%s: cannot read replication state from performance_schema (%s): waiting without failing fast on replication errors", w.target, w.x.Mask(err.Error()))
-			return "", nil
-		}
-		return "cannot read the replication state: " + w.x.Mask(err.Error()), nil
-	}
+	return chans, err
+}
+
+// judgeChannels says whether any channel can still deliver and apply what
+// is missing: fatal when replication stopped with an error that leaves
+// missing transactions behind, why when none can make progress now.
+func judgeChannels(chans map[string]*channel, missing, executed gtid.Set) (why string, fatal error) {
 	names := make([]string, 0, len(chans))
 	for n := range chans {
 		names = append(names, n)

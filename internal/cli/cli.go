@@ -1,6 +1,8 @@
 // Package cli is flow's command line: run, plan, validate, eval, graph,
-// schema, steps, runs, status, audit, report, resume, rollback, lab,
-// version and completion. Main returns the process exit code.
+// schema, steps, runs, status, audit, report (the journal's readers),
+// resume, rollback, lab (up, status, write, check, down, serve-dbscale:
+// the local DR lab), version and completion. Main returns the process
+// exit code.
 package cli
 
 import (

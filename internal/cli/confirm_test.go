@@ -3,9 +3,10 @@ package cli
 import (
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/flowdba/flow/internal/testutil"
 )
 
 // confirmPlaybook has one state-changing step that asks for confirmation.
@@ -26,15 +27,8 @@ func TestConfirmPromptOnATerminal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds flow and runs it on a pseudo-terminal")
 	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatal("no go command to build flow with")
-	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "flow")
-	if out, err := exec.Command(goBin, "build", "-o", bin, "github.com/flowdba/flow/cmd/flow").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testutil.BuildFlow(t)
 	pb := writePlaybook(t, dir, "confirm.yaml", confirmPlaybook)
 	for _, progress := range []string{"off", "on"} {
 		t.Run("progress "+progress, func(t *testing.T) {

@@ -95,15 +95,8 @@ func TestProgressViewEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds flow, starts MySQL and runs flow on a pseudo-terminal")
 	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatal("no go command to build flow with")
-	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "flow")
-	if out, err := exec.Command(goBin, "build", "-o", bin, "github.com/flowdba/flow/cmd/flow").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testutil.BuildFlow(t)
 	node := mysqltest.Start(t)
 	pb := filepath.Join(dir, "progress.yaml")
 	if err := os.WriteFile(pb, []byte(progressPlaybook), 0o644); err != nil {

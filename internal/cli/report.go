@@ -6,8 +6,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/flowdba/flow/engine"
-	"github.com/flowdba/flow/journal"
 	"github.com/flowdba/flow/report"
 	"github.com/spf13/cobra"
 )
@@ -30,11 +28,7 @@ RUN is a run id as 'flow runs' lists it, a unique prefix of one, or "last".
 Without --out the page is written to standard output.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := journal.Resolve(dir, args[0])
-			if err != nil {
-				return engine.Invalid(err)
-			}
-			run, err := journal.Load(dir, id)
+			run, err := loadRun(dir, args[0])
 			if err != nil {
 				return err
 			}
@@ -48,7 +42,7 @@ Without --out the page is written to standard output.`,
 			if err := writeFileAtomic(out, b.Bytes()); err != nil {
 				return err
 			}
-			fmt.Fprintf(st.out, "report of run %s (%s, %s, %d steps) written to %s\n", id, orDash(run.Name), run.Status, len(run.Steps), out)
+			fmt.Fprintf(st.out, "report of run %s (%s, %s, %d steps) written to %s\n", run.RunID, orDash(run.Name), run.Status, len(run.Steps), out)
 			return nil
 		},
 	}

@@ -139,6 +139,9 @@ var chromiumOnce struct {
 // never skips it, when the browser cannot be had.
 func chromium(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("runs chromium: not run by -short (make unit); make test runs it")
+	}
 	chromiumOnce.Do(func() {
 		if p, err := exec.LookPath("chromium"); err == nil {
 			chromiumOnce.path = p

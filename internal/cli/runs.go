@@ -263,11 +263,7 @@ finished), with its times and the statements and commands it sent (secrets maske
 RUN is a run id as 'flow runs' lists it, a unique prefix of one, or "last".`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := journal.Resolve(dir, args[0])
-			if err != nil {
-				return engine.Invalid(err)
-			}
-			run, err := journal.Load(dir, id)
+			run, err := loadRun(dir, args[0])
 			if err != nil {
 				return err
 			}
@@ -469,4 +465,14 @@ func fmtDuration(d time.Duration) string {
 		return d.Round(100 * time.Millisecond).String()
 	}
 	return d.Round(time.Second).String()
+}
+
+// loadRun loads the run a RUN argument names (a run id, a unique prefix of
+// one, or "last"); naming no run is a usage error (exit 2).
+func loadRun(dir, ref string) (*journal.Run, error) {
+	id, err := journal.Resolve(dir, ref)
+	if err != nil {
+		return nil, engine.Invalid(err)
+	}
+	return journal.Load(dir, id)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/flowdba/flow/event"
+	"github.com/flowdba/flow/internal/testutil"
 	"github.com/flowdba/flow/journal"
 	"github.com/flowdba/flow/journal/runlock"
 )
@@ -272,16 +273,8 @@ func TestRunInterrupted(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds flow and runs it as a process")
 	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command to build flow with")
-	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "flow")
-	build := exec.Command(goBin, "build", "-o", bin, "github.com/flowdba/flow/cmd/flow")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testutil.BuildFlow(t)
 	pb := writePlaybook(t, dir, "wait.yaml", waitPlaybook)
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {

@@ -106,14 +106,7 @@ func TestStepsMarkdown(t *testing.T) {
 // names exactly the registered step types (in its first column, in
 // backquotes; group and include are rows without them).
 func TestReadmeStepTableListsTheRegistry(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(b), "\n### Steps\n")
-	if !ok {
-		t.Fatal("README.md has no section ### Steps")
-	}
+	section := readmeSteps(t)
 	var listed []string
 	inTable := false
 	for _, line := range strings.Split(section, "\n") {
@@ -143,6 +136,18 @@ func TestReadmeStepTableListsTheRegistry(t *testing.T) {
 // every common key of engine's table in backquotes (a new key is
 // documented where users read about steps).
 func TestReadmeNamesEveryCommonKey(t *testing.T) {
+	section := readmeSteps(t)
+	section, _, _ = strings.Cut(section, "\n### ")
+	for _, k := range engine.CommonKeyDocs() {
+		if !strings.Contains(section, "`"+k.Name+"`") && !strings.Contains(section, "`"+k.Name+":") {
+			t.Errorf("the README's ### Steps section does not name the common key `%s` (see `flow steps --markdown`)", k.Name)
+		}
+	}
+}
+
+// readmeSteps is the README from its section "### Steps" on.
+func readmeSteps(t *testing.T) string {
+	t.Helper()
 	b, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
 	if err != nil {
 		t.Fatal(err)
@@ -151,10 +156,5 @@ func TestReadmeNamesEveryCommonKey(t *testing.T) {
 	if !ok {
 		t.Fatal("README.md has no section ### Steps")
 	}
-	section, _, _ = strings.Cut(section, "\n### ")
-	for _, k := range engine.CommonKeyDocs() {
-		if !strings.Contains(section, "`"+k.Name+"`") && !strings.Contains(section, "`"+k.Name+":") {
-			t.Errorf("the README's ### Steps section does not name the common key `%s` (see `flow steps --markdown`)", k.Name)
-		}
-	}
+	return section
 }

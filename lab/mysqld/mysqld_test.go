@@ -21,6 +21,7 @@ import (
 // the test, stopped in Cleanup.
 func newInstance(t *testing.T, name string) *mysqld.Instance {
 	t.Helper()
+	mysqltest.NeedMySQL(t)
 	in, err := mysqld.Locate()
 	if err != nil {
 		t.Fatal(err)

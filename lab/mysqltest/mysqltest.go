@@ -77,11 +77,22 @@ func WithName(name string) Option { return func(c *config) { c.name = name } }
 // donor's accounts, keeps working with the same credentials.
 func WithPassword(pw string) Option { return func(c *config) { c.password = pw } }
 
+// NeedMySQL skips t under -short (`make unit` runs no MySQL; `make test`
+// runs the test): every test that starts a MySQL server says so through
+// Start, StartReplica or this, so the fast suite passes on a clean clone.
+func NeedMySQL(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a MySQL server: not run by -short (make unit); make test runs it")
+	}
+}
+
 // Start starts a throwaway MySQL instance on a loopback address for the test
 // and stops it in t.Cleanup. It fails the test (t.Fatal) with "run `make
-// mysql`" if MySQL is not installed.
+// mysql`" if MySQL is not installed, and skips it under -short (NeedMySQL).
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
+	NeedMySQL(t)
 	cfg := config{supervised: true}
 	for _, o := range opts {
 		o(&cfg)

@@ -145,6 +145,7 @@ func TestStartReplicaReplicates(t *testing.T) {
 }
 
 func TestParallelServersGetDistinctAddresses(t *testing.T) {
+	mysqltest.NeedMySQL(t)
 	addrs := make(chan string, 3)
 	t.Run("group", func(t *testing.T) {
 		for k := range 3 {

@@ -30,6 +30,7 @@ func TestHelperDiesWithAServer(t *testing.T) {
 }
 
 func TestReapCleansUpAfterADeadTestProcess(t *testing.T) {
+	NeedMySQL(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperDiesWithAServer$", "-test.count=1")
 	cmd.Env = append(os.Environ(), "FLOW_MYSQLTEST_HELPER=1")
 	out, _ := cmd.Output() // it dies by SIGKILL

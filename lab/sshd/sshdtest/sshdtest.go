@@ -30,6 +30,9 @@ func Start(t testing.TB, addrs ...string) *sshd.Server {
 // StartWith is Start with sshd options (e.g. a password to accept).
 func StartWith(t testing.TB, o sshd.Options, addrs ...string) *sshd.Server {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starts OpenSSH's sshd: not run by -short (make unit); make test runs it")
+	}
 	if len(addrs) == 0 {
 		addrs = []string{"127.0.0.1"}
 	}
