@@ -180,8 +180,8 @@ func (x *Exec) Seen(e *Expr) string { return x.r.seen(e, x.fresh()) }
 
 // Interval is the step's polling interval, or def when it sets none.
 func (x *Exec) Interval(def time.Duration) time.Duration {
-	if x.step.Interval > 0 {
-		return x.step.Interval
+	if d, err := x.interval(); err == nil && d > 0 {
+		return d
 	}
 	return def
 }

@@ -537,3 +537,35 @@ steps:
 	wantExit(t, res, engine.ExitOK)
 	wantIn(t, "log", res.Log, "[ INFO] [] [] [] [~]\n")
 }
+
+// TestTemplatedTimeoutAndInterval: timeout: and interval: may name a
+// duration parameter ({{ wait }}): the bound follows the parameter (here
+// set with --var), and a value that is not a duration fails naming it.
+func TestTemplatedTimeoutAndInterval(t *testing.T) {
+	const pb = `name: timeout
+params:
+  wait: {type: duration, default: 10m}
+  every: {type: string, default: 10ms}
+steps:
+  - name: Step 01 waits for company that never comes
+    testprobe: {key: lonely-t, await: 5}
+    timeout: "{{ wait }}"
+  - name: Step 02 flaky
+    testprobe: {key: flaky-t, fail_times: 1}
+    retries: 2
+    interval: "{{ every }}"
+`
+	resetProbe("lonely-t")
+	res := enginetest.Run(t, pb, enginetest.Options{Mode: engine.ModeRun, Vars: map[string]string{"wait": "50ms"}})
+	wantExit(t, res, engine.ExitStepFailed)
+	wantIn(t, "error", res.Err.Error(), "Step 01 waits for company that never comes", "deadline exceeded")
+
+	resetProbe("flaky-t")
+	second := pb[:strings.Index(pb, "  - name: Step 01")] + pb[strings.Index(pb, "  - name: Step 02"):]
+	res = enginetest.Run(t, second, enginetest.Options{Mode: engine.ModeRun, Vars: map[string]string{"every": "soon"}})
+	wantExit(t, res, engine.ExitStepFailed)
+	wantIn(t, "error", res.Err.Error(), `interval: "soon" is not a duration such as 500ms, 30s or 5m`)
+
+	loadFail(t, "name: t\nsteps:\n  - testprobe: {key: x}\n    until: result.ok\n    interval: \"{{ 1 }}\"\n", nil, "`until:` needs a bound")
+	loadOK(t, "name: t\nparams:\n  w: {type: duration, default: 1s}\nsteps:\n  - testprobe: {key: x}\n    until: \"true\"\n    timeout: \"{{ w }}\"\n", nil)
+}

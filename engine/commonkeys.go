@@ -122,10 +122,16 @@ func init() {
 					c.compileExpr(s.Until, sc.result, reflect.Bool)
 				}
 			}},
-		{name: "interval", doc: "time between attempts (default 500ms)", shape: refShape("duration"),
-			parse: func(l *loader, s *Step, v *yaml.Node) { s.Interval = l.duration(s.Playbook.File, v, "interval") }},
-		{name: "timeout", doc: "bounds the step with its retries", shape: refShape("duration"),
-			parse: func(l *loader, s *Step, v *yaml.Node) { s.Timeout = l.duration(s.Playbook.File, v, "timeout") }},
+		{name: "interval", doc: "time between attempts (default 500ms): a duration such as 250ms, or {{ a duration parameter }}", shape: durationOrTemplateShape,
+			parse: func(l *loader, s *Step, v *yaml.Node) {
+				s.Interval, s.IntervalT = l.durationOrTemplate(s.Playbook.File, v, "interval")
+			},
+			compile: func(c *compiler, s *Step, sc keyScopes) { c.compileDuration(s.IntervalT, sc.local, "interval") }},
+		{name: "timeout", doc: "bounds the step with its retries: a duration such as 5m, or {{ a duration parameter }}", shape: durationOrTemplateShape,
+			parse: func(l *loader, s *Step, v *yaml.Node) {
+				s.Timeout, s.TimeoutT = l.durationOrTemplate(s.Playbook.File, v, "timeout")
+			},
+			compile: func(c *compiler, s *Step, sc keyScopes) { c.compileDuration(s.TimeoutT, sc.local, "timeout") }},
 		{name: "effect", doc: "for a dry run: the variables this state-changing step would set, as expressions",
 			shape: func() obj { return orNull(nameMap(ref("expression"))) },
 			parse: func(l *loader, s *Step, v *yaml.Node) {
@@ -270,6 +276,11 @@ func (c *compiler) compileCommonKeys(s *Step, sc keyScopes, late bool) {
 			k.compile(c, s, sc)
 		}
 	}
+}
+
+// durationOrTemplateShape is a duration literal or a {{ }} template.
+func durationOrTemplateShape() obj {
+	return obj{"anyOf": []any{ref("duration"), obj{"type": "string", "pattern": `\{\{.*\}\}`}}}
 }
 
 // refShape is a shape that refers to a shared schema definition.

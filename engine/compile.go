@@ -285,7 +285,7 @@ func (c *compiler) step(s *Step, sc *typeEnv, guarded bool) {
 	scopes := keyScopes{local: local, result: local.with("result", outputType(s), false)}
 	result := scopes.result
 	c.compileCommonKeys(s, scopes, false)
-	if s.Interval > 0 && s.Retries == 0 && s.Timeout == 0 {
+	if (s.Interval > 0 || s.IntervalT != nil) && s.Retries == 0 && !s.hasTimeout() {
 		c.errorf(s.Pos, "`interval:` without `retries:` or `timeout:` does nothing")
 	}
 	if len(s.Effect) > 0 && !s.Mutates() {

@@ -176,13 +176,20 @@ func (r *Runner) refusePost(x *Exec, out map[string]any) error {
 // poll, never a fixed sleep.
 func (r *Runner) attempts(ctx context.Context, x *Exec, s *Step, name string, log *logrus.Entry) (map[string]any, error) {
 	polling := s.Until != nil || s.Retries > 0
-	interval := s.Interval
+	interval, err := x.interval()
+	if err != nil {
+		return nil, err
+	}
 	if interval == 0 {
 		interval = 500 * time.Millisecond
 	}
-	if s.Timeout > 0 {
+	timeout, err := x.timeout()
+	if err != nil {
+		return nil, err
+	}
+	if timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.Timeout)
+		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
 	max := 1
@@ -222,8 +229,8 @@ func (r *Runner) attempts(ctx context.Context, x *Exec, s *Step, name string, lo
 			lastErr = err
 			lastWhy = err.Error()
 			if !polling {
-				if s.Timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-					return nil, fmt.Errorf("timed out after %s (timeout: %s): %w", time.Since(start).Round(time.Millisecond), s.Timeout, err)
+				if timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					return nil, fmt.Errorf("timed out after %s (timeout: %s): %w", time.Since(start).Round(time.Millisecond), timeout, err)
 				}
 				return nil, err
 			}
@@ -245,8 +252,8 @@ func (r *Runner) attempts(ctx context.Context, x *Exec, s *Step, name string, lo
 	}
 done:
 	elapsed := time.Since(start).Round(time.Millisecond)
-	if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && s.Timeout > 0 {
-		return nil, fmt.Errorf("timed out after %s (timeout: %s) waiting for %s", elapsed, s.Timeout, r.masker.Apply(lastWhy))
+	if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && timeout > 0 {
+		return nil, fmt.Errorf("timed out after %s (timeout: %s) waiting for %s", elapsed, timeout, r.masker.Apply(lastWhy))
 	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()

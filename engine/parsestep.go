@@ -183,7 +183,7 @@ func (l *loader) misplacedKeys(f string, s *Step, m *mapping) {
 	} else if s.Resume != nil && s.Resume.Mode == "restart" {
 		l.errorf(s.Resume.Pos, "`resume: restart` goes with a group (it starts the group over); a typed step takes rerun, ask or {check, done}")
 	}
-	if s.Until != nil && s.Retries == 0 && s.Timeout == 0 {
+	if s.Until != nil && s.Retries == 0 && !s.hasTimeout() {
 		l.errorf(s.Until.posIn(f), "`until:` needs a bound: add `retries:` or `timeout:`")
 	}
 }

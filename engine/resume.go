@@ -450,9 +450,9 @@ func (r *Runner) judgeInterrupted(ctx context.Context, x *Exec, s *Step, key str
 	}
 	if j, ok := s.Spec.(Joiner); ok {
 		jctx := ctx
-		if s.Timeout > 0 {
+		if timeout, err := x.timeout(); err == nil && timeout > 0 {
 			var cancel context.CancelFunc
-			jctx, cancel = context.WithTimeout(ctx, s.Timeout)
+			jctx, cancel = context.WithTimeout(ctx, timeout)
 			defer cancel()
 		}
 		joined, why, err := j.Join(jctx, x, rec)
