@@ -97,7 +97,7 @@ type Step struct {
 	// IntervalT and TimeoutT are an interval or timeout written as a
 	// template ({{ wait_timeout }}), evaluated when the step runs.
 	IntervalT, TimeoutT *Value
-	Effect   map[string]*Expr
+	Effect              map[string]*Expr
 	// Confirm is the word the operator types at this confirmation point
 	// (a state-changing step, or a group or include: asked before its
 	// first step); ConfirmMessage says what will happen and where.
