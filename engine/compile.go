@@ -86,6 +86,7 @@ func (l *loader) compile(pb *Playbook) {
 	}
 	for _, name := range pb.connOrder {
 		conn := pb.Conns[name]
+		c.file = conn.Pos.File // a header's connection: positions name the header
 		for _, k := range sortedKeys(conn.Fields) {
 			v := conn.Fields[k]
 			c.compileTemplate(&v.Template, kindValue, sc)
@@ -101,6 +102,7 @@ func (l *loader) compile(pb *Playbook) {
 			}
 		}
 	}
+	c.file = pb.File
 	c.steps(pb.Steps, sc, false)
 	pb.outputT = includeOutput(sc)
 }

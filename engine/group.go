@@ -235,6 +235,7 @@ func (r *Runner) include(ctx context.Context, w *worker, sc *scope, s *Step, nam
 		}
 		with[k] = v
 	}
+	passHeaderParams(s.Playbook, inc.Playbook, sc, with)
 	root := newScope(nil)
 	if err := r.bindParams(inc.Playbook, root, with); err != nil {
 		return Invalid(err)

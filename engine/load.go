@@ -19,7 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-var topKeys = []string{"name", "description", "params", "vars", "connections", "steps", "definitions"}
+var topKeys = []string{"name", "description", "use", "params", "vars", "connections", "steps", "definitions"}
 
 // loader holds the state of one Load call (all files it reads).
 type loader struct {
@@ -269,6 +269,9 @@ func (l *loader) parseTop(pb *Playbook, top *yaml.Node) {
 				l.parseConn(pb, name, cm.knodes[name], cm.vals[name])
 			}
 		}
+	}
+	if n, ok := m.vals["use"]; ok {
+		l.parseUse(pb, n)
 	}
 	n, ok := m.vals["steps"]
 	if !ok {

@@ -26,6 +26,9 @@ type Playbook struct {
 	// outputT types what an include of this playbook registers (set by
 	// compile).
 	outputT types.Map
+	// uses are the headers (absolute paths) whose parameters and
+	// connections this playbook takes.
+	uses []string
 }
 
 // Param is a typed playbook parameter.
@@ -38,6 +41,8 @@ type Param struct {
 	Secret   bool
 	// Config is the "section.key" of the config file this parameter reads.
 	Config string
+	// From is the header (absolute path) the parameter comes from, if any.
+	From string
 	// Removed says what replaces a parameter the playbook no longer has:
 	// a wrapper or a command line that still passes it is refused with it.
 	Removed string

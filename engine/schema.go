@@ -85,6 +85,7 @@ var topDocs = map[string]string{
 	"params":      "typed inputs: --var NAME=VALUE, FLOW_VAR_NAME, the config key a parameter names, or its default",
 	"vars":        "variables computed once at the start, in order: literals, lists, mappings or templates ({{ expression }})",
 	"connections": "named endpoints: each is `mysql:` or `ssh:` with fields that are templates",
+	"use":         "header files (relative to this one) whose params: and connections: this playbook takes as its own; includes of playbooks that use the same header get those parameters passed on",
 	"steps":       "the steps, run in order",
 	"definitions": "free-form: a place for YAML anchors (&name) that steps merge or alias; flow ignores it",
 }
@@ -422,6 +423,8 @@ func topSchemas() (obj, error) {
 			s = ref("steps")
 		case "definitions":
 			s = obj{}
+		case "use":
+			s = obj{"oneOf": []any{obj{"type": "string"}, obj{"type": "array", "items": obj{"type": "string"}}}}
 		default:
 			s = obj{"type": "string"}
 		}
