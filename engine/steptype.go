@@ -5,8 +5,8 @@ package engine
 // interface the engine looks for. Nothing else of the engine is a step
 // author's concern, apart from the values it hands over (Exec when a step
 // runs, Render when one is listed, Check when one is compiled: api.go)
-// and the field types it compiles (Expr, Text, SQL, Shell,
-// Value, MySQLTarget, SSHTarget).
+// and the field types it compiles (Expr, Text, SQL, Shell, Value,
+// MySQLTarget, SSHTarget).
 
 import (
 	"context"
@@ -23,8 +23,8 @@ import (
 // When a playbook is loaded: 1) New is called for each step of the type,
 // and must have no side effects. 2) The mapping under the type's key is
 // decoded into the spec: key by key by the spec's yaml tags, strictly
-// (unknown keys, wrong types and missing required fields are positioned
-// errors); or by the spec's own UnmarshalYAML (yaml.Unmarshaler), which
+// (unknown keys and wrong types are positioned errors; what is missing is
+// Check's to say); or by the spec's own UnmarshalYAML (yaml.Unmarshaler), which
 // then should implement SchemaShaper so the JSON Schema knows the form;
 // or, for a spec that is a map, into variable names. 3) The engine
 // compiles the spec's fields of the engine's field types against the
