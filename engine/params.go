@@ -237,6 +237,9 @@ func convertParam(typ string, x any) (any, error) {
 			return b, nil
 		}
 	case "duration":
+		if d, ok := x.(time.Duration); ok {
+			return d, nil // passed on by an include
+		}
 		if isStr {
 			d, err := time.ParseDuration(s)
 			if err != nil {
