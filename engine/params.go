@@ -33,6 +33,10 @@ func (r *Runner) bindParams(pb *Playbook, sc *scope, with map[string]any) error 
 			ok   bool
 		)
 		if v, has := with[p.Name]; has {
+			if u, unknown := v.(Unknown); unknown {
+				sc.set(p.Name, u, true) // a preview: known only in a real run
+				continue
+			}
 			raw, from, ok = v, "include", true
 		} else if v, has := r.opts.Vars[p.Name]; has {
 			raw, from, ok = v, "--var", true
