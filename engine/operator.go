@@ -205,10 +205,17 @@ func (r *Runner) confirm(ctx context.Context, s *Step, key, name string, env *ev
 		return refuse(fmt.Sprintf("this step needs confirmation (type %q) but there is no terminal: run it from a terminal or pass --yes", word))
 	}
 	answer, err := r.ask(ctx, r.promptText(s, name, word, env))
+	hungUp := err != nil && r.hangingUp(ctx)
 	switch {
+	case hungUp:
+		record("interrupted", "terminal hung up", nil)
+		if ctx.Err() != nil {
+			return &promptInterrupted{step: name, why: "a hang-up of the terminal", err: ctx.Err()}
+		}
+		return refuse("the terminal hung up at the prompt: nothing was confirmed")
 	case ctx.Err() != nil:
 		record("interrupted", "signal at the prompt", nil)
-		return ctx.Err()
+		return &promptInterrupted{step: name, why: "a signal", err: ctx.Err()}
 	case err != nil:
 		record("declined", "end of input", nil)
 		return refuse("no confirmation was typed (the input ended)")
@@ -220,6 +227,53 @@ func (r *Runner) confirm(ctx context.Context, s *Step, key, name string, env *ev
 	record("confirmed", "typed", nil)
 	return nil
 }
+
+// hangupGrace bounds how long a prompt whose input ended waits for the
+// SIGHUP that a hang-up sends with it: the end of input and the signal
+// race, and a hung-up terminal is no operator's decline.
+const hangupGrace = 2 * time.Second
+
+// hangingUp reports whether the input of a prompt ended because the
+// terminal hung up or a signal came: it polls, bounded by hangupGrace, for
+// the run's cancellation or TerminalGone. An operator who ends the input
+// (Ctrl-D) on a terminal that stays declines after that bound.
+func (r *Runner) hangingUp(ctx context.Context) bool {
+	gone := func() bool { return r.opts.TerminalGone != nil && r.opts.TerminalGone() }
+	if ctx.Err() != nil || gone() {
+		return gone()
+	}
+	if !r.opts.Interactive {
+		return false
+	}
+	deadline := time.NewTimer(hangupGrace)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return gone()
+		case <-deadline.C:
+			return gone()
+		case <-tick.C:
+			if gone() {
+				return true
+			}
+		}
+	}
+}
+
+// promptInterrupted is a confirmation prompt a signal or a hang-up ended:
+// nothing was confirmed; it wraps the run's cancellation.
+type promptInterrupted struct {
+	step, why string
+	err       error
+}
+
+func (e *promptInterrupted) Error() string {
+	return fmt.Sprintf("%s ended the confirmation prompt of %q: nothing was confirmed", e.why, e.step)
+}
+func (e *promptInterrupted) Unwrap() error { return e.err }
 
 // promptText says what the confirmation is for: the step, the playbook's
 // message (what will happen, where), the point of no return, and what a

@@ -452,6 +452,9 @@ func confirmationText(f map[string]any) string {
 	case "refused":
 		return fmt.Sprintf("%q could not be confirmed: %s (no --yes)", step, how)
 	case "interrupted":
+		if how == "terminal hung up" {
+			return fmt.Sprintf("the terminal of %s hung up at the prompt of %q: nobody decided, nothing was confirmed", who, step)
+		}
 		return fmt.Sprintf("%s interrupted the prompt of %q (%s)", who, step, how)
 	}
 	return fmt.Sprintf("confirmation of %q: %s", step, str(f, "outcome"))

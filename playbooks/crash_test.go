@@ -33,7 +33,8 @@ import (
 // same independent checks as the end-to-end test must hold.
 //
 // `go test ./playbooks/` runs a fixed sample of kill points (chosen by step
-// name); FLOW_CRASH_SWEEP=full runs every one (`make crash-test`);
+// name), a start point and a stop point per trial (trialChains);
+// FLOW_CRASH_SWEEP=full runs every one, one per trial (`make crash-test`);
 // FLOW_CRASH_MATCH=REGEXP keeps the kill points whose "start|stop NAME KEY"
 // matches, FLOW_CRASH_SKIP=REGEXP drops those whose string matches (a
 // later run can take the points an earlier one did not); FLOW_CRASH_SUMMARY=PATH writes a Markdown summary there;
@@ -564,20 +565,37 @@ func TestCrashSweep(t *testing.T) {
 	points = selectPoints(t, points, "FLOW_CRASH_MATCH", true)
 	points = selectPoints(t, points, "FLOW_CRASH_SKIP", false)
 	var results []trialResult
-	for i, k := range points {
-		name := fmt.Sprintf("%s/%03d_%s", k.Playbook, k.Index, strings.ReplaceAll(k.label(), "/", "_"))
-		t.Run(name, func(t *testing.T) {
-			res := trialResult{Point: k, Failure: "the trial stopped early: see the test log"}
-			defer func() { results = append(results, res) }()
-			res = h.trial(t, k)
-			status := "PASS"
-			if !res.Passed {
-				status = "FAIL"
+	n := 0
+	for _, chain := range trialChains(points, mode == "sample") {
+		var names []string
+		for _, k := range chain {
+			names = append(names, fmt.Sprintf("%s/%03d_%s", k.Playbook, k.Index, strings.ReplaceAll(k.label(), "/", "_")))
+		}
+		t.Run(strings.Join(names, "+"), func(t *testing.T) {
+			var rs []trialResult
+			defer func() {
+				if rs == nil { // the trial stopped early (t.Fatal)
+					for _, k := range chain {
+						rs = append(rs, trialResult{Point: k, Failure: "the trial stopped early: see the test log"})
+					}
+				}
+				results = append(results, rs...)
+			}()
+			rs = h.trial(t, chain)
+			failed := false
+			for _, res := range rs {
+				n++
+				status := "PASS"
+				if !res.Passed {
+					status, failed = "FAIL", true
+				}
+				t.Logf("[%d/%d] %s %s in %s; %s", n, len(points), status, res.Point, res.Took.Round(time.Second), strings.Join(res.Notes, "; "))
+				if !res.Passed {
+					t.Errorf("kill point %s: %s", res.Point, res.Failure)
+				}
 			}
-			t.Logf("[%d/%d] %s %s in %s; %s", i+1, len(points), status, k, res.Took.Round(time.Second), strings.Join(res.Notes, "; "))
-			if !res.Passed {
-				t.Errorf("kill point %s: %s", k, res.Failure)
-				h.reset(t, "after the failed kill point "+k.Name)
+			if failed {
+				h.reset(t, "after the failed kill point(s) "+strings.Join(names, ", "))
 			}
 		})
 	}
@@ -663,90 +681,157 @@ func selectPoints(t *testing.T, points []killPoint, env string, keep bool) []kil
 	return kept
 }
 
-// trial runs one kill point on a healthy lab: the playbook (after a
-// normal start for a stop point) is killed at the step's start and
-// resumed; the cycle is completed and checked.
-func (h *harness) trial(t *testing.T, k killPoint) (res trialResult) {
+// trialChains groups the kill points into trials. In the sample (pair),
+// each start point is paired with a stop point: the start killed at its
+// point and resumed, the drill's writes, then the stop killed at its point
+// and resumed, and the cycle checked once; a pair saves the normal stop of
+// the start point's trial and the normal start of the stop point's, and
+// every point is still killed and resumed. The full sweep runs one point
+// per trial, so each result stands alone.
+func trialChains(points []killPoint, pair bool) [][]killPoint {
+	var out [][]killPoint
+	if !pair {
+		for _, k := range points {
+			out = append(out, []killPoint{k})
+		}
+		return out
+	}
+	var starts, stops []killPoint
+	for _, k := range points {
+		if k.Playbook == "start" {
+			starts = append(starts, k)
+		} else {
+			stops = append(stops, k)
+		}
+	}
+	for i := 0; i < len(starts) || i < len(stops); i++ {
+		var c []killPoint
+		if i < len(starts) {
+			c = append(c, starts[i])
+		}
+		if i < len(stops) {
+			c = append(c, stops[i])
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// trial runs a chain of kill points (a start point, a stop point, or a
+// start point then a stop point) on a healthy lab: each playbook (after a
+// normal start when the chain begins with a stop point) is killed at its
+// step's start and resumed; after a start point the drill's writes go to
+// the standby, and the cycle ends with a normal stop unless a stop point
+// follows; then the cycle is checked. It returns one result per point
+// (a failure fails every point of the chain, naming where it happened).
+func (h *harness) trial(t *testing.T, chain []killPoint) (res []trialResult) {
 	h.ensureHealthy(t)
 	began := time.Now()
-	res.Point = k
-	defer func() { res.Took = time.Since(began) }()
+	res = make([]trialResult, len(chain))
+	for i, k := range chain {
+		res[i].Point = k
+	}
+	defer func() {
+		for i := range res {
+			res[i].Took = time.Since(began)
+		}
+	}()
 	ctx := context.Background()
 	d := newCycleDirs(t)
 	h.leaks = nil
-	fail := func(format string, args ...any) trialResult {
-		res.Failure = fmt.Sprintf(format, args...)
+	// fail fails every point of the chain; at >= 0 names the point whose
+	// part failed
+	fail := func(at int, format string, args ...any) []trialResult {
+		msg := fmt.Sprintf(format, args...)
+		for i := range res {
+			res[i].Failure = msg
+			if at >= 0 && at != i {
+				res[i].Failure = fmt.Sprintf("in the same trial, at kill point %s: %s", chain[at], msg)
+			}
+		}
 		return res
 	}
 	base, err := primaryRows(ctx, h.lab)
 	if err != nil {
-		return fail("primary rows before the trial: %v", err)
+		return fail(-1, "primary rows before the trial: %v", err)
 	}
 	w := startPrimaryWrites(h.lab)
 	defer w.stop()
-	playbook := "flashback-start.yaml"
-	if k.Playbook == "stop" {
-		playbook = "flashback-stop.yaml"
+	if chain[0].Playbook == "stop" {
 		if s := h.flow(ctx, h.runArgs("flashback-start.yaml", d.state, d.redo), nil); s.Code != 0 {
-			return fail("the normal start before the stop kill point: exit %d: %s", s.Code, s.errorText())
+			return fail(0, "the normal start before the stop kill point: exit %d: %s", s.Code, s.errorText())
 		}
 		if err := drillWrites(ctx, h.lab); err != nil {
-			return fail("%v", err)
+			return fail(0, "%v", err)
 		}
 	}
-	if err := prepareKillPoint(ctx, h.lab, k); err != nil {
-		return fail("preparing the lab for the kill point: %v", err)
-	}
-	r := h.flow(ctx, h.runArgs(playbook, d.state, d.redo), func(ev flowEvent, _ int) bool {
-		return ev.Event == "step_started" && ev.Key == k.Key
-	})
-	if !r.Killed {
-		return fail("the kill point was not reached: flow %s exited %d: %s", k.Playbook, r.Code, r.errorText())
-	}
-	if r.RunID == "" {
-		return fail("no run id in the event stream of the killed run")
-	}
-	run, err := journal.Load(d.state, r.RunID)
-	if err != nil {
-		return fail("the killed run's journal: %v", err)
-	}
-	res.Notes = append(res.Notes, "at the kill: "+stepState(d.state, r.RunID, k.Key))
-	if run.Status == journal.StatusSuccess {
-		// the step was the last one and the run ended before SIGKILL landed
-		res.Notes = append(res.Notes, "the run finished before the kill landed: nothing to resume")
-	} else {
-		if run.Status != journal.StatusInterrupted {
-			return fail("the killed run's journal says %q, want %q", run.Status, journal.StatusInterrupted)
+	var runIDs []string
+	for i, k := range chain {
+		playbook := "flashback-start.yaml"
+		if k.Playbook == "stop" {
+			playbook = "flashback-stop.yaml"
 		}
-		if msg := h.resume(ctx, d.state, r.RunID, k.Key, &res); msg != "" {
-			return fail("%s", msg)
+		if err := prepareKillPoint(ctx, h.lab, k); err != nil {
+			return fail(i, "preparing the lab for the kill point: %v", err)
 		}
-	}
-	if k.Playbook == "start" {
-		if err := drillWrites(ctx, h.lab); err != nil {
-			return fail("after the resumed start: %v", err)
+		r := h.flow(ctx, h.runArgs(playbook, d.state, d.redo), func(ev flowEvent, _ int) bool {
+			return ev.Event == "step_started" && ev.Key == k.Key
+		})
+		if !r.Killed {
+			return fail(i, "the kill point was not reached: flow %s exited %d: %s", k.Playbook, r.Code, r.errorText())
 		}
-		if st := h.flow(ctx, h.runArgs("flashback-stop.yaml", d.state, d.redo), nil); st.Code != 0 {
-			return fail("the normal stop after the resumed start: exit %d: %s", st.Code, st.errorText())
+		if r.RunID == "" {
+			return fail(i, "no run id in the event stream of the killed run")
+		}
+		runIDs = append(runIDs, r.RunID)
+		run, err := journal.Load(d.state, r.RunID)
+		if err != nil {
+			return fail(i, "the killed run's journal: %v", err)
+		}
+		res[i].Notes = append(res[i].Notes, "at the kill: "+stepState(d.state, r.RunID, k.Key))
+		if run.Status == journal.StatusSuccess {
+			// the step was the last one and the run ended before SIGKILL landed
+			res[i].Notes = append(res[i].Notes, "the run finished before the kill landed: nothing to resume")
+		} else {
+			if run.Status != journal.StatusInterrupted {
+				return fail(i, "the killed run's journal says %q, want %q", run.Status, journal.StatusInterrupted)
+			}
+			if msg := h.resume(ctx, d.state, r.RunID, k.Key, &res[i]); msg != "" {
+				return fail(i, "%s", msg)
+			}
+		}
+		if k.Playbook == "start" {
+			if err := drillWrites(ctx, h.lab); err != nil {
+				return fail(i, "after the resumed start: %v", err)
+			}
+			if i+1 == len(chain) {
+				if st := h.flow(ctx, h.runArgs("flashback-stop.yaml", d.state, d.redo), nil); st.Code != 0 {
+					return fail(i, "the normal stop after the resumed start: exit %d: %s", st.Code, st.errorText())
+				}
+			}
 		}
 	}
 	rows, werr := w.stop()
 	if werr != nil {
-		return fail("primary writes during the trial: %v", werr)
+		return fail(-1, "primary writes during the trial: %v", werr)
 	}
 	if problems := restoredProblems(ctx, h.lab, d.redo, base+rows, checkWait); len(problems) > 0 {
-		return fail("the checks after the cycle: %s", strings.Join(problems, "; "))
+		return fail(-1, "the checks after the cycle: %s", strings.Join(problems, "; "))
 	}
-	if run, err := journal.Load(d.state, r.RunID); err != nil || run.Status != journal.StatusSuccess {
-		return fail("the resumed run's journal: %v, status %v", err, statusOf(run))
-	}
-	if _, err := journal.Verify(d.state, r.RunID); err != nil {
-		return fail("the resumed run's journal does not verify: %v", err)
+	for i, id := range runIDs {
+		if run, err := journal.Load(d.state, id); err != nil || run.Status != journal.StatusSuccess {
+			return fail(i, "the resumed run's journal: %v, status %v", err, statusOf(run))
+		}
+		if _, err := journal.Verify(d.state, id); err != nil {
+			return fail(i, "the resumed run's journal does not verify: %v", err)
+		}
 	}
 	if len(h.leaks) > 0 {
-		return fail("a secret of the lab's config reached the output of %s", strings.Join(h.leaks, ", "))
+		return fail(-1, "a secret of the lab's config reached the output of %s", strings.Join(h.leaks, ", "))
 	}
-	res.Passed = true
+	for i := range res {
+		res[i].Passed = true
+	}
 	return res
 }
 

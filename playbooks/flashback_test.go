@@ -55,7 +55,9 @@ func queryInt(t *testing.T, db *sql.DB, q string) int {
 // the standby while the primary keeps taking writes; stop succeeds; then,
 // checked independently of the playbooks, the drill's writes are gone, every
 // primary write is on every standby node, replication runs again, the donor
-// is enabled, the redo record is cleared and no secret was logged.
+// is enabled, the redo record is cleared and no secret was logged. While
+// start holds the run lock, a second run is refused (exit 2, naming the
+// holder), and the lock is free once start ended.
 func TestFlashbackEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the lab")
@@ -96,7 +98,14 @@ func TestFlashbackEndToEnd(t *testing.T) {
 	}()
 
 	start = time.Now()
-	s := drill(t, lab, "flashback-start.yaml", engine.ModeRun, redo, nil)
+	started := make(chan *enginetest.Result, 1)
+	go func() { started <- drill(t, lab, "flashback-start.yaml", engine.ModeRun, redo, nil) }()
+	// while start holds the run lock, a second run is refused (lock_test.go)
+	s := requireSecondRunRefused(t, lab, started)
+	if s == nil {
+		s = <-started
+	}
+	requireLockFree(t, lab)
 	if s.Err != nil {
 		stopWrites()
 		wg.Wait()

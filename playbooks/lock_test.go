@@ -10,29 +10,29 @@ import (
 
 	"github.com/flowdba/flow/engine"
 	"github.com/flowdba/flow/engine/enginetest"
-	"github.com/flowdba/flow/lab/drlab/drlabtest"
+	"github.com/flowdba/flow/lab/drlab"
 )
 
-// TestSecondRunRefusedByServerLock: while flashback-start holds the
-// server-side lock on the standby master, a flashback-stop from another
-// control directory (so no shared file lock) fails at once with exit 2
-// naming the holder; the first run goes on undisturbed, and once it ended
-// the lock is free and stop restores the standby.
-func TestSecondRunRefusedByServerLock(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the lab")
-	}
-	lab := drlabtest.Lab(t, 1)
-	redo := filepath.Join(t.TempDir(), "redo.json")
+// The run lock on the clusters (the server-side lock start and stop take
+// on the standby master) is proved inside TestFlashbackEndToEnd: while its
+// start holds the lock, a second run from another control directory is
+// refused with exit 2 naming the holder; start goes on undisturbed, and
+// once it ended the lock is free and stop restores the standby (this was
+// TestSecondRunRefusedByServerLock, a start and stop cycle of its own).
+
+// requireSecondRunRefused runs, while a flashback-start (started is where
+// its result arrives) holds the server-side lock on the standby master, a
+// flashback-stop from another control directory (so no shared file lock):
+// it must fail at once with exit 2 naming the holder. It waits (bounded)
+// until start holds the lock; it returns start's result when start ended
+// before it was seen holding it (the caller fails), nil otherwise.
+func requireSecondRunRefused(t *testing.T, lab *drlab.Lab, started <-chan *enginetest.Result) *enginetest.Result {
+	t.Helper()
 	mdb, err := lab.OpenNode(lab.Master("standby", 0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer mdb.Close()
-
-	started := make(chan *enginetest.Result, 1)
-	go func() { started <- drill(t, lab, "flashback-start.yaml", engine.ModeRun, redo, nil) }()
-	// wait (bounded) until start holds the lock
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		var holder sql.NullInt64
@@ -44,7 +44,8 @@ func TestSecondRunRefusedByServerLock(t *testing.T) {
 		}
 		select {
 		case s := <-started:
-			t.Fatalf("start ended before it was seen holding the lock: %v\n%s", s.Err, tail(s.Log))
+			t.Errorf("start ended before it was seen holding the lock: %v\n%s", s.Err, tail(s.Log))
+			return s
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -63,16 +64,19 @@ func TestSecondRunRefusedByServerLock(t *testing.T) {
 			}
 		}
 	}
-	s := <-started
-	if s.Err != nil {
-		t.Fatalf("start, with a second run refused meanwhile: %v\n%s", s.Err, tail(s.Log))
+	return nil
+}
+
+// requireLockFree fails the test when the server-side lock is still held.
+func requireLockFree(t *testing.T, lab *drlab.Lab) {
+	t.Helper()
+	mdb, err := lab.OpenNode(lab.Master("standby", 0))
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer mdb.Close()
 	var holder sql.NullInt64
 	if err := mdb.QueryRowContext(context.Background(), "SELECT IS_USED_LOCK('flow-flashback')").Scan(&holder); err != nil || holder.Valid {
 		t.Errorf("the lock is still held after start ended: %v, %v", holder, err)
-	}
-	st := drill(t, lab, "flashback-stop.yaml", engine.ModeRun, redo, nil)
-	if st.Err != nil {
-		t.Fatalf("stop: %v\n%s", st.Err, tail(st.Log))
 	}
 }

@@ -97,7 +97,8 @@ against MySQL clusters behind the DBScale router. Preview every change with
 'flow run --dry-run' or 'flow plan' before touching production.
 
 Exit codes: 0 success; 1 a step failed; 2 invalid input (nothing executed);
-3 a guard refused before any state-changing step ran; 130 interrupted.`,
+3 refused or declined, nothing changed; 4 aborted after a change (the rescue ran);
+130 interrupted (SIGINT, SIGTERM, SIGHUP).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       Version,
@@ -309,7 +310,7 @@ func execute(ctx context.Context, st *streams, path string, f *runFlags, mode en
 	}
 	err = r.Run(ctx, pb)
 	if err != nil && ctx.Err() != nil {
-		err = &engine.ExitError{Code: engine.ExitInterrupted, Err: fmt.Errorf("the current step was cancelled: %v", err)}
+		err = sig.interrupted("the current step", err)
 	}
 	err = planFinished(st, path, f, vars, r, err)
 	if run != nil {

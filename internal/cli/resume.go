@@ -338,7 +338,7 @@ func resume(ctx context.Context, st *streams, ref string, f *continueFlags) erro
 	err = r.Run(ctx, c.pb)
 	view.Close()
 	if err != nil && ctx.Err() != nil {
-		err = &engine.ExitError{Code: engine.ExitInterrupted, Err: fmt.Errorf("the current step was cancelled: %v", err)}
+		err = c.signals.interrupted("the current step", err)
 	}
 	return c.rec.finish(err, r)
 }
@@ -387,7 +387,7 @@ func rollback(ctx context.Context, st *streams, ref string, f *continueFlags) er
 	r, _ := c.runner(st, f, mode, st.out, false)
 	err = r.Rollback(ctx, c.pb)
 	if err != nil && ctx.Err() != nil {
-		err = &engine.ExitError{Code: engine.ExitInterrupted, Err: fmt.Errorf("the rollback was cancelled: %v", err)}
+		err = sig.interrupted("the rollback", err)
 	}
 	if c.rec == nil {
 		c.lock.Release()

@@ -176,7 +176,11 @@ func (r *runRecord) finish(runErr error, runner *engine.Runner) error {
 			hint += fmt.Sprintf("run %s: `flow status %s%s` shows what ran; once the cause is fixed, `flow resume %s%s` continues it (or `flow rollback %s%s` undoes it)", r.id, r.id, where, r.id, where, r.id, where)
 			break
 		}
-		hint += fmt.Sprintf("run %s stopped; see what ran with `flow status %s%s`, and continue it with:\n  flow resume %s%s", r.id, r.id, where, r.id, where)
+		stopped := "stopped"
+		if outcome.Changes == 0 && len(outcome.Rescues) == 0 {
+			stopped = "stopped before it changed anything"
+		}
+		hint += fmt.Sprintf("run %s %s; see what ran with `flow status %s%s`, and continue it with:\n  flow resume %s%s", r.id, stopped, r.id, where, r.id, where)
 	case engine.ExitInvalid:
 		hint = fmt.Sprintf("run %s: nothing ran", r.id)
 	case engine.ExitRefused:

@@ -145,6 +145,12 @@ func (s *operatorSignals) handle(sig os.Signal) {
 	}
 }
 
+// interrupted is the error of a run (or rollback) a signal cut short:
+// exit 130, naming the signal and what was cancelled.
+func (s *operatorSignals) interrupted(what string, err error) error {
+	return &engine.ExitError{Code: engine.ExitInterrupted, Err: fmt.Errorf("%s received: %s was cancelled: %v", orText(s.Signal(), "a signal"), what, err)}
+}
+
 // say writes to the operator's terminal unless it hung up.
 func (s *operatorSignals) say(format string, args ...any) {
 	if s.hungup.Load() || s.warn == nil {
