@@ -30,7 +30,10 @@ func drill(t *testing.T, lab *drlab.Lab, playbook string, mode engine.Mode, redo
 	if err != nil {
 		t.Fatal(err)
 	}
-	vars := map[string]string{"redo_path": redo}
+	vars := map[string]string{}
+	if redo != "" {
+		vars["redo_path"] = redo
+	}
 	for k, v := range extra {
 		vars[k] = v
 	}

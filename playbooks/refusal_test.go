@@ -62,6 +62,19 @@ func TestFlashbackRefusals(t *testing.T) {
 				return []string{lab.Master(drlab.ClusterStandby, 0).Host, "lags 0s", "limit -1s"}, func() {}
 			}},
 		{name: "transparent-mode on", playbook: "flashback-start.yaml", inject: injectTransparentMode},
+		// the site preflight: what the site parameters name must hold on every standby node
+		{name: "option file missing", playbook: "flashback-start.yaml", vars: map[string]string{"conf_name": "no-such.cnf"},
+			inject: func(t *testing.T, lab *drlab.Lab, _ string) ([]string, func()) {
+				return []string{lab.Master(drlab.ClusterStandby, 0).Host, "no option file", "no-such.cnf (conf_name)"}, func() {}
+			}},
+		{name: "clone port in use", playbook: "flashback-start.yaml", vars: map[string]string{"clone_port": "16310"},
+			inject: func(t *testing.T, lab *drlab.Lab, _ string) ([]string, func()) {
+				return []string{lab.Master(drlab.ClusterStandby, 0).Host, "port 16310 is in use (clone_port)"}, func() {}
+			}},
+		{name: "mysqld user missing", playbook: "flashback-start.yaml", vars: map[string]string{"mysqld_user": "flow-no-such-user"},
+			inject: func(t *testing.T, lab *drlab.Lab, _ string) ([]string, func()) {
+				return []string{lab.Master(drlab.ClusterStandby, 0).Host, "no OS user flow-no-such-user (mysqld_user)"}, func() {}
+			}},
 		{name: "clone plugin not loadable", playbook: "flashback-start.yaml", inject: injectNoClonePlugin, outside: true},
 		{name: "drill already active", playbook: "flashback-start.yaml", inject: func(t *testing.T, lab *drlab.Lab, _ string) ([]string, func()) {
 			sm := lab.Master(drlab.ClusterStandby, 0)
