@@ -62,8 +62,9 @@ func (r *Runner) note(list *[]previewNote, p Pos, text string) {
 // renderPreview renders a text for a preview: a value a real run would
 // know is shown as its template.
 func renderPreview(t *Text, env *evalEnv) string {
-	out, unk, err := t.render(kindText, env, renderDisplay)
-	if err != nil || unk {
+	// known values are shown, unknown ones as {{ expr }} (render's display mode)
+	out, _, err := t.render(kindText, env, renderDisplay)
+	if err != nil {
 		return strings.TrimSpace(t.Raw)
 	}
 	return strings.TrimSpace(out)
