@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,6 +72,57 @@ func TestSignalAtPromptEndsTheRun(t *testing.T) {
 	wantIn(t, "prompt", res.Out, `Type "go"`, "this changes the probe", "declining changes nothing")
 	wantRuns(t, "op-change", 0)
 	wantRuns(t, "op-rescue", 0)
+}
+
+// TestHangUpAtPromptIsNoDecline: the terminal hangs up at the prompt: its
+// input ends a moment before the SIGHUP cancels the run (they race on a
+// real terminal). The journal records the prompt as interrupted by the
+// hang-up, not as the operator's decline; the run ends interrupted with
+// nothing changed. An operator who ends the input on a terminal that stays
+// (Ctrl-D) declines.
+func TestHangUpAtPromptIsNoDecline(t *testing.T) {
+	confirmation := func(j *enginetest.Journal) map[string]any {
+		for _, ev := range j.Events() {
+			if ev.Event == "confirmation" {
+				return ev.Fields
+			}
+		}
+		return nil
+	}
+	t.Run("hang-up", func(t *testing.T) {
+		resetOp()
+		in, w := io.Pipe()
+		var gone atomic.Bool
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		time.AfterFunc(300*time.Millisecond, func() {
+			w.Close()                                                                  // the end of input first …
+			time.AfterFunc(50*time.Millisecond, func() { gone.Store(true); cancel() }) // … then the SIGHUP
+		})
+		j := &enginetest.Journal{}
+		res := enginetest.Run(t, gated, enginetest.Options{Mode: engine.ModeRun, Context: ctx, Stdin: in, Interactive: true,
+			TerminalGone: gone.Load, Journal: j})
+		wantExit(t, res, engine.ExitInterrupted)
+		if f := confirmation(j); f == nil || f["outcome"] != "interrupted" || f["how"] != "terminal hung up" {
+			t.Errorf("the confirmation record is %v, want outcome interrupted, how terminal hung up", f)
+		}
+		wantIn(t, "error", res.Err.Error(), "hang-up", "nothing was confirmed")
+		wantRuns(t, "op-change", 0)
+		wantRuns(t, "op-rescue", 0)
+	})
+	t.Run("end of input", func(t *testing.T) {
+		resetOp()
+		in, w := io.Pipe()
+		time.AfterFunc(300*time.Millisecond, func() { w.Close() })
+		j := &enginetest.Journal{}
+		res := enginetest.Run(t, gated, enginetest.Options{Mode: engine.ModeRun, Stdin: in, Interactive: true,
+			TerminalGone: func() bool { return false }, Journal: j})
+		wantExit(t, res, engine.ExitRefused)
+		if f := confirmation(j); f == nil || f["outcome"] != "declined" || f["how"] != "end of input" {
+			t.Errorf("the confirmation record is %v, want outcome declined, how end of input", f)
+		}
+		wantRuns(t, "op-change", 0)
+	})
 }
 
 // TestWrongWordRefusedNothingChanged: a wrong word declines; nothing had

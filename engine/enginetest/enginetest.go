@@ -49,6 +49,8 @@ type Options struct {
 	Context     context.Context
 	Stdin       io.Reader
 	Interactive bool
+	// TerminalGone, when set, says the terminal hung up (SIGHUP).
+	TerminalGone func() bool
 }
 
 // Journal keeps a run's events in memory, as the engine records them.
@@ -133,7 +135,7 @@ func RunPlaybook(t testing.TB, pb *engine.Playbook, o Options) *Result {
 	defer cancel()
 	opts := engine.Options{Mode: o.Mode, Vars: o.Vars, JSON: o.JSON, Config: o.Config, Log: log,
 		Out: outBuf, SSHDial: o.SSHDial, Yes: o.Yes, Operator: "test", Host: "test", Resume: o.Resume,
-		Stdin: o.Stdin, Interactive: o.Interactive, Prompt: outBuf}
+		Stdin: o.Stdin, Interactive: o.Interactive, Prompt: outBuf, TerminalGone: o.TerminalGone}
 	if o.Journal != nil {
 		opts.Journal = o.Journal
 	}

@@ -22,17 +22,20 @@ import (
 // closes as interrupted; a second one while a rescue runs says what still
 // runs and how to continue; a third abandons the rescue (Abandon). After a
 // SIGHUP the terminal is gone: prompts are refused and nothing more is
-// written to it.
+// written to it, and further SIGHUPs (one hang-up sends several) do not
+// count towards abandoning the rescue.
 type operatorSignals struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	abandon context.Context
 	give    context.CancelFunc
 	hungup  atomic.Bool
-	count   atomic.Int32
-	first   atomic.Value // the first signal's name
-	ch      chan os.Signal
-	done    chan struct{}
+	count   atomic.Int32 // the signals that count: SIGINT, SIGTERM, the first SIGHUP
+	// received counts every signal (the journal's count)
+	received atomic.Int32
+	first    atomic.Value // the first signal's name
+	ch       chan os.Signal
+	done     chan struct{}
 
 	mu      sync.Mutex
 	runner  *engine.Runner
@@ -108,10 +111,7 @@ func (s *operatorSignals) loop() {
 
 func (s *operatorSignals) handle(sig os.Signal) {
 	name := signalName(sig)
-	if sig == syscall.SIGHUP {
-		s.hungup.Store(true)
-	}
-	n := s.count.Add(1)
+	received := s.received.Add(1)
 	s.mu.Lock()
 	r, j, command := s.runner, s.journal, s.command
 	s.mu.Unlock()
@@ -119,6 +119,21 @@ func (s *operatorSignals) handle(sig os.Signal) {
 	if r != nil {
 		rescuing = r.Rescuing()
 	}
+	record := func(action string) {
+		if j != nil {
+			_ = j.Record(event.Signal, map[string]any{"signal": name, "count": int(received), "action": action,
+				"rescuing": strings.Join(rescuing, "; "), "terminal_gone": s.hungup.Load()}, true)
+		}
+	}
+	if sig == syscall.SIGHUP && s.hungup.Swap(true) {
+		// one hang-up sends SIGHUP more than once (the kernel to the
+		// terminal's foreground group, the shell to its jobs, tmux or
+		// sshd to the session): only the first counts, or a dropped SSH
+		// session alone would abandon the rescue
+		record("none: the terminal had hung up already (one hang-up sends SIGHUP more than once); the clean-up goes on")
+		return
+	}
+	n := s.count.Add(1)
 	action := ""
 	switch {
 	case n == 1:
@@ -139,10 +154,7 @@ func (s *operatorSignals) handle(sig os.Signal) {
 			name, map[bool]string{true: " (" + strings.Join(rescuing, "; ") + ")", false: ""}[len(rescuing) > 0], orText(command, "flow resume RUN"))
 		s.give()
 	}
-	if j != nil {
-		_ = j.Record(event.Signal, map[string]any{"signal": name, "count": int(n), "action": action,
-			"rescuing": strings.Join(rescuing, "; "), "terminal_gone": s.hungup.Load()}, true)
-	}
+	record(action)
 }
 
 // interrupted is the error of a run (or rollback) a signal cut short:
