@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"io"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -64,8 +65,13 @@ func TestSignalAtPromptEndsTheRun(t *testing.T) {
 	defer w.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(300*time.Millisecond, cancel)
-	res := enginetest.Run(t, gated, enginetest.Options{Mode: engine.ModeRun, Context: ctx, Stdin: in, Interactive: true})
+	res := enginetest.Run(t, gated, enginetest.Options{Mode: engine.ModeRun, Context: ctx, Stdin: in, Interactive: true, JSON: true})
 	wantExit(t, res, engine.ExitInterrupted)
+	// the block ended as a typed step does when cut short: failed, not refused
+	wantIn(t, "log", res.Log, `"event":"step_failed"`)
+	if strings.Contains(res.Log, `"event":"step_refused"`) {
+		t.Errorf("a signal at a block's prompt is journaled as a refusal:\n%s", res.Log)
+	}
 	if res.Elapsed > 20*time.Second {
 		t.Errorf("the run took %s after the signal at the prompt", res.Elapsed)
 	}

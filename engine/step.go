@@ -118,7 +118,14 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 	if !st.leaf && s.Confirm != nil && r.opts.Mode == ModeRun && !speculative(ctx) {
 		// a group's or include's confirmation point: asked before its first step
 		if cerr := r.confirm(ctx, s, key, name, env, log); cerr != nil {
-			r.event(log, event.StepRefused, merge(st.base, logrus.Fields{"error": r.masker.Apply(cerr.Error())}))
+			// a decline is a refusal; a signal at the prompt ended the block
+			// as it ends a typed step (failed, the run interrupted)
+			ev := event.StepRefused
+			var pi *promptInterrupted
+			if errors.As(cerr, &pi) {
+				ev = event.StepFailed
+			}
+			r.event(log, ev, merge(st.base, logrus.Fields{"error": r.masker.Apply(cerr.Error())}))
 			return cerr
 		}
 	}
