@@ -147,18 +147,23 @@ func buildFlow(t *testing.T) string {
 	return bin
 }
 
-// copyPlaybooks copies the playbooks of this folder into a temporary one.
+// copyPlaybooks copies the playbooks of this folder, and the headers they
+// use (lib/), into a temporary one.
 func copyPlaybooks(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "playbooks")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, "lib"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	files, err := filepath.Glob("*.yaml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no playbook in %s: %v", mustGetwd(t), err)
 	}
-	for _, f := range files {
+	headers, err := filepath.Glob("lib/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range append(files, headers...) {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
