@@ -76,6 +76,19 @@ type ResumeState struct {
 	mu sync.RWMutex // Steps is read by parallel items while a restarted group forgets its records
 }
 
+// changedNothing reports whether no earlier attempt sent a change (no step
+// was dispatched).
+func (rs *ResumeState) changedNothing() bool {
+	rs.mu.RLock()
+	defer rs.mu.RUnlock()
+	for _, rec := range rs.Steps {
+		if rec.Dispatched {
+			return false
+		}
+	}
+	return true
+}
+
 // ConfirmRecord is a confirmation an earlier attempt recorded.
 type ConfirmRecord struct {
 	Word, How, Operator string

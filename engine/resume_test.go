@@ -179,3 +179,53 @@ func TestRestoredNumbersAreWhole(t *testing.T) {
 		t.Errorf("restored output = %#v", out)
 	}
 }
+
+// TestResumeAfterNoChangeReadsAgain: when the earlier attempts sent no
+// change (refused or interrupted before the first one), a resumed run runs
+// its read-only steps again instead of restoring answers that may be stale
+// (verify's checks of an hour ago); once a change was sent, finished reads
+// are restored as before, so later steps see what the change was based on.
+func TestResumeAfterNoChangeReadsAgain(t *testing.T) {
+	for _, k := range []string{"fr-read", "fr-change"} {
+		resetProbe(k)
+	}
+	path := enginetest.Write(t, `name: r
+steps:
+  - name: read
+    testprobe: {key: fr-read}
+  - name: change
+    testprobe: {key: fr-change, changes: true, fail_times: 1}
+    resume: rerun
+`, nil)
+	// the first attempt is refused before the change (its guard holds only
+	// with go=true, given to the resumed run)
+	guarded := enginetest.Write(t, `name: r
+params:
+  go: {type: bool, default: false}
+steps:
+  - name: read
+    testprobe: {key: fr-read}
+  - name: change
+    pre: go
+    testprobe: {key: fr-change, changes: true}
+`, nil)
+	res, evs := attempt(t, guarded, nil)
+	wantExit(t, res, engine.ExitRefused)
+	o := enginetest.Options{Mode: engine.ModeRun, Journal: &enginetest.Journal{}, Resume: engine.BuildResumeState(evs), Vars: map[string]string{"go": "true"}}
+	res = enginetest.RunPlaybook(t, enginetest.Load(t, guarded), o)
+	wantExit(t, res, engine.ExitOK)
+	if runs("fr-read") != 2 {
+		t.Errorf("the read ran %d times, want 2: after an attempt that changed nothing it runs again", runs("fr-read"))
+	}
+
+	for _, k := range []string{"fr-read", "fr-change"} {
+		resetProbe(k)
+	}
+	res, evs = attempt(t, path, nil)
+	wantExit(t, res, 1)
+	res, _ = attempt(t, path, evs)
+	wantExit(t, res, 0)
+	if runs("fr-read") != 1 {
+		t.Errorf("the read ran %d times, want 1: after a change was sent it is restored", runs("fr-read"))
+	}
+}

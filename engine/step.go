@@ -174,7 +174,11 @@ func (r *Runner) fromEarlierAttempt(ctx context.Context, st *stepRun) (done bool
 	if rec == nil {
 		return false, nil
 	}
-	if st.leaf && rec.Status == StepFinished && !recomputed(s) && !r.opts.Resume.Rerun[st.key] {
+	// after earlier attempts that changed nothing, a read-only step runs
+	// again: what it read (verify's checks) may be stale by now, and nothing
+	// depends on the old answer
+	fresh := !s.Mutates() && r.opts.Resume.changedNothing()
+	if st.leaf && rec.Status == StepFinished && !recomputed(s) && !r.opts.Resume.Rerun[st.key] && !fresh {
 		r.setResult(st.sc, s, rec.Output)
 		log.Infof("%s done in an earlier attempt (%s), not repeated", st.name, rec.Ended.UTC().Format(time.RFC3339))
 		r.event(log, event.StepRestored, merge(st.base, logrus.Fields{"finished": rec.Ended.UTC().Format(time.RFC3339Nano)}))
