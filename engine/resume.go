@@ -72,6 +72,9 @@ type ResumeState struct {
 	// Confirmations are the confirmation points earlier attempts passed,
 	// by step key: a resumed run does not ask again.
 	Confirmations map[string]*ConfirmRecord
+	// sentChange says an earlier attempt dispatched a change, even one a
+	// rescue undid (whose records a restarted group forgets).
+	sentChange bool
 
 	mu sync.RWMutex // Steps is read by parallel items while a restarted group forgets its records
 }
@@ -81,6 +84,9 @@ type ResumeState struct {
 func (rs *ResumeState) changedNothing() bool {
 	rs.mu.RLock()
 	defer rs.mu.RUnlock()
+	if rs.sentChange {
+		return false
+	}
 	for _, rec := range rs.Steps {
 		if rec.Dispatched {
 			return false
@@ -227,6 +233,7 @@ func BuildResumeState(events []ResumeEvent) *ResumeState {
 				rec.RescueFinished = true
 			}
 		case event.StepDispatched:
+			rs.sentChange = true
 			if rec := get(f); rec != nil {
 				rec.Dispatched = true
 			}
