@@ -420,6 +420,16 @@ func lostConnection(err error) bool {
 	return false
 }
 
+// busyServer reports whether err is the server refusing a new connection
+// for now (too many connections, in all or for the user): a recipient
+// that has just restarted after a clone can say so while the sessions of
+// the previous instance are still being torn down, so the polls for its
+// outcome wait on it like on a server that does not answer yet.
+func busyServer(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && (me.Number == 1040 || me.Number == 1203)
+}
+
 // kill aborts the clone statement from another connection.
 func (cr *cloneRun) kill(id int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -571,7 +581,7 @@ func (cr *cloneRun) awaitRestart(ctx, parent context.Context) (map[string]any, e
 			}
 			reinstalled = true
 			continue
-		case errors.As(err, &me) && !lostConnection(err):
+		case errors.As(err, &me) && !lostConnection(err) && !busyServer(err):
 			return nil, fmt.Errorf("%s: after the clone: `%s`: %s", target, q, x.Mask(err.Error()))
 		default:
 			lastWhy = "the recipient does not answer yet: " + x.Mask(err.Error())
@@ -810,7 +820,7 @@ func (cr *cloneRun) settle(ctx context.Context) (*cloneStatus, bool, error) {
 			}
 			reinstalled = true
 			continue
-		case errors.As(err, &me) && !lostConnection(err):
+		case errors.As(err, &me) && !lostConnection(err) && !busyServer(err):
 			return nil, waited, fmt.Errorf("%s: `%s`: %s", target, q, x.Mask(err.Error()))
 		default:
 			if downSince.IsZero() {

@@ -1,9 +1,12 @@
 package steps
 
 import (
+	"fmt"
 	"math"
 	"testing"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // TestCloneMeter checks the clone's progress reports from successive
@@ -38,5 +41,29 @@ func TestCloneMeter(t *testing.T) {
 	f = m.update(t0.Add(4*time.Second), reading("Completed", 1000*mb, 1000*mb, "Completed"))
 	if f["stage"] != "between stages" {
 		t.Fatalf("no stage in progress: %v", f)
+	}
+}
+
+// TestCloneRecipientBusy checks which errors the polls after a clone wait
+// on instead of failing the step: a restarted recipient that refuses new
+// connections for now (1040, 1203) or goes away is waited on; a real SQL
+// error is not.
+func TestCloneRecipientBusy(t *testing.T) {
+	for _, c := range []struct {
+		err        error
+		busy, lost bool
+	}{
+		{&mysql.MySQLError{Number: 1040, Message: "Too many connections"}, true, false},
+		{fmt.Errorf("wrapped: %w", &mysql.MySQLError{Number: 1203, Message: "User has more than 'max_user_connections'"}), true, false},
+		{&mysql.MySQLError{Number: 2013, Message: "Lost connection"}, false, true},
+		{&mysql.MySQLError{Number: 1064, Message: "syntax"}, false, false},
+		{&mysql.MySQLError{Number: 1142, Message: "SELECT command denied"}, false, false},
+	} {
+		if got := busyServer(c.err); got != c.busy {
+			t.Errorf("busyServer(%v) = %v, want %v", c.err, got, c.busy)
+		}
+		if got := lostConnection(c.err); got != c.lost {
+			t.Errorf("lostConnection(%v) = %v, want %v", c.err, got, c.lost)
+		}
 	}
 }
