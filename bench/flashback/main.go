@@ -20,9 +20,15 @@
 //     as the engine's each step's preparation before its first statement
 //     (rendering, the run journal, opening a connection).
 //
+// With -shards 1,2,4,8 it does all of that on a fresh lab of each size in
+// turn and adds a table per shard count: the lab's start-up time and memory
+// (PSS after up and the peak during the cycles, clone instances included),
+// start and stop, and the CPU the lab's own processes used meanwhile
+// (labprocs.go), beside the whole machine's.
+//
 // Usage:
 //
-//	go run ./bench/flashback [-runs 3] [-md FILE] [-keep] [-min 50ms]
+//	go run ./bench/flashback [-runs 3] [-shards 1] [-md FILE] [-keep] [-min 50ms]
 //	go run ./bench/flashback -from start.jsonl,stop.jsonl   # analyse saved logs only
 //
 // The lab's addresses are fixed, so the benchmark takes the machine-wide lab
@@ -65,7 +71,8 @@ const (
 // options are the command-line flags.
 type options struct {
 	dir, logs, flow, from, md string
-	runs, shards, rate        int
+	runs, rate                int
+	shards                    []int // one lab, one set of cycles, per count
 	keep                      bool
 	lockWait, min, drill      time.Duration
 }
@@ -78,15 +85,23 @@ func main() {
 	flag.StringVar(&o.from, "from", "", "START.jsonl,STOP.jsonl: analyse saved logs, run nothing")
 	flag.StringVar(&o.md, "md", "", "also write the figures as Markdown to this file")
 	flag.IntVar(&o.runs, "runs", 1, "start/stop cycles on the lab")
-	flag.IntVar(&o.shards, "shards", 1, "replication datasources of the lab")
+	shardList := flag.String("shards", "1", "replication datasources of the lab; a list (1,2,4,8) benchmarks a fresh lab of each size in turn")
 	flag.BoolVar(&o.keep, "keep", false, "leave the lab running at the end")
 	flag.DurationVar(&o.lockWait, "lock-wait", 30*time.Minute, "how long to wait for the lab lock")
 	flag.DurationVar(&o.min, "min", 50*time.Millisecond, "hide nested steps shorter than this in the step tables")
 	flag.DurationVar(&o.drill, "drill", 2*time.Second, "how long the drill writes on the standby between start and stop")
 	flag.IntVar(&o.rate, "primary-rate", 50, "rows per second written on the primary during start, the drill and stop (0: none)")
 	flag.Parse()
-	if o.runs < 1 || o.shards < 1 {
-		fmt.Fprintln(os.Stderr, "flashback: -runs and -shards must be at least 1")
+	for _, f := range strings.Split(*shardList, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "flashback: -shards %q: want shard counts of 1 or more, separated by commas (1,2,4,8)\n", *shardList)
+			os.Exit(2)
+		}
+		o.shards = append(o.shards, n)
+	}
+	if o.runs < 1 {
+		fmt.Fprintln(os.Stderr, "flashback: -runs must be at least 1")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -128,28 +143,42 @@ func analyseSaved(o options) error {
 			c.Stop = p
 		}
 	}
-	return report(o, []*Cycle{c}, "saved logs "+o.from)
+	return report(o, []*Scale{{Cycles: []*Cycle{c}, Env: "saved logs " + o.from}})
 }
 
-// report prints the tables and writes the Markdown file.
-func report(o options, cycles []*Cycle, env string) error {
-	detail := cycles[len(cycles)-1]
-	for _, p := range []*Phase{detail.Start, detail.Stop} {
-		if p != nil {
-			writeSteps(os.Stdout, p, o.min)
+// report prints the tables and writes the Markdown file: the step tables
+// and shares of the last cycle of the last shard count, every cycle, and,
+// for more than one shard count, the scaling table.
+func report(o options, scales []*Scale) error {
+	last := scales[len(scales)-1]
+	var detail *Cycle
+	if len(last.Cycles) > 0 {
+		detail = last.Cycles[len(last.Cycles)-1]
+	}
+	if detail != nil {
+		for _, p := range []*Phase{detail.Start, detail.Stop} {
+			if p != nil {
+				writeSteps(os.Stdout, p, o.min)
+			}
+		}
+		for _, p := range []*Phase{detail.Start, detail.Stop} {
+			if p != nil {
+				writeShares(os.Stdout, p)
+			}
 		}
 	}
-	for _, p := range []*Phase{detail.Start, detail.Stop} {
-		if p != nil {
-			writeShares(os.Stdout, p)
+	for _, sc := range scales {
+		if len(scales) > 1 {
+			fmt.Printf("\n%d shard(s):", sc.Shards)
 		}
+		writeCycles(os.Stdout, sc.Cycles)
 	}
-	writeCycles(os.Stdout, cycles)
+	writeScaling(os.Stdout, scales)
 	if o.md == "" {
 		return nil
 	}
 	var b bytes.Buffer
-	writeMarkdown(&b, env, cycles, detail, o.min)
+	writeMarkdown(&b, scales, detail, o.min)
 	return os.WriteFile(o.md, b.Bytes(), 0o644)
 }
 
@@ -334,7 +363,8 @@ func buildFlow(ctx context.Context, o options) (string, error) {
 	return filepath.Abs(out)
 }
 
-// bench runs the lab and the cycles.
+// bench builds flow, takes the lab lock and measures each shard count on a
+// fresh lab of its own.
 func bench(ctx context.Context, o options) (err error) {
 	if _, err := os.Stat(filepath.Join("playbooks", "flashback-start.yaml")); err != nil {
 		return errors.New("run from the repository's top folder (playbooks/flashback-start.yaml not found)")
@@ -353,87 +383,142 @@ func bench(ctx context.Context, o options) (err error) {
 	if err != nil {
 		return err
 	}
-	labUp := false
-	defer func() {
-		if labUp && !o.keep {
-			dctx, cancel := context.WithTimeout(context.Background(), downTimeout)
-			defer cancel()
-			args := []string{"lab", "down", "--dir", o.dir}
-			if err == nil {
-				args = append(args, "--remove")
-			}
-			progress("flow %s", strings.Join(args, " "))
-			if _, derr := runFlow(dctx, downTimeout, flow, nil, args...); derr != nil && err == nil {
-				err = derr
-			}
-		} else if labUp {
-			progress("-keep: the lab keeps running in %s (flow lab down --dir %s --remove stops it)", o.dir, o.dir)
+	kept := false
+	defer func() { release(kept) }()
+	var scales []*Scale
+	for i, n := range o.shards {
+		keep := o.keep && i == len(o.shards)-1
+		sc, err := benchShards(ctx, o, flow, n, keep)
+		if sc != nil {
+			scales = append(scales, sc)
 		}
-		release(labUp && o.keep)
-	}()
-
-	if _, err := os.Stat(filepath.Join(o.dir, "lab.json")); err == nil {
-		progress("removing the previous lab in %s", o.dir)
-		if _, err := runFlow(ctx, downTimeout, flow, nil, "lab", "down", "--dir", o.dir, "--remove"); err != nil {
+		kept = keep && sc != nil && sc.Up > 0
+		if err != nil {
+			if len(scales) > 0 {
+				_ = report(o, scales)
+			}
 			return err
 		}
 	}
-	progress("flow lab up --dir %s --shards %d", o.dir, o.shards)
-	t0 := time.Now()
-	labUp = true
-	if _, err := runFlow(ctx, upTimeout, flow, io.Discard, "lab", "up", "--dir", o.dir, "--shards", strconv.Itoa(o.shards)); err != nil {
-		return err
-	}
-	upTime := time.Since(t0)
-	progress("lab up in %s", upTime.Round(time.Millisecond))
+	return report(o, scales)
+}
 
-	var cycles []*Cycle
+// Scale is what one shard count measured: the lab's start-up, its memory
+// and the cycles on it.
+type Scale struct {
+	Shards int
+	// Up is how long `flow lab up` took.
+	Up time.Duration
+	// AfterUp is the lab's processes once up; PeakPSS and PeakRSS the
+	// largest memory seen during the cycles (clone instances included).
+	AfterUp          labReading
+	PeakPSS, PeakRSS uint64
+	Cycles           []*Cycle
+	// Env describes the machine and the run for the report.
+	Env string
+}
+
+// benchShards measures one shard count on a fresh lab; the lab goes down at
+// the end (removed when all went well) unless keep.
+func benchShards(ctx context.Context, o options, flow string, shards int, keep bool) (sc *Scale, err error) {
+	if _, err := os.Stat(filepath.Join(o.dir, "lab.json")); err == nil {
+		progress("removing the previous lab in %s", o.dir)
+		if _, err := runFlow(ctx, downTimeout, flow, nil, "lab", "down", "--dir", o.dir, "--remove"); err != nil {
+			return nil, err
+		}
+	}
+	sc = &Scale{Shards: shards}
+	progress("flow lab up --dir %s --shards %d", o.dir, shards)
+	t0 := time.Now()
+	defer func() {
+		if keep {
+			progress("-keep: the lab keeps running in %s (flow lab down --dir %s --remove stops it)", o.dir, o.dir)
+			return
+		}
+		dctx, cancel := context.WithTimeout(context.Background(), downTimeout)
+		defer cancel()
+		args := []string{"lab", "down", "--dir", o.dir}
+		if err == nil {
+			args = append(args, "--remove")
+		}
+		progress("flow %s", strings.Join(args, " "))
+		if _, derr := runFlow(dctx, downTimeout, flow, nil, args...); derr != nil && err == nil {
+			err = derr
+		}
+	}()
+	if _, err := runFlow(ctx, upTimeout, flow, io.Discard, "lab", "up", "--dir", o.dir, "--shards", strconv.Itoa(shards)); err != nil {
+		return nil, err
+	}
+	sc.Up = time.Since(t0)
+	sampler := newLabSampler(o.dir, 500*time.Millisecond)
+	defer sampler.Stop()
+	sc.AfterUp = sampler.Now()
+	sampler.ResetPeak()
+	progress("lab of %d shard(s) up in %s: %d processes, %s PSS (%s RSS summed)", shards, sc.Up.Round(time.Millisecond),
+		sc.AfterUp.Procs, gb(sc.AfterUp.PSS), gb(sc.AfterUp.RSS))
+	defer func() {
+		r := sampler.Now()
+		sc.PeakPSS, sc.PeakRSS = r.PeakPSS, r.PeakRSS
+		sc.Env = environment(sc, o)
+	}()
+
+	measure := func(c *Cycle, name string) (*Phase, error) {
+		r0 := sampler.Now()
+		p, err := playbook(ctx, o, flow, name, filepath.Join(o.logs, fmt.Sprintf("shards%d-cycle%d-%s.jsonl", shards, c.N, name)))
+		if err != nil {
+			return nil, err
+		}
+		r1 := sampler.Now()
+		p.LabCPU, p.Busy = r1.CPU-r0.CPU, r1.Busy-r0.Busy
+		return p, nil
+	}
 	for i := 1; i <= o.runs; i++ {
 		c := &Cycle{N: i}
 		rows, err := write(ctx, o, flow, "primary", 2*time.Second)
 		if err != nil {
-			return err
+			return sc, err
 		}
-		progress("cycle %d: %d rows written on the primary; flashback-start (the primary takes %d rows/s meanwhile)", i, rows, o.rate)
+		progress("%d shard(s), cycle %d: %d rows written on the primary; flashback-start (the primary takes %d rows/s meanwhile)", shards, i, rows, o.rate)
 		stopLoad := primaryLoad(ctx, o, flow)
 		defer stopLoad() // on an early return, the load stops before the lab goes down
-		c.Start, err = playbook(ctx, o, flow, "start", filepath.Join(o.logs, fmt.Sprintf("cycle%d-start.jsonl", i)))
-		if err != nil {
-			return err
+		if c.Start, err = measure(c, "start"); err != nil {
+			return sc, err
 		}
-		progress("cycle %d: start took %s; drill writes on the standby", i, c.Start.Shares.Wall.Round(time.Millisecond))
+		progress("%d shard(s), cycle %d: start took %s; drill writes on the standby", shards, i, c.Start.Shares.Wall.Round(time.Millisecond))
 		drill, err := write(ctx, o, flow, "standby", o.drill)
 		if err != nil {
-			return err
+			return sc, err
 		}
-		progress("cycle %d: %d drill rows; flashback-stop", i, drill)
-		c.Stop, err = playbook(ctx, o, flow, "stop", filepath.Join(o.logs, fmt.Sprintf("cycle%d-stop.jsonl", i)))
+		progress("%d shard(s), cycle %d: %d drill rows; flashback-stop", shards, i, drill)
+		c.Stop, err = measure(c, "stop")
 		loadRows, loadErr := stopLoad()
 		if err != nil {
-			return err
+			return sc, err
 		}
 		if loadErr != nil {
-			return fmt.Errorf("cycle %d: writes on the primary failed during the drill: %w", i, loadErr)
+			return sc, fmt.Errorf("cycle %d: writes on the primary failed during the drill: %w", i, loadErr)
 		}
-		progress("cycle %d: stop took %s (%d rows written on the primary meanwhile); flow lab check", i, c.Stop.Shares.Wall.Round(time.Millisecond), loadRows)
-		cycles = append(cycles, c)
+		progress("%d shard(s), cycle %d: stop took %s (%d rows written on the primary meanwhile); flow lab check", shards, i, c.Stop.Shares.Wall.Round(time.Millisecond), loadRows)
+		sc.Cycles = append(sc.Cycles, c)
 		if _, cerr := runFlow(ctx, checkTimeout, flow, nil, "lab", "check", "--dir", o.dir, "--wait", "2m"); cerr != nil {
 			c.Check = "FAILED"
 			progress("cycle %d: the lab does not check out after stop: %v", i, cerr)
-			_ = report(o, cycles, environment(upTime, o))
-			return fmt.Errorf("cycle %d: lab check after stop failed; the figures above are of a run that did not end clean", i)
+			return sc, fmt.Errorf("%d shard(s), cycle %d: lab check after stop failed; the figures above are of a run that did not end clean", shards, i)
 		}
 		c.Check = "ok"
 	}
-	return report(o, cycles, environment(upTime, o))
+	return sc, nil
 }
 
-// environment describes the machine and the lab for the report.
-func environment(up time.Duration, o options) string {
+// gb formats bytes as gigabytes (10^9, as `flow lab up` prints them).
+func gb(b uint64) string { return fmt.Sprintf("%.2f GB", float64(b)/1e9) }
+
+// environment describes the machine and one shard count's run for the report.
+func environment(sc *Scale, o options) string {
 	host, _ := os.Hostname()
 	return fmt.Sprintf("Measured %s on %s: %d CPU cores (GOMAXPROCS %d), %s; lab of %d shard(s) up in %.1f s; %d cycle(s); "+
 		"drill writes on the standby for %s; the primary takes %d rows/s during start, the drill and stop.",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), runtime.GOMAXPROCS(0), memTotal(), o.shards, up.Seconds(), o.runs, o.drill, o.rate)
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), runtime.GOMAXPROCS(0), memTotal(), sc.Shards, sc.Up.Seconds(), o.runs, o.drill, o.rate)
 }
 
 // memTotal reads MemTotal from /proc/meminfo.

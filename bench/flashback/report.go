@@ -18,8 +18,11 @@ type Phase struct {
 	ProcStart, ProcEnd time.Time
 	// CPU is the flow process's user and system CPU time.
 	User, Sys time.Duration
-	Shares    Shares
-	Rows      []StepRow
+	// LabCPU is the CPU time the lab's own processes (mysqld, routers, sshd
+	// and what they ran) used during the phase; Busy the whole machine's.
+	LabCPU, Busy time.Duration
+	Shares       Shares
+	Rows         []StepRow
 }
 
 // newPhase analyses a parsed run.
@@ -146,18 +149,26 @@ func median(cycles []*Cycle, f func(*Cycle) time.Duration) time.Duration {
 	return (ds[len(ds)/2-1] + ds[len(ds)/2]) / 2
 }
 
-// writeMarkdown writes the figures as Markdown tables (for RESULTS.md).
-func writeMarkdown(w io.Writer, env string, cycles []*Cycle, detail *Cycle, min time.Duration) {
-	fmt.Fprintf(w, "%s\n\n", env)
-	fmt.Fprintln(w, "| cycle | start s | MySQL | engine | engine ≤ | stop s | MySQL | engine | engine ≤ | lab check |")
-	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-	for _, c := range cycles {
-		fmt.Fprintf(w, "| %d | %s |\n", c.N, strings.ReplaceAll(cycleCells(c), "\t", " | "))
+// writeMarkdown writes the figures as Markdown tables (for RESULTS.md):
+// per shard count its description and cycles, the scaling table when
+// there are several, and the detail of one cycle.
+func writeMarkdown(w io.Writer, scales []*Scale, detail *Cycle, min time.Duration) {
+	for _, sc := range scales {
+		fmt.Fprintf(w, "%s\n\n", sc.Env)
+		fmt.Fprintln(w, "| cycle | start s | MySQL | engine | engine ≤ | stop s | MySQL | engine | engine ≤ | lab check |")
+		fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+		for _, c := range sc.Cycles {
+			fmt.Fprintf(w, "| %d | %s |\n", c.N, strings.ReplaceAll(cycleCells(c), "\t", " | "))
+		}
+		if len(sc.Cycles) > 1 {
+			fmt.Fprintf(w, "| median | %s | | | | %s | | | | |\n",
+				secs1(median(sc.Cycles, func(c *Cycle) time.Duration { return c.Start.Shares.Wall })),
+				secs1(median(sc.Cycles, func(c *Cycle) time.Duration { return c.Stop.Shares.Wall })))
+		}
+		fmt.Fprintln(w)
 	}
-	if len(cycles) > 1 {
-		fmt.Fprintf(w, "| median | %s | | | | %s | | | | |\n",
-			secs1(median(cycles, func(c *Cycle) time.Duration { return c.Start.Shares.Wall })),
-			secs1(median(cycles, func(c *Cycle) time.Duration { return c.Stop.Shares.Wall })))
+	if len(scales) > 1 {
+		writeScalingMarkdown(w, scales)
 	}
 	if detail == nil {
 		return
@@ -203,4 +214,89 @@ func writeMarkdown(w io.Writer, env string, cycles []*Cycle, detail *Cycle, min 
 			fmt.Fprintf(w, "| %s | %s | %s | %d | %s | %s | %s |\n", name, r.Type, r.Class, r.Count, secs(r.Wall), secs(r.Sum), r.Key)
 		}
 	}
+}
+
+// labShare is the lab's CPU use during a phase as cores busy on average and
+// as a share of the machine (all cores for the wall time), with the
+// machine's whole busy share beside it.
+func labShare(p *Phase) (labCores, labPct, busyPct float64) {
+	wall := p.Shares.Wall.Seconds()
+	if wall <= 0 {
+		return 0, 0, 0
+	}
+	n := float64(cores())
+	return p.LabCPU.Seconds() / wall, 100 * p.LabCPU.Seconds() / wall / n, 100 * p.Busy.Seconds() / wall / n
+}
+
+// scaleRow is one line of the scaling table, medians over the cycles.
+type scaleRow struct {
+	sc                      *Scale
+	start, stop             time.Duration
+	startLab, stopLab       float64 // cores
+	startPct, stopPct       float64 // of the machine
+	startBusy, stopBusy     float64 // the machine's busy share
+	startEngine, stopEngine float64 // the engine's own share, %
+	checks                  string
+}
+
+func scaleRows(scales []*Scale) []scaleRow {
+	var out []scaleRow
+	for _, sc := range scales {
+		r := scaleRow{sc: sc}
+		var done []*Cycle
+		for _, c := range sc.Cycles {
+			if c.Start != nil && c.Stop != nil {
+				done = append(done, c)
+			}
+		}
+		if len(done) == 0 {
+			r.checks = "no cycle"
+			out = append(out, r)
+			continue
+		}
+		r.start = median(done, func(c *Cycle) time.Duration { return c.Start.Shares.Wall })
+		r.stop = median(done, func(c *Cycle) time.Duration { return c.Stop.Shares.Wall })
+		// the shares of the cycle whose start is the median one (or the first of two)
+		m := done[0]
+		for _, c := range done {
+			if c.Start.Shares.Wall == r.start {
+				m = c
+			}
+		}
+		r.startLab, r.startPct, r.startBusy = labShare(m.Start)
+		r.stopLab, r.stopPct, r.stopBusy = labShare(m.Stop)
+		r.startEngine, r.stopEngine = m.Start.Shares.Pct(m.Start.Shares.Engine()), m.Stop.Shares.Pct(m.Stop.Shares.Engine())
+		var cs []string
+		for _, c := range sc.Cycles {
+			cs = append(cs, c.Check)
+		}
+		r.checks = strings.Join(cs, ", ")
+		out = append(out, r)
+	}
+	return out
+}
+
+// writeScaling prints the table of start and stop per shard count.
+func writeScaling(w io.Writer, scales []*Scale) {
+	fmt.Fprintln(w, "\nper shard count (medians of the cycles; lab CPU = the lab's mysqld, routers and sshd, in cores and % of the machine; busy = the whole machine)")
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "shards	nodes	up s	PSS after up	peak PSS	peak RSS Σ	start s	lab CPU	busy	engine	stop s	lab CPU	busy	engine	lab check")
+	for _, r := range scaleRows(scales) {
+		fmt.Fprintf(tw, "%d\t%d\t%.1f\t%s\t%s\t%s\t%s\t%.2f (%.0f %%)\t%.0f %%\t%.2f %%\t%s\t%.2f (%.0f %%)\t%.0f %%\t%.2f %%\t%s\n",
+			r.sc.Shards, 6*r.sc.Shards, r.sc.Up.Seconds(), gb(r.sc.AfterUp.PSS), gb(r.sc.PeakPSS), gb(r.sc.PeakRSS),
+			secs1(r.start), r.startLab, r.startPct, r.startBusy, r.startEngine, secs1(r.stop), r.stopLab, r.stopPct, r.stopBusy, r.stopEngine, r.checks)
+	}
+	tw.Flush()
+}
+
+// writeScalingMarkdown writes the same table as Markdown.
+func writeScalingMarkdown(w io.Writer, scales []*Scale) {
+	fmt.Fprintln(w, "| shards | nodes | lab up s | memory after up (PSS) | peak PSS | peak RSS summed | start s | lab CPU in start | machine busy | engine | stop s | lab CPU in stop | machine busy | engine | lab check |")
+	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	for _, r := range scaleRows(scales) {
+		fmt.Fprintf(w, "| %d | %d | %.1f | %s | %s | %s | %s | %.2f cores (%.0f %%) | %.0f %% | %.2f %% | %s | %.2f cores (%.0f %%) | %.0f %% | %.2f %% | %s |\n",
+			r.sc.Shards, 6*r.sc.Shards, r.sc.Up.Seconds(), gb(r.sc.AfterUp.PSS), gb(r.sc.PeakPSS), gb(r.sc.PeakRSS),
+			secs1(r.start), r.startLab, r.startPct, r.startBusy, r.startEngine, secs1(r.stop), r.stopLab, r.stopPct, r.stopBusy, r.stopEngine, r.checks)
+	}
+	fmt.Fprintln(w)
 }

@@ -155,7 +155,7 @@ func printUpSummary(w io.Writer, l *drlab.Lab, rep *drlab.UpReport) {
 		fmt.Fprintf(w, "  account  %s on both routers and every node (one password, in %s)\n", l.Credentials.AdminUser, l.IniPath())
 	}
 	fmt.Fprintf(w, "  config   %s (router and node accounts; mode 0600)\n", l.IniPath())
-	fmt.Fprintf(w, "  memory   %.2f GB resident in the lab's processes\n", float64(rep.RSS)/1e9)
+	fmt.Fprintf(w, "  memory   %.2f GB taken by the lab's processes (PSS: shared pages once; %.2f GB RSS summed)\n", float64(rep.PSS)/1e9, float64(rep.RSS)/1e9)
 	for _, x := range rep.Warnings {
 		fmt.Fprintf(w, "  warning  %s\n", x)
 	}
@@ -244,7 +244,7 @@ func printStatus(w io.Writer, s *drlab.Status) {
 	}
 	fmt.Fprintf(tw, "sshd\tport %d\tpids %v\tup %s\n", s.SSHD.Port, s.SSHD.PIDs, yesNo(s.SSHD.Up))
 	tw.Flush()
-	fmt.Fprintf(w, "memory %.2f GB resident; all up: %s\n", float64(s.RSS)/1e9, yesNo(s.AllUp))
+	fmt.Fprintf(w, "memory %.2f GB (PSS; %.2f GB RSS summed); all up: %s\n", float64(s.PSS)/1e9, float64(s.RSS)/1e9, yesNo(s.AllUp))
 }
 
 func newLabWriteCmd(st *streams) *cobra.Command {

@@ -26,8 +26,10 @@ type Status struct {
 	Nodes   []NodeStatus   `json:"nodes"`
 	Routers []RouterStatus `json:"routers"`
 	SSHD    SSHDStatus     `json:"sshd"`
-	// RSS is the summed resident memory of the lab's live processes.
+	// RSS is the summed resident memory of the lab's live processes; PSS
+	// the same with shared pages counted once (the RAM the lab takes).
 	RSS int64 `json:"rss_bytes"`
+	PSS int64 `json:"pss_bytes"`
 	// AllUp is true when every node, router and the sshd answer.
 	AllUp bool `json:"all_up"`
 }
@@ -137,7 +139,7 @@ func (l *Lab) Status(ctx context.Context) (*Status, error) {
 			st.SSHD.RSS += procRSS(p)
 		}
 	}
-	st.RSS = l.RSS()
+	st.RSS, st.PSS = l.RSS(), l.PSS()
 	st.AllUp = st.SSHD.Up
 	for _, n := range st.Nodes {
 		st.AllUp = st.AllUp && n.Up
@@ -337,6 +339,16 @@ func (l *Lab) Processes() []Process {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].PID < out[j].PID })
 	return out
+}
+
+// PSS sums the proportional memory of the lab's live processes (shared
+// pages counted once): the RAM the lab takes, less than RSS's sum.
+func (l *Lab) PSS() int64 {
+	var sum int64
+	for _, p := range l.Processes() {
+		sum += procPSS(p.PID)
+	}
+	return sum
 }
 
 // RSS sums the resident memory of the lab's live processes.

@@ -78,6 +78,8 @@ type UpReport struct {
 	Duration time.Duration `json:"duration_ns"`
 	// RSS is the summed resident memory of the lab's processes after Up.
 	RSS int64 `json:"rss_bytes"`
+	// PSS is the same with shared pages counted once (the RAM it takes).
+	PSS int64 `json:"pss_bytes"`
 }
 
 // Phase is one timed part of Up.
@@ -179,7 +181,7 @@ func Up(ctx context.Context, o Options) (*Lab, *UpReport, error) {
 	}
 	u.report.Duration = time.Since(u.start)
 	if l != nil {
-		u.report.RSS = l.RSS()
+		u.report.RSS, u.report.PSS = l.RSS(), l.PSS()
 	}
 	if err != nil {
 		return l, u.report, err
