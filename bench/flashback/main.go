@@ -407,8 +407,9 @@ func bench(ctx context.Context, o options) (err error) {
 // and the cycles on it.
 type Scale struct {
 	Shards int
-	// Up is how long `flow lab up` took.
-	Up time.Duration
+	// Up is how long `flow lab up` took; Verify the flashback-verify run
+	// on the fresh lab (its checks only, no change).
+	Up, Verify time.Duration
 	// AfterUp is the lab's processes once up; PeakPSS and PeakRSS the
 	// largest memory seen during the cycles (clone instances included).
 	AfterUp          labReading
@@ -462,6 +463,13 @@ func benchShards(ctx context.Context, o options, flow string, shards int, keep b
 		sc.Env = environment(sc, o)
 	}()
 
+	progress("%d shard(s): flashback-verify", shards)
+	vp, err := playbook(ctx, o, flow, "verify", filepath.Join(o.logs, fmt.Sprintf("shards%d-verify.jsonl", shards)))
+	if err != nil {
+		return sc, err
+	}
+	sc.Verify = vp.ProcEnd.Sub(vp.ProcStart)
+	progress("%d shard(s): verify took %s", shards, sc.Verify.Round(time.Millisecond))
 	measure := func(c *Cycle, name string) (*Phase, error) {
 		r0 := sampler.Now()
 		p, err := playbook(ctx, o, flow, name, filepath.Join(o.logs, fmt.Sprintf("shards%d-cycle%d-%s.jsonl", shards, c.N, name)))

@@ -280,10 +280,10 @@ func scaleRows(scales []*Scale) []scaleRow {
 func writeScaling(w io.Writer, scales []*Scale) {
 	fmt.Fprintln(w, "\nper shard count (medians of the cycles; lab CPU = the lab's mysqld, routers and sshd, in cores and % of the machine; busy = the whole machine)")
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "shards	nodes	up s	PSS after up	peak PSS	peak RSS Σ	start s	lab CPU	busy	engine	stop s	lab CPU	busy	engine	lab check")
+	fmt.Fprintln(tw, "shards\tnodes\tup s\tverify s\tPSS after up\tpeak PSS\tpeak RSS Σ\tstart s\tlab CPU\tbusy\tengine\tstop s\tlab CPU\tbusy\tengine\tlab check")
 	for _, r := range scaleRows(scales) {
-		fmt.Fprintf(tw, "%d\t%d\t%.1f\t%s\t%s\t%s\t%s\t%.2f (%.0f %%)\t%.0f %%\t%.2f %%\t%s\t%.2f (%.0f %%)\t%.0f %%\t%.2f %%\t%s\n",
-			r.sc.Shards, 6*r.sc.Shards, r.sc.Up.Seconds(), gb(r.sc.AfterUp.PSS), gb(r.sc.PeakPSS), gb(r.sc.PeakRSS),
+		fmt.Fprintf(tw, "%d\t%d\t%.1f\t%.1f\t%s\t%s\t%s\t%s\t%.2f (%.0f %%)\t%.0f %%\t%.2f %%\t%s\t%.2f (%.0f %%)\t%.0f %%\t%.2f %%\t%s\n",
+			r.sc.Shards, 6*r.sc.Shards, r.sc.Up.Seconds(), r.sc.Verify.Seconds(), gb(r.sc.AfterUp.PSS), gb(r.sc.PeakPSS), gb(r.sc.PeakRSS),
 			secs1(r.start), r.startLab, r.startPct, r.startBusy, r.startEngine, secs1(r.stop), r.stopLab, r.stopPct, r.stopBusy, r.stopEngine, r.checks)
 	}
 	tw.Flush()
@@ -291,11 +291,11 @@ func writeScaling(w io.Writer, scales []*Scale) {
 
 // writeScalingMarkdown writes the same table as Markdown.
 func writeScalingMarkdown(w io.Writer, scales []*Scale) {
-	fmt.Fprintln(w, "| shards | nodes | lab up s | memory after up (PSS) | peak PSS | peak RSS summed | start s | lab CPU in start | machine busy | engine | stop s | lab CPU in stop | machine busy | engine | lab check |")
-	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	fmt.Fprintln(w, "| shards | nodes | lab up s | verify s | memory after up (PSS) | peak PSS | peak RSS summed | start s | lab CPU in start | machine busy | engine | stop s | lab CPU in stop | machine busy | engine | lab check |")
+	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	for _, r := range scaleRows(scales) {
-		fmt.Fprintf(w, "| %d | %d | %.1f | %s | %s | %s | %s | %.2f cores (%.0f %%) | %.0f %% | %.2f %% | %s | %.2f cores (%.0f %%) | %.0f %% | %.2f %% | %s |\n",
-			r.sc.Shards, 6*r.sc.Shards, r.sc.Up.Seconds(), gb(r.sc.AfterUp.PSS), gb(r.sc.PeakPSS), gb(r.sc.PeakRSS),
+		fmt.Fprintf(w, "| %d | %d | %.1f | %.1f | %s | %s | %s | %s | %.2f cores (%.0f %%) | %.0f %% | %.2f %% | %s | %.2f cores (%.0f %%) | %.0f %% | %.2f %% | %s |\n",
+			r.sc.Shards, 6*r.sc.Shards, r.sc.Up.Seconds(), r.sc.Verify.Seconds(), gb(r.sc.AfterUp.PSS), gb(r.sc.PeakPSS), gb(r.sc.PeakRSS),
 			secs1(r.start), r.startLab, r.startPct, r.startBusy, r.startEngine, secs1(r.stop), r.stopLab, r.stopPct, r.stopBusy, r.stopEngine, r.checks)
 	}
 	fmt.Fprintln(w)
