@@ -24,9 +24,13 @@ import (
 // routed there would: primary writes before, during and after the drill,
 // drill writes on the standby master. drlabtest swaps the package's
 // 1-shard lab for a 2-shard one here (this file sorts last, so a full
-// package run swaps once).
+// package run swaps once), built site-like: SSH by password only (the
+// config has no key, as at a site that logs in with passwords) and one
+// admin account on routers and nodes, so the shipped playbooks are proved
+// with that access too.
 func TestFlashbackEndToEndTwoShards(t *testing.T) {
-	lab := drlabtest.Lab(t, 2)
+	lab := drlabtest.LabWith(t, 2, drlabtest.Site{SSHPassword: true, SharedAccount: true})
+	sshdLogs := sshdLogSizes(t, lab)
 	requireHealthy(t, lab)
 	ctx := context.Background()
 	redoPath := filepath.Join(t.TempDir(), "redo.json")
@@ -134,6 +138,11 @@ func TestFlashbackEndToEndTwoShards(t *testing.T) {
 		}
 	}
 
+	// every SSH login of the drill was by password: the config has no key
+	if pw, key := sshdLogins(t, lab, sshdLogs); pw == 0 || key != 0 {
+		t.Errorf("the lab's sshd logs show %d password and %d public key logins since the drill began; want only password logins", pw, key)
+	}
+
 	// independent checks, per shard
 	rep, err := lab.Check(ctx, drlab.CheckOptions{Wait: 2 * time.Minute})
 	if err != nil || !rep.OK {
@@ -230,4 +239,42 @@ func writeNode(ctx context.Context, lab *drlab.Lab, n drlab.Node, cluster string
 		}
 	}
 	return done, nil
+}
+
+// sshdLogSizes notes how long each of the lab's sshd logs is, so that
+// sshdLogins counts only what came after.
+func sshdLogSizes(t *testing.T, lab *drlab.Lab) map[string]int64 {
+	t.Helper()
+	logs, err := filepath.Glob(filepath.Join(lab.SSHD.Dir, "sshd*.log"))
+	if err != nil || len(logs) == 0 {
+		t.Fatalf("no sshd log in %s: %v", lab.SSHD.Dir, err)
+	}
+	out := map[string]int64{}
+	for _, l := range logs {
+		fi, err := os.Stat(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[l] = fi.Size()
+	}
+	return out
+}
+
+// sshdLogins counts OpenSSH's "Accepted password" and "Accepted publickey"
+// lines written to the lab's sshd logs after the sizes noted.
+func sshdLogins(t *testing.T, lab *drlab.Lab, since map[string]int64) (password, publickey int) {
+	t.Helper()
+	for l, off := range since {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int64(len(b)) < off {
+			off = 0
+		}
+		text := string(b[off:])
+		password += strings.Count(text, "Accepted password for ")
+		publickey += strings.Count(text, "Accepted publickey for ")
+	}
+	return password, publickey
 }

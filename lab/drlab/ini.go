@@ -29,10 +29,14 @@ func (l *Lab) writeIni() error {
 		line("# SSH to this cluster's node hosts")
 		line("sys_user = %s", SSHUser)
 		line("sys_port = %d", l.SSHD.Port)
-		line("sys_key_file = %s", l.SSHD.KeyFile)
 		if l.Credentials.SSHPassword != "" {
-			line("# the same SSH user's password (the lab's sshd takes the key or the password)")
+			// as at a site that logs in by password: no key, so the
+			// playbooks' SSH connections use the password alone
+			line("# log in by password, as the site does (the lab's sshd also takes the key %s)", l.SSHD.KeyFile)
+			line("sys_key_file =")
 			line("sys_password = %s", l.Credentials.SSHPassword)
+		} else {
+			line("sys_key_file = %s", l.SSHD.KeyFile)
 		}
 		line("sys_known_hosts = %s", l.SSHD.KnownHosts)
 		line("# the OS user mysqld runs as on this cluster's nodes")
