@@ -325,9 +325,10 @@ func TestParallelDegree(t *testing.T) {
 	for _, tc := range []struct {
 		parallel string
 		degree   int64
-	}{{"parallel: 3", 3}, {"parallel: 2", 2}, {"", 1}} {
+	}{{"parallel: 3", 3}, {"parallel: 2", 2}, {"", 1}, {`parallel: "{{ degree }}"`, 4}} {
 		key := "par" + strconv.FormatInt(tc.degree, 10)
 		pb := `name: par
+params: {degree: {type: int, default: 4}}
 vars: {items: [a, b, c, d, e, f, g]}
 steps:
   - name: fan out
@@ -354,6 +355,24 @@ steps:
 			t.Errorf("%q: items logged under worker ids %v", tc.parallel, ids)
 		}
 	}
+}
+
+// TestParallelTemplateOutOfRange: a templated parallel: outside 1–256
+// fails the group before any item runs, naming the value and the position.
+func TestParallelTemplateOutOfRange(t *testing.T) {
+	const pb = `name: par range
+params: {degree: {type: int, default: 4}}
+steps:
+  - for_each: "[1, 2, 3]"
+    parallel: "{{ degree }}"
+    steps:
+      - testprobe: {key: pr}
+`
+	resetProbe("pr")
+	res := enginetest.Run(t, pb, enginetest.Options{Mode: engine.ModeRun, Vars: map[string]string{"degree": "0"}})
+	wantExit(t, res, engine.ExitStepFailed)
+	wantRuns(t, "pr", 0)
+	wantIn(t, "error", res.Err.Error(), ":5:15: parallel: 0 is not a whole number from 1 to 256")
 }
 
 // TestParallelFailureStopsNewItems: after an item fails no new item starts

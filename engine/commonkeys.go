@@ -2,6 +2,7 @@ package engine
 
 import (
 	"reflect"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -226,9 +227,18 @@ func init() {
 					l.errorf(posOf(f, v), "as: %q must match %s", s.As, nameRE)
 				}
 			}},
-		{name: "parallel", only: "group", doc: "how many items run at once (default 1)",
-			shape: func() obj { return obj{"type": "integer", "minimum": 1, "maximum": 256} },
-			parse: func(l *loader, s *Step, v *yaml.Node) { s.Parallel = l.integer(s.Playbook.File, v, "parallel", 1, 256) }},
+		{name: "parallel", only: "group", doc: "how many items run at once (default 1): a whole number from 1 to 256, or {{ an int parameter }}",
+			shape: func() obj {
+				return obj{"anyOf": []any{obj{"type": "integer", "minimum": 1, "maximum": 256}, obj{"type": "string", "pattern": `\{\{.*\}\}`}}}
+			},
+			parse: func(l *loader, s *Step, v *yaml.Node) {
+				if d := deref(v); d != nil && d.Kind == yaml.ScalarNode && strings.Contains(d.Value, "{{") {
+					s.ParallelT = l.value(s.Playbook.File, v, "parallel")
+					return
+				}
+				s.Parallel = l.integer(s.Playbook.File, v, "parallel", 1, 256)
+			},
+			compile: func(c *compiler, s *Step, sc keyScopes) { c.compileParallel(s.ParallelT, sc.local) }},
 		{name: "include", only: "include", doc: "another playbook file, relative to this one",
 			shape: func() obj { return obj{"type": "string"} },
 			parse: func(l *loader, s *Step, v *yaml.Node) {

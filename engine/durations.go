@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +30,53 @@ func (c *compiler) compileDuration(v *Value, sc *typeEnv, what string) {
 	if v.secret {
 		c.errorf(v.Pos, "%s: a duration cannot come from a secret", what)
 	}
+}
+
+// compileParallel compiles a templated parallel:.
+func (c *compiler) compileParallel(v *Value, sc *typeEnv) {
+	if v == nil {
+		return
+	}
+	c.compileTemplate(&v.Template, kindValue, sc)
+	if v.secret {
+		c.errorf(v.Pos, "parallel: a degree of parallelism cannot come from a secret")
+	}
+}
+
+// groupParallel is how many items of a for_each group run at once in this
+// run: its literal parallel:, or its template evaluated (a preview that
+// cannot know it runs them one at a time).
+func groupParallel(s *Step, env *evalEnv) (int, error) {
+	if s.ParallelT == nil {
+		return max(s.Parallel, 1), nil
+	}
+	v, unknown, err := s.ParallelT.value(env)
+	if err != nil {
+		return 0, fmt.Errorf("%s: parallel: %w", s.ParallelT.Pos, err)
+	}
+	if unknown {
+		return 1, nil
+	}
+	var n int
+	switch x := v.(type) {
+	case int:
+		n = x
+	case int64:
+		n = int(x)
+	case float64:
+		n = int(x)
+		if float64(n) != x {
+			n = 0
+		}
+	case string:
+		if n, err = strconv.Atoi(strings.TrimSpace(x)); err != nil {
+			n = 0
+		}
+	}
+	if n < 1 || n > 256 {
+		return 0, fmt.Errorf("%s: parallel: %v is not a whole number from 1 to 256", s.ParallelT.Pos, v)
+	}
+	return n, nil
 }
 
 // hasTimeout reports whether the step is bounded by a timeout.

@@ -44,7 +44,11 @@ func (r *Runner) group(ctx context.Context, w *worker, sc *scope, s *Step, name 
 			}
 		}
 	}
-	scopes, errs := r.runItems(ctx, w, sc, s, items)
+	par, err := groupParallel(s, sc.env())
+	if err != nil {
+		return err
+	}
+	scopes, errs := r.runItems(ctx, w, sc, s, items, par)
 	if s.Register != "" {
 		res := make([]any, 0, len(items))
 		for i, is := range scopes {
@@ -92,14 +96,10 @@ func (r *Runner) forEachItems(s *Step, sc *scope) (items []any, known bool, err 
 // time, each in a scope of its own (`as`, `index`); after a failure or an
 // interruption no new item starts. scopes[i] is nil for an item that did
 // not start.
-func (r *Runner) runItems(ctx context.Context, w *worker, sc *scope, s *Step, items []any) (scopes []*scope, errs []error) {
+func (r *Runner) runItems(ctx context.Context, w *worker, sc *scope, s *Step, items []any, par int) (scopes []*scope, errs []error) {
 	as := s.As
 	if as == "" {
 		as = "item"
-	}
-	par := s.Parallel
-	if par <= 0 {
-		par = 1
 	}
 	scopes = make([]*scope, len(items))
 	errs = make([]error, len(items))

@@ -132,6 +132,9 @@ type Step struct {
 	ForEach  *Expr
 	As       string
 	Parallel int
+	// ParallelT is parallel: written as a template ({{ parallel }}, an int
+	// parameter), evaluated when the group runs.
+	ParallelT *Value
 
 	// include
 	Include *Include

@@ -166,6 +166,7 @@ var specDocs = map[string]string{
 	"clone.restart_timeout": "bounds the wait for the recipient to come back after the clone (default 5m)",
 	"clone.timeout":         "bounds the whole step (default 6h)",
 	"clone.progress":        "how often copy progress is logged (default 5s)",
+	"clone.data_directory":  "a new folder on the recipient (absolute path) that receives the snapshot while the recipient keeps its data and keeps serving (CLONE INSTANCE … DATA DIRECTORY, MySQL 8.0.17+); no restart",
 
 	"wait-gtid.gtid":          "an expression giving the GTID set to wait for",
 	"wait-gtid.source":        "a MySQL target whose gtid_executed, read once at the start, is the set to wait for: a connection name or {on, host, port}",

@@ -27,8 +27,7 @@ func TestFlashbackDryRun(t *testing.T) {
 	requireHealthy(t, lab)
 	redoPath := filepath.Join(t.TempDir(), "redo.json")
 	secrets := labSecrets(t, lab)
-	// every password position of the listing is masked, the generated
-	// per-run clone password included
+	// every password position of the listing is masked
 	pwd := regexp.MustCompile(`(?i)(IDENTIFIED BY|server_password=|donor_password:?)\s*'?([^'\s,;]*)`)
 	noSecret := func(res *enginetest.Result) {
 		t.Helper()

@@ -196,9 +196,8 @@ func TestFaultDonorKilledDuringClone(t *testing.T) {
 	}
 	t.Logf("killed the donor %s (mysqld pid %d) as the clone started; the run ended with exit %d in %s", donor, oldPID, r.Code, r.Took.Round(time.Millisecond))
 	requireFailed(t, r, f.d.state, "Step 16 clone", donor.Host, "clone")
-	// the rescue discards the clone instances: none may survive it (a
-	// mysqld_safe ignores SIGTERM; a recipient restarting after the failed
-	// clone ignores it until its start-up is done)
+	// the rescue removes the snapshot folders (the lab-state check after
+	// the resume sees a leftover) and no mysqld but the nodes' may run
 	for _, p := range waitNoSideInstance(lab) {
 		t.Errorf("after start's rescue: %s", p)
 	}

@@ -67,10 +67,6 @@ func TestFlashbackRefusals(t *testing.T) {
 			inject: func(t *testing.T, lab *drlab.Lab, _ string) ([]string, func()) {
 				return []string{lab.Master(drlab.ClusterStandby, 0).Host, "no option file", "no-such.cnf (conf_name)"}, func() {}
 			}},
-		{name: "clone port in use", playbook: "flashback-start.yaml", vars: map[string]string{"clone_port": "16310"},
-			inject: func(t *testing.T, lab *drlab.Lab, _ string) ([]string, func()) {
-				return []string{lab.Master(drlab.ClusterStandby, 0).Host, "port 16310 is in use (clone_port)"}, func() {}
-			}},
 		{name: "mysqld user missing", playbook: "flashback-start.yaml", vars: map[string]string{"mysqld_user": "flow-no-such-user"},
 			inject: func(t *testing.T, lab *drlab.Lab, _ string) ([]string, func()) {
 				return []string{lab.Master(drlab.ClusterStandby, 0).Host, "no OS user flow-no-such-user (mysqld_user)"}, func() {}

@@ -38,6 +38,14 @@ import (
 // The recipient comes back with the donor's data, accounts included: the
 // connection's user and password must exist on the donor too.
 //
+// With `data_directory:` the snapshot goes into that new directory instead
+// (CLONE INSTANCE … DATA DIRECTORY, MySQL 8.0.17+): the recipient keeps its
+// own data and keeps serving, nothing restarts, and the directory holds a
+// complete data directory of the donor as of the clone's consistent point
+// (clone_status GTID_EXECUTED, in the output), ready for a mysqld to start
+// on. The directory must not exist; its parent must, writable by the
+// recipient's mysqld.
+//
 // Output: state, bytes (data copied), seconds (the whole clone, restart
 // included, as clone_status reports it), copy_seconds (the copy stages),
 // mb_per_s (bytes / copy_seconds, in MiB/s), gtid_executed and binlog
@@ -71,6 +79,10 @@ type CloneStep struct {
 	Timeout *engine.Value `yaml:"timeout"`
 	// Progress is how often copy progress is logged (default 5s).
 	Progress *engine.Value `yaml:"progress"`
+	// DataDirectory, when given, is the absolute path of a new directory
+	// on the recipient that receives the snapshot; the recipient's own data
+	// stays and it does not restart.
+	DataDirectory *engine.Value `yaml:"data_directory"`
 }
 
 // Defaults of clone.
@@ -91,7 +103,7 @@ var cloneOutput = types.Map{
 func init() {
 	engine.Register(engine.StepType{
 		Name:    "clone",
-		Summary: "clone a donor into a recipient with the MySQL clone plugin and wait until the recipient is back with clone_status Completed",
+		Summary: "clone a donor into a recipient with the MySQL clone plugin (replacing its data and waiting until it is back with clone_status Completed, or into a new folder of the running recipient with data_directory)",
 		New:     func() engine.StepSpec { return &CloneStep{} },
 		Output:  cloneOutput,
 		// not idempotent: running it again clones again; resuming relies on
@@ -133,6 +145,9 @@ func (s *CloneStep) Check(c *engine.Check) {
 			c.Errorf(v.Pos, "`autotune: %s`: %v", v.Raw, err)
 		}
 	}
+	if v := s.DataDirectory; v != nil && !strings.Contains(v.Raw, "{{") && !strings.HasPrefix(v.Raw, "/") {
+		c.Errorf(v.Pos, "`data_directory: %s` must be an absolute path (a new directory on the recipient)", v.Raw)
+	}
 	checkDuration(c, "restart_timeout", s.RestartTimeout)
 	checkDuration(c, "timeout", s.Timeout)
 	checkDuration(c, "progress", s.Progress)
@@ -145,10 +160,15 @@ type cloneParams struct {
 	set                  []string // SET GLOBAL statements for the clone variables
 	restart, timeout     time.Duration
 	progress             time.Duration
+	dataDir              string // "" = replace the recipient's data
 }
 
 func (p *cloneParams) statement(password string) string {
-	return fmt.Sprintf("CLONE INSTANCE FROM %s@%s:%d IDENTIFIED BY %s", quote.SQLString(p.user), quote.SQLString(p.host), p.port, quote.SQLString(password))
+	q := fmt.Sprintf("CLONE INSTANCE FROM %s@%s:%d IDENTIFIED BY %s", quote.SQLString(p.user), quote.SQLString(p.host), p.port, quote.SQLString(password))
+	if p.dataDir != "" {
+		q += " DATA DIRECTORY = " + quote.SQLString(p.dataDir)
+	}
+	return q
 }
 
 func (p *cloneParams) donor() string { return net.JoinHostPort(p.host, strconv.Itoa(p.port)) }
@@ -187,11 +207,15 @@ func (s *CloneStep) Render(r *engine.Render) ([]engine.Action, error) {
 	if !strings.HasPrefix(host, "{{") && !strings.HasPrefix(port, "{{") {
 		donor = quote.SQLString(donor)
 	}
-	lines = append(lines,
-		"SET GLOBAL clone_valid_donor_list = "+donor,
-		fmt.Sprintf("CLONE INSTANCE FROM %s@%s:%s IDENTIFIED BY '******'", user, lit(s.DonorHost), port),
-		fmt.Sprintf("-- the recipient restarts: wait up to %s for it, then for performance_schema.clone_status STATE = 'Completed' (step timeout %s)",
-			renderDuration(r, s.RestartTimeout, cloneRestartTimeout), renderDuration(r, s.Timeout, cloneTimeout)))
+	clone := fmt.Sprintf("CLONE INSTANCE FROM %s@%s:%s IDENTIFIED BY '******'", user, lit(s.DonorHost), port)
+	after := fmt.Sprintf("-- the recipient restarts: wait up to %s for it, then for performance_schema.clone_status STATE = 'Completed' (step timeout %s)",
+		renderDuration(r, s.RestartTimeout, cloneRestartTimeout), renderDuration(r, s.Timeout, cloneTimeout))
+	if s.DataDirectory != nil {
+		clone += " DATA DIRECTORY = " + lit(s.DataDirectory)
+		after = fmt.Sprintf("-- the recipient keeps its data and keeps serving; then performance_schema.clone_status STATE = 'Completed' (step timeout %s)",
+			renderDuration(r, s.Timeout, cloneTimeout))
+	}
+	lines = append(lines, "SET GLOBAL clone_valid_donor_list = "+donor, clone, after)
 	return []engine.Action{{Target: r.MySQLTarget(&s.MySQLTarget), Text: strings.Join(lines, "\n")}}, nil
 }
 
@@ -269,6 +293,14 @@ func (s *CloneStep) params(x *engine.Exec) (*cloneParams, error) {
 		p.set = append(p.set, "SET GLOBAL clone_autotune_concurrency = "+map[bool]string{true: "ON", false: "OFF"}[b])
 	}
 	p.set = append(p.set, "SET GLOBAL clone_valid_donor_list = "+quote.SQLString(p.donor()))
+	if s.DataDirectory != nil {
+		if p.dataDir, err = str("data_directory", s.DataDirectory); err != nil {
+			return nil, err
+		}
+		if !strings.HasPrefix(p.dataDir, "/") {
+			return nil, fmt.Errorf("`data_directory: %s` must be an absolute path (a new directory on the recipient)", p.dataDir)
+		}
+	}
 	if p.restart, err = durationValue(x, "restart_timeout", s.RestartTimeout, cloneRestartTimeout); err != nil {
 		return nil, err
 	}
@@ -361,7 +393,11 @@ func (s *CloneStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, er
 	// journal learns first which clone a resumed run must look for
 	display := p.statement("******")
 	x.Note(map[string]any{"recipient": target, "donor": p.donor(), "since": cr.since})
-	x.Infof("%s: cloning from %s (the recipient's data will be replaced)", target, p.donor())
+	if p.dataDir != "" {
+		x.Infof("%s: cloning from %s into %s (the recipient keeps its data and keeps serving)", target, p.donor(), p.dataDir)
+	} else {
+		x.Infof("%s: cloning from %s (the recipient's data will be replaced)", target, p.donor())
+	}
 	x.Event(event.CloneStarted, map[string]any{"target": target, "donor": p.donor()})
 	x.Sent(target, display)
 	start := time.Now()
@@ -369,6 +405,9 @@ func (s *CloneStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, er
 	_, cerr := conn.ExecContext(ctx, p.statement(p.password))
 	stop()
 	took := time.Since(start)
+	if cerr == nil && p.dataDir != "" {
+		return cr.finished(ctx, conn, took)
+	}
 	if cerr == nil {
 		x.Infof("%s: CLONE INSTANCE returned after %s: the recipient restarts with the cloned data", target, took.Round(time.Millisecond))
 		return cr.awaitRestart(ctx, parent)
@@ -384,6 +423,9 @@ func (s *CloneStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, er
 	case errors.As(cerr, &me) && me.Number == 3707:
 		return nil, fmt.Errorf("%s: the clone from %s copied the data, but the recipient has no supervisor (mysqld_safe/systemd) to restart it: `%s`: %s; the recipient shuts down: start it by hand (e.g. mysqld_safe --defaults-file=…) and it comes up with the cloned data",
 			target, p.donor(), display, strings.TrimSuffix(x.Mask(cerr.Error()), "."))
+	case lostConnection(cerr) && p.dataDir != "":
+		return nil, fmt.Errorf("%s: the connection was lost during the clone from %s into %s (%s): resume the run: it reads performance_schema.clone_status and clones again unless that clone completed",
+			target, p.donor(), p.dataDir, x.Mask(cerr.Error()))
 	case lostConnection(cerr):
 		// the server closed our connection: it is restarting
 		x.Infof("%s: the connection closed after %s (%s): the recipient is restarting", target, took.Round(time.Millisecond), x.Mask(cerr.Error()))
@@ -539,6 +581,24 @@ func (cr *cloneRun) progress(ctx context.Context, db *sql.DB) ([]cloneStage, err
 		out = append(out, st)
 	}
 	return out, rows.Err()
+}
+
+// finished reads the outcome of a clone into a data directory: the
+// statement returned, so clone_status is final.
+func (cr *cloneRun) finished(ctx context.Context, conn *sql.Conn, took time.Duration) (map[string]any, error) {
+	x, target := cr.x, cr.target
+	x.Infof("%s: CLONE INSTANCE returned after %s: the snapshot is in %s", target, took.Round(time.Millisecond), cr.p.dataDir)
+	x.Debugf("%s", qCloneStatus+quote.SQLString(cr.since))
+	st, err := cr.status(ctx, conn)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%s: after the clone into %s: `%s`: %s", target, cr.p.dataDir, qCloneStatus+quote.SQLString(cr.since), x.Mask(err.Error()))
+	case st == nil:
+		return nil, fmt.Errorf("%s: CLONE INSTANCE into %s returned, but performance_schema.clone_status shows no clone started after %s: check the recipient's error log", target, cr.p.dataDir, cr.since)
+	case st.state != "Completed":
+		return nil, fmt.Errorf("%s: CLONE INSTANCE into %s returned, but performance_schema.clone_status says %s (error %d: %s)", target, cr.p.dataDir, st.state, st.errNo, x.Mask(st.errMsg))
+	}
+	return cr.report(ctx, st)
 }
 
 // awaitRestart polls until the recipient is back and clone_status is final.

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -181,6 +183,39 @@ func TestCloneAgainstMySQL(t *testing.T) {
 		}
 		if got, want := rec.GTIDExecuted(t), donor2.GTIDExecuted(t); got != want {
 			t.Fatalf("recipient gtid_executed %q, donor %q", got, want)
+		}
+	})
+
+	t.Run("into a data directory: the recipient keeps its data and does not restart", func(t *testing.T) {
+		// no supervisor: a restart would fail with 3707
+		live := mysqltest.Start(t, mysqltest.WithSupervisor(false))
+		cloneAccounts(t, live, adminPW, "unused-"+mysqld.NewPassword())
+		live.Exec(t, "CREATE DATABASE own", "CREATE TABLE own.t (id INT PRIMARY KEY)", "INSERT INTO own.t VALUES (7)")
+		before := live.QueryString(t, "SELECT @@server_uuid")
+		dir := filepath.Join(t.TempDir(), "snap")
+		pb := strings.Replace(clonePlaybook(clonePW), "      progress: 100ms\n", "      progress: 100ms\n      data_directory: "+dir+"\n", 1)
+		// the snapshot is not the recipient's data: assert the clone's outcome only
+		pb = pb[:strings.Index(pb, "  - name: Step 17 rows on the recipient")]
+		dry := rawRun(t, pb, engine.ModeDryRun, cloneVars(live, donor, adminPW), false, time.Minute, nil)
+		if want := "IDENTIFIED BY '******' DATA DIRECTORY = '" + dir + "'"; !strings.Contains(dry.Out, want) {
+			t.Errorf("dry run lacks %q:\n%s", want, dry.Out)
+		}
+		res := rawRun(t, pb, engine.ModeRun, cloneVars(live, donor, adminPW), true, 5*time.Minute, nil)
+		assertNoSecret(t, "log or error", res.Log+dry.Out+dry.Log+fmt.Sprint(res.Err), clonePW, adminPW)
+		if res.Err != nil {
+			t.Fatalf("%v\n%s", res.Err, res.Log)
+		}
+		// the same server, its own data untouched; the donor's rows in the folder
+		if got := live.QueryString(t, "SELECT CONCAT(@@server_uuid, ':', (SELECT id FROM own.t))"); got != before+":7" {
+			t.Errorf("recipient after the clone: %q, want %s:7 (its own data, no restart)", got, before)
+		}
+		for _, f := range []string{"mysql.ibd", "c/t.ibd"} {
+			if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+				t.Errorf("the snapshot lacks %s: %v", f, err)
+			}
+		}
+		if !strings.Contains(res.Log, "the snapshot is in "+dir) {
+			t.Errorf("log does not say where the snapshot is:\n%s", grepLines(res.Log, "clone", "CLONE"))
 		}
 	})
 

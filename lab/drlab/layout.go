@@ -294,8 +294,7 @@ const TmpSchema = "dbscale_tmp"
 // nodeOptions are the lab's option lines beyond lab/mysqld's defaults:
 // the node's own plugin folder, binlog_ignore_db = dbscale_tmp as on
 // production DBScale nodes, and a smaller performance_schema so that 8
-// shards (48 nodes, and 16 clone instances during a drill, which copy the
-// node's option file) fit in 16 GB: 100 thread slots instead of 300 (a node
+// shards (48 nodes) fit in 16 GB with a drill running: 100 thread slots instead of 300 (a node
 // runs about 35 threads, 50 in a drill; a slot is only memory, a thread
 // beyond them is counted as lost, not refused) and no per-error summaries
 // (performance_schema_error_size=0: nothing here reads

@@ -198,7 +198,7 @@ func (i *Instance) Config() string {
 	// Linux's native AIO contexts are machine-wide (fs.aio-max-nr, 65536 by
 	// default) and InnoDB takes 256 events per I/O thread: with the default
 	// 4 read + 4 write threads an instance takes about 2,300, so only 28
-	// instances start (an 8-shard lab has 48 nodes and 16 clone instances);
+	// instances start (an 8-shard lab has 48 nodes);
 	// one thread each takes about 770, and native AIO stays on as in
 	// production.
 	line("innodb_read_io_threads=1")
