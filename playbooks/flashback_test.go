@@ -6,6 +6,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -145,6 +146,44 @@ func TestFlashbackEndToEnd(t *testing.T) {
 	again := drill(t, lab, "flashback-stop.yaml", engine.ModeRun, redo, nil)
 	if again.Err != nil || !strings.Contains(again.Log, "nothing to do") {
 		t.Errorf("a second stop: %v\n%s", again.Err, tail(again.Log))
+	}
+	requireCleanup(t, lab)
+}
+
+// requireCleanup: after a stop every recipient keeps the drill's data in
+// dbdata_bak; flashback-cleanup's dry run lists each and removes none, its
+// run removes them all, and a second run finds nothing.
+func requireCleanup(t *testing.T, lab *drlab.Lab) {
+	t.Helper()
+	var kept []string
+	for _, n := range lab.Nodes {
+		if _, err := os.Stat(filepath.Join(n.InstanceDir, "dbdata_bak")); err == nil {
+			kept = append(kept, n.Host)
+		}
+	}
+	if len(kept) == 0 {
+		t.Fatal("no node keeps the drill's data in dbdata_bak after stop")
+	}
+	dry := drill(t, lab, "flashback-cleanup.yaml", engine.ModeDryRun, "", nil)
+	if dry.Err != nil {
+		t.Fatalf("cleanup dry run: %v\n%s", dry.Err, tail(dry.Log))
+	}
+	for _, h := range kept {
+		if !strings.Contains(dry.Log, h+":") || !strings.Contains(dry.Out, "rm -rf") {
+			t.Errorf("the cleanup dry run does not list the drill data on %s:\n%s", h, dry.Out)
+		}
+	}
+	run := drill(t, lab, "flashback-cleanup.yaml", engine.ModeRun, "", nil)
+	if run.Err != nil {
+		t.Fatalf("cleanup: %v\n%s", run.Err, tail(run.Log))
+	}
+	for _, n := range lab.Nodes {
+		if _, err := os.Stat(filepath.Join(n.InstanceDir, "dbdata_bak")); err == nil {
+			t.Errorf("%s still has dbdata_bak after flashback-cleanup", n)
+		}
+	}
+	if again := drill(t, lab, "flashback-cleanup.yaml", engine.ModeRun, "", nil); again.Err != nil || !strings.Contains(again.Log, "nothing to remove") {
+		t.Errorf("a second cleanup: %v\n%s", again.Err, tail(again.Log))
 	}
 }
 

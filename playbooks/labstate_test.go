@@ -186,7 +186,8 @@ func requireUnchanged(t *testing.T, what string, before, after []string) {
 // both clusters hold the same data and GTIDs, every replica of both
 // clusters replicates (both threads running, the standby masters from
 // their primary masters), the DR link is in place, the standby router is
-// read-only with no dataserver disabled, and no drill marker exists. It
+// read-only with no dataserver disabled or Master_Offline, and no drill
+// marker exists. It
 // waits (bounded) for replication to catch up.
 func requireHealthy(t *testing.T, lab *drlab.Lab) {
 	t.Helper()
@@ -264,7 +265,7 @@ func healthProblems(ctx context.Context, lab *drlab.Lab) []string {
 		}
 		link := false
 		for _, r := range ds {
-			if strings.Contains(strings.ToLower(r), "disabled") || strings.Contains(strings.ToLower(r), "down") {
+			if strings.Contains(strings.ToLower(r), "disabled") || strings.Contains(strings.ToLower(r), "down") || strings.Contains(r, "Master_Offline") {
 				problems = append(problems, fmt.Sprintf("%s router: %s", cluster, r))
 			}
 			link = link || strings.HasPrefix(r, "servername="+drlab.DRServer+",")

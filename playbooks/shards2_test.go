@@ -2,6 +2,7 @@ package playbooks_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,7 +28,10 @@ import (
 // package run swaps once), built site-like: SSH by password only (the
 // config has no key, as at a site that logs in with passwords) and one
 // admin account on routers and nodes, so the shipped playbooks are proved
-// with that access too.
+// with that access too. Stop runs as from another control host (a redo
+// path with no record): it works from the record start kept on the standby
+// masters, after a local record that differs from it was refused; the
+// first host's record, stale then, is refused too.
 func TestFlashbackEndToEndTwoShards(t *testing.T) {
 	lab := drlabtest.LabWith(t, 2, drlabtest.Site{SSHPassword: true, SharedAccount: true})
 	sshdLogs := sshdLogSizes(t, lab)
@@ -124,13 +128,28 @@ func TestFlashbackEndToEndTwoShards(t *testing.T) {
 		drillRows += n
 	}
 
+	// a local redo record that differs from the one start kept on the
+	// standby masters is refused before any change, showing both
+	tampered := filepath.Join(t.TempDir(), "tampered.json")
+	tamperRedo(t, redoPath, tampered)
+	if res := drill(t, lab, "flashback-stop.yaml", engine.ModeRun, tampered, nil); engine.ExitCode(res.Err) != engine.ExitRefused ||
+		!strings.Contains(fmt.Sprint(res.Err), "differs from the one kept on the standby masters") || !strings.Contains(fmt.Sprint(res.Err), `"snapshots": "tampered"`) {
+		t.Fatalf("stop with a tampered redo record: exit %d, want 3 naming both records: %v", engine.ExitCode(res.Err), res.Err)
+	}
+
+	// stop from another control host: no redo record there, so stop works
+	// from the one start kept on the standby masters
+	elsewhere := filepath.Join(t.TempDir(), "other-control-host", "redo.json")
 	start = time.Now()
-	st := drill(t, lab, "flashback-stop.yaml", engine.ModeRun, redoPath, nil)
+	st := drill(t, lab, "flashback-stop.yaml", engine.ModeRun, elsewhere, nil)
 	halt()
 	if st.Err != nil {
 		t.Fatalf("stop: %v\n%s", st.Err, tail(st.Log))
 	}
 	stopped = true
+	if !strings.Contains(st.Log, "stop works from the one start kept on the standby masters") {
+		t.Errorf("stop from another control host did not say it used the standby's record:\n%s", tail(st.Log))
+	}
 	t.Logf("stop took %s; primary rows written during the drill: %d; drill rows: %d", time.Since(start).Round(time.Millisecond), primaryRows, drillRows)
 	for _, k := range []int{0, 1} {
 		if !strings.Contains(st.Log, fmt.Sprintf("dbscale enable dataserver normal_%d_", k)) {
@@ -182,7 +201,7 @@ func TestFlashbackEndToEndTwoShards(t *testing.T) {
 	// replication of every shard (standby masters from their primary
 	// masters), no dataserver disabled, DR link, read-only standby router
 	requireHealthy(t, lab)
-	if b, err := os.ReadFile(redoPath); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+	if b, err := os.ReadFile(elsewhere); err == nil && len(strings.TrimSpace(string(b))) > 0 {
 		t.Errorf("the redo record was not cleared: %s", b)
 	}
 	for _, out := range []*enginetest.Result{v, s, st} {
@@ -192,9 +211,43 @@ func TestFlashbackEndToEndTwoShards(t *testing.T) {
 			}
 		}
 	}
+	// the first control host's record is stale now: a stop there is
+	// refused (exit 3, nothing changes) until the DBA removes it
+	stale := drill(t, lab, "flashback-stop.yaml", engine.ModeRun, redoPath, nil)
+	if engine.ExitCode(stale.Err) != engine.ExitRefused {
+		t.Errorf("stop with the stale record of the first control host: exit %d, want 3: %v", engine.ExitCode(stale.Err), stale.Err)
+	}
+	if err := os.Remove(redoPath); err != nil {
+		t.Fatal(err)
+	}
 	again := drill(t, lab, "flashback-stop.yaml", engine.ModeRun, redoPath, nil)
 	if again.Err != nil || !strings.Contains(again.Log, "nothing to do") {
 		t.Errorf("a second stop: %v\n%s", again.Err, tail(again.Log))
+	}
+	requireHealthy(t, lab)
+}
+
+// tamperRedo copies the redo record at from to to with one value changed.
+func tamperRedo(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(b, &rec); err != nil {
+		t.Fatalf("%s: %v", from, err)
+	}
+	values, ok := rec["values"].(map[string]any)
+	if !ok {
+		t.Fatalf("%s has no values: %s", from, b)
+	}
+	values["snapshots"] = "tampered"
+	if b, err = json.Marshal(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 

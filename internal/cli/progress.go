@@ -91,7 +91,7 @@ func startProgress(st *streams, f *runFlags, mode engine.Mode, opts *engine.Opti
 	}
 	stateDir, runID, name := f.stateDir, opts.RunID, pb.Name
 	if stateDir == "" {
-		stateDir = defaultStateDir
+		stateDir = stateDirDefault()
 	}
 	v.LoadHistory(func(ctx context.Context) (*progress.History, error) {
 		return progress.LoadHistory(ctx, stateDir, name, runID)

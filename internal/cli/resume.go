@@ -95,7 +95,7 @@ type continued struct {
 func takeUp(ctx context.Context, st *streams, ref string, f *continueFlags, command string) (*continued, error) {
 	stateDir := f.stateDir
 	if stateDir == "" {
-		stateDir = defaultStateDir
+		stateDir = stateDirDefault()
 	}
 	id, err := journal.Resolve(stateDir, ref)
 	if err != nil {

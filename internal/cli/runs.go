@@ -24,9 +24,20 @@ func init() {
 	extraCommands = append(extraCommands, newRunsCmd, newStatusCmd, newAuditCmd)
 }
 
-// defaultStateDir is where runs keep their journals and lock unless
-// --state-dir says otherwise: in the working directory.
-const defaultStateDir = ".flow"
+// stateDirDefault is where runs keep their journals and lock unless
+// --state-dir says otherwise: $FLOW_STATE_DIR when set (a DBA's profile
+// sets it once, so every folder sees the same runs), else .flow in the
+// working directory.
+func stateDirDefault() string {
+	if d := os.Getenv(stateDirEnv); d != "" {
+		return d
+	}
+	return ".flow"
+}
+
+// stateDirEnv names the environment variable that moves the default state
+// directory.
+const stateDirEnv = "FLOW_STATE_DIR"
 
 // runRecord is one run's journal and lock, as execute uses them: it passes
 // the engine's events to the journal, recording an interrupted run as such.
@@ -47,7 +58,7 @@ type runRecord struct {
 // naming the holder.
 func startRun(ctx context.Context, stateDir, path string, pb *engine.Playbook, configPath string, vars map[string]string, cfg *config.Config, mode engine.Mode) (*runRecord, error) {
 	if stateDir == "" {
-		stateDir = defaultStateDir
+		stateDir = stateDirDefault()
 	}
 	now := time.Now()
 	id := journal.NewRunID(now)
@@ -157,7 +168,7 @@ func (r *runRecord) finish(runErr error, runner *engine.Runner) error {
 		jerr = fmt.Errorf("releasing the run lock: %v", lerr)
 	}
 	where := ""
-	if r.stateDir != defaultStateDir {
+	if r.stateDir != stateDirDefault() {
 		where = " --state-dir " + r.stateDir
 	}
 	hint := changedText(outcome, r.dryRun)
@@ -217,7 +228,7 @@ func changedText(o engine.Outcome, dryRun bool) string {
 
 // stateDirFlag adds --state-dir to a command.
 func stateDirFlag(c *cobra.Command, dir *string) {
-	c.Flags().StringVar(dir, "state-dir", defaultStateDir, "folder of the run journals and the run lock")
+	c.Flags().StringVar(dir, "state-dir", stateDirDefault(), "folder of the run journals and the run lock (default: $"+stateDirEnv+", else .flow in the working directory)")
 }
 
 func newRunsCmd(st *streams) *cobra.Command {
@@ -232,7 +243,7 @@ func newRunsCmd(st *streams) *cobra.Command {
 				return err
 			}
 			if len(runs) == 0 {
-				fmt.Fprintf(st.out, "no runs in %s\n", dir)
+				fmt.Fprintf(st.out, "no runs in %s (runs are kept in --state-dir, by default $%s, else .flow in the working directory the run started in)\n", dir, stateDirEnv)
 				return nil
 			}
 			tw := tabwriter.NewWriter(st.out, 2, 4, 2, ' ', 0)

@@ -231,7 +231,7 @@ func TestRunLockHeld(t *testing.T) {
 }
 
 // TestDefaultStateDirAndPlan: without --state-dir the journal goes to
-// ./.flow; plan writes none.
+// ./.flow, or to $FLOW_STATE_DIR when set; plan writes none.
 func TestDefaultStateDirAndPlan(t *testing.T) {
 	dir := t.TempDir()
 	pb := writePlaybook(t, dir, "tiny.yaml", tinyPlaybook)
@@ -251,6 +251,18 @@ func TestDefaultStateDirAndPlan(t *testing.T) {
 	}
 	if code, stdout, _ := runFlow("runs", "--state-dir", filepath.Join(dir, "empty")); code != 0 || !strings.Contains(stdout, "no runs in") {
 		t.Errorf("flow runs of an empty state dir: exit %d\n%s", code, stdout)
+	}
+	// FLOW_STATE_DIR moves the default: a run from one folder is listed
+	// from another
+	shared := filepath.Join(dir, "shared-state")
+	t.Setenv("FLOW_STATE_DIR", shared)
+	if code, _, stderr := runFlow("run", pb); code != 0 {
+		t.Fatalf("flow run with FLOW_STATE_DIR: exit %d: %s", code, stderr)
+	}
+	onlyRun(t, shared)
+	t.Chdir(t.TempDir())
+	if code, stdout, _ := runFlow("runs"); code != 0 || !strings.Contains(stdout, "success") {
+		t.Errorf("flow runs from another folder with FLOW_STATE_DIR: exit %d\n%s", code, stdout)
 	}
 }
 
