@@ -92,8 +92,8 @@ func TestFlashbackDryRun(t *testing.T) {
 		"dbscale set global 'enable-read-only' = 0",
 		"INSERT INTO flow_drill.active",
 		"CLONE INSTANCE FROM ",
-		"IDENTIFIED BY '******'",
-		"mysqld --defaults-file=",
+		"IDENTIFIED BY '******' DATA DIRECTORY = ",
+		"UPDATE flow_drill.active SET record",
 		sm.Host,
 	} {
 		if !strings.Contains(ds.Out, want) {
@@ -154,7 +154,9 @@ func TestFlashbackDryRun(t *testing.T) {
 	for _, want := range []string{
 		"dbscale set global 'enable-read-only' = 1",
 		"SHUTDOWN",
+		"KILL ",
 		"dbscale enable dataserver normal_0_",
+		"dbscale flashback dataserver normal_0_",
 		"dbscale dynamic add dataserver",
 		"dbscale dynamic add slave slave_dbscale_source to normal_0",
 	} {

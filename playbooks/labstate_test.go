@@ -315,9 +315,9 @@ func lagProblems(ctx context.Context, db *sql.DB, n drlab.Node) []string {
 }
 
 // sideInstances lists the mysqld and mysqld_safe processes running in a
-// lab node's host folder that are not the node's own (before 0.6
-// flashback-start started a clone instance beside each recipient; none may
-// run now), with their command lines.
+// lab node's host folder that are not the node's own (flashback-start
+// used to start a clone instance beside each recipient; none may run now),
+// with their command lines.
 func sideInstances(lab *drlab.Lab) []string {
 	var out []string
 	for _, p := range lab.Processes() {

@@ -46,7 +46,8 @@ func TestFlashbackRefusals(t *testing.T) {
 			n := standbySlave(lab)
 			routerExec(t, lab, drlab.ClusterStandby, "dbscale disable dataserver "+n.Name)
 			return []string{n.Name, n.Host, "server disabled"}, func() {
-				routerExec(t, lab, drlab.ClusterStandby, "dbscale enable dataserver "+n.Name)
+				// disabling left it Master_Offline, which enabling does not end
+				routerExec(t, lab, drlab.ClusterStandby, "dbscale enable dataserver "+n.Name, "dbscale flashback dataserver "+n.Name+" force online")
 			}
 		}},
 		{name: "standby replication broken", playbook: "flashback-start.yaml", inject: injectBrokenReplication},

@@ -174,6 +174,7 @@ func report(o options, scales []*Scale) error {
 		writeCycles(os.Stdout, sc.Cycles)
 	}
 	writeScaling(os.Stdout, scales)
+	writeFloor(os.Stdout, scales, false)
 	if o.md == "" {
 		return nil
 	}
@@ -415,6 +416,8 @@ type Scale struct {
 	AfterUp          labReading
 	PeakPSS, PeakRSS uint64
 	Cycles           []*Cycle
+	// Floor is one clone and one restart timed alone after the cycles.
+	Floor *Floor
 	// Env describes the machine and the run for the report.
 	Env string
 }
@@ -515,6 +518,12 @@ func benchShards(ctx context.Context, o options, flow string, shards int, keep b
 		}
 		c.Check = "ok"
 	}
+	progress("%d shard(s): the floor: one clone and one restart of a standby slave, timed alone", shards)
+	if sc.Floor, err = measureFloor(ctx, o.dir); err != nil {
+		return sc, err
+	}
+	progress("%d shard(s): one clone %s (%d MiB), one restart %s (shutdown %s, start %s)", shards, sc.Floor.Clone.Round(time.Millisecond),
+		sc.Floor.Bytes>>20, (sc.Floor.Shutdown + sc.Floor.Start).Round(time.Millisecond), sc.Floor.Shutdown.Round(time.Millisecond), sc.Floor.Start.Round(time.Millisecond))
 	return sc, nil
 }
 

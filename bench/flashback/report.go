@@ -170,6 +170,7 @@ func writeMarkdown(w io.Writer, scales []*Scale, detail *Cycle, min time.Duratio
 	if len(scales) > 1 {
 		writeScalingMarkdown(w, scales)
 	}
+	writeFloor(w, scales, true)
 	if detail == nil {
 		return
 	}

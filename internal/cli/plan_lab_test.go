@@ -106,6 +106,7 @@ func TestPlanBoundToItsRunOnTheLab(t *testing.T) {
 			labRouterExec(t, lab, drlab.ClusterStandby, "dbscale disable dataserver "+n.Name)
 			return []string{"plan-bind.yaml:24", "standby dataservers", "].status", `planned "Slave normal"`, "disabled"}, func() {
 				labRouterExec(t, lab, drlab.ClusterStandby, "dbscale enable dataserver "+n.Name)
+				labRouterExec(t, lab, drlab.ClusterStandby, "dbscale flashback dataserver "+n.Name+" force online")
 				// the next case plans on this dataserver: wait until the
 				// router shows it as it was planned (its slave back up)
 				waitDataserverStatus(t, lab, drlab.ClusterStandby, n.Name, "Slave normal")

@@ -321,7 +321,7 @@ func TestUpOneShard(t *testing.T) {
 				keys = append(keys, sec+"."+k)
 			}
 		}
-		keys = append(keys, "nodes.mysql_password", "nodes.mysql_user", "clone.bind", "lab.dir", "lab.shards")
+		keys = append(keys, "nodes.mysql_password", "nodes.mysql_user", "lab.dir", "lab.shards")
 		slices.Sort(keys)
 		if got := cfg.Keys(); !slices.Equal(got, keys) {
 			t.Errorf("flashback.ini keys:\n%v\nwant\n%v", got, keys)
