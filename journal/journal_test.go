@@ -278,6 +278,22 @@ func TestVerifyUnsealedAndTorn(t *testing.T) {
 	if err != nil || run.Records != 7 {
 		t.Errorf("Load of a torn journal: %v, %+v", err, run)
 	}
+	// what resume reads: the complete records, the torn one left out
+	recs, err := Records(dir, id)
+	if err != nil || len(recs) != 7 || recs[6].Seq != 7 {
+		t.Errorf("Records of a torn journal: %d record(s), %v; want the 7 complete ones", len(recs), err)
+	}
+	// a torn line is only ever the last one: an edit before it still fails
+	data, err := os.ReadFile(Path(dir, id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(Path(dir, id), bytes.Replace(data, []byte(`"seq":3,`), []byte(`"seq":33,`), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Records(dir, id); err == nil || !strings.Contains(err.Error(), "line 3") {
+		t.Errorf("Records of an edited, torn journal: %v; want line 3 refused", err)
+	}
 }
 
 // TestFieldsRoundTrip: whatever the engine passes, the written line is the
