@@ -173,6 +173,16 @@ func (p *cloneParams) statement(password string) string {
 
 func (p *cloneParams) donor() string { return net.JoinHostPort(p.host, strconv.Itoa(p.port)) }
 
+// partial says what an aborted clone leaves behind.
+func (p *cloneParams) partial() string {
+	if p.dataDir != "" {
+		// MySQL leaves the partial copy in the folder, and a clone into an
+		// existing folder fails (1007)
+		return fmt.Sprintf("the recipient's own data is untouched, but %s holds a partial copy: remove it (rm -rf %s on the recipient's host) before the clone runs again", p.dataDir, p.dataDir)
+	}
+	return "the recipient may hold partial data until it is cloned again"
+}
+
 // Render shows the statements, the password masked.
 func (s *CloneStep) Render(r *engine.Render) ([]engine.Action, error) {
 	lit := func(v *engine.Value) string {
@@ -416,10 +426,13 @@ func (s *CloneStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, er
 	switch {
 	case errors.Is(parent.Err(), context.Canceled):
 		cr.kill(connID)
-		return nil, fmt.Errorf("%s: interrupted during the clone from %s (%v): the clone was aborted (KILL QUERY %d); the recipient may hold partial data until it is cloned again", target, p.donor(), parent.Err(), connID)
+		return nil, fmt.Errorf("%s: interrupted during the clone from %s (%v): the clone was aborted (KILL QUERY %d); %s", target, p.donor(), parent.Err(), connID, p.partial())
 	case ctx.Err() != nil:
 		cr.kill(connID)
-		return nil, fmt.Errorf("%s: the clone from %s did not finish within %s (timeout): it was aborted (KILL QUERY %d); raise `timeout:` and clone again", target, p.donor(), shortDuration(p.timeout), connID)
+		return nil, fmt.Errorf("%s: the clone from %s did not finish within %s (timeout): it was aborted (KILL QUERY %d); %s; raise `timeout:` and clone again", target, p.donor(), shortDuration(p.timeout), connID, p.partial())
+	case errors.As(cerr, &me) && me.Number == 1007 && p.dataDir != "":
+		return nil, fmt.Errorf("%s: `%s`: %s: the folder is left from an earlier clone (an aborted clone leaves its partial copy): remove it on the recipient's host (rm -rf %s), then resume the run",
+			target, display, x.Mask(cerr.Error()), p.dataDir)
 	case errors.As(cerr, &me) && me.Number == 3707:
 		return nil, fmt.Errorf("%s: the clone from %s copied the data, but the recipient has no supervisor (mysqld_safe/systemd) to restart it: `%s`: %s; the recipient shuts down: start it by hand (e.g. mysqld_safe --defaults-file=…) and it comes up with the cloned data",
 			target, p.donor(), display, strings.TrimSuffix(x.Mask(cerr.Error()), "."))

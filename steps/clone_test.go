@@ -217,6 +217,13 @@ func TestCloneAgainstMySQL(t *testing.T) {
 		if !strings.Contains(res.Log, "the snapshot is in "+dir) {
 			t.Errorf("log does not say where the snapshot is:\n%s", grepLines(res.Log, "clone", "CLONE"))
 		}
+		// the folder exists now (as after an aborted clone, which leaves its
+		// partial copy): the step says which folder to remove
+		again := rawRun(t, pb, engine.ModeRun, cloneVars(live, donor, adminPW), false, 2*time.Minute, nil)
+		if again.Err == nil || !strings.Contains(again.Err.Error(), "rm -rf "+dir) || !strings.Contains(again.Err.Error(), "1007") {
+			t.Errorf("a clone into an existing folder: %v; want MySQL's 1007 and the folder to remove", again.Err)
+		}
+		assertNoSecret(t, "log or error", again.Log+fmt.Sprint(again.Err), clonePW, adminPW)
 	})
 
 	t.Run("no supervisor: error 3707 explained at once", func(t *testing.T) {

@@ -8,10 +8,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/flowdba/flow/engine/quote"
 	"github.com/flowdba/flow/lab/drlab"
 )
 
@@ -72,7 +72,7 @@ func measureFloor(ctx context.Context, dir string) (*Floor, error) {
 	}
 	c := lab.Credentials
 	stmt := fmt.Sprintf("CLONE INSTANCE FROM %s@%s:%d IDENTIFIED BY %s DATA DIRECTORY = %s",
-		sqlString(c.AdminUser), sqlString(donor.Host), donor.Port, sqlString(c.AdminPassword), sqlString(target))
+		quote.SQLString(c.AdminUser), quote.SQLString(donor.Host), donor.Port, quote.SQLString(c.AdminPassword), quote.SQLString(target))
 	f := &Floor{}
 	t := time.Now()
 	if _, err := rdb.ExecContext(ctx, stmt); err != nil {
@@ -110,11 +110,6 @@ func ensureClonePlugin(ctx context.Context, db *sql.DB) error {
 		_, err = db.ExecContext(ctx, "INSTALL PLUGIN clone SONAME 'mysql_clone.so'")
 	}
 	return err
-}
-
-// sqlString quotes s as a SQL string literal.
-func sqlString(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(s) + "'"
 }
 
 // writeFloor writes, per shard count, the medians of start and stop beside
