@@ -335,22 +335,7 @@ func primaryRows(ctx context.Context, lab *drlab.Lab) (int, error) {
 
 // waitHealthy polls the lab until it is in its normal state (see
 // healthProblems), bounded by healthyWait; it returns what is still wrong.
-func waitHealthy(lab *drlab.Lab) []string {
-	ctx, cancel := context.WithTimeout(context.Background(), healthyWait+time.Minute)
-	defer cancel()
-	deadline := time.Now().Add(healthyWait)
-	for {
-		problems := healthProblems(ctx, lab)
-		if len(problems) == 0 || time.Now().After(deadline) {
-			return problems
-		}
-		select {
-		case <-ctx.Done():
-			return problems
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-}
+func waitHealthy(lab *drlab.Lab) []string { return waitHealthyAs(lab, drlab.ClusterPrimary) }
 
 // ensureHealthy makes sure the lab is in its normal state before a trial:
 // when it is not, the lab is stopped and removed and a fresh one built.

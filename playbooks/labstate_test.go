@@ -219,6 +219,17 @@ func requireHealthy(t *testing.T, lab *drlab.Lab) {
 // healthProblems lists what is not in the lab's normal state (see
 // requireHealthy).
 func healthProblems(ctx context.Context, lab *drlab.Lab) []string {
+	return healthProblemsAs(ctx, lab, drlab.ClusterPrimary)
+}
+
+// healthProblemsAs is healthProblems with the cluster built as primary
+// (the lab's normal state) in the role it holds now: after a switchover,
+// primary is drlab.ClusterStandby.
+func healthProblemsAs(ctx context.Context, lab *drlab.Lab, primary string) []string {
+	standby := drlab.ClusterStandby
+	if primary == drlab.ClusterStandby {
+		standby = drlab.ClusterPrimary
+	}
 	var problems []string
 	// a clone instance a failed test left running (no playbook leaves one
 	// after a finished start or stop)
@@ -235,17 +246,17 @@ func healthProblems(ctx context.Context, lab *drlab.Lab) []string {
 		master := n.Index == drlab.MasterIndex(n.Cluster)
 		want := lab.Master(n.Cluster, n.Shard).Host
 		if master {
-			want = lab.Master(drlab.ClusterPrimary, n.Shard).Host
+			want = lab.Master(primary, n.Shard).Host
 		}
 		switch {
-		case master && n.Cluster == drlab.ClusterPrimary:
+		case master && n.Cluster == primary:
 			if len(rows) != 0 {
 				problems = append(problems, fmt.Sprintf("%s (primary master) replicates: %v", n, rows))
 			}
 		case len(rows) != 1 || rows[0] != fmt.Sprintf("host=%s, io=ON, sql_thread=ON", want):
 			problems = append(problems, fmt.Sprintf("%s replication %v, want host=%s, io=ON, sql_thread=ON", n, rows, want))
 		}
-		if master && n.Cluster == drlab.ClusterStandby {
+		if master && n.Cluster == standby {
 			problems = append(problems, lagProblems(ctx, db, n)...)
 		}
 		var marker int
@@ -270,15 +281,15 @@ func healthProblems(ctx context.Context, lab *drlab.Lab) []string {
 			}
 			link = link || strings.HasPrefix(r, "servername="+drlab.DRServer+",")
 		}
-		if cluster == drlab.ClusterPrimary && !link {
+		if cluster == primary && !link {
 			problems = append(problems, "the primary router has no "+drlab.DRServer+" (DR link)")
 		}
 		opts, err := queryRows(ctx, db, "dbscale show global options")
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("%s router: %v", cluster, err))
 		}
-		want := map[string]string{"enable-read-only": "0", "transparent-mode": "0"}
-		if cluster == drlab.ClusterStandby {
+		want := map[string]string{"enable-read-only": "0", "slave-dbscale-mode": "0", "transparent-mode": "0"}
+		if cluster == standby {
 			want = map[string]string{"enable-read-only": "1", "slave-dbscale-mode": "1", "transparent-mode": "0"}
 		}
 		for name, v := range want {

@@ -84,6 +84,11 @@ func TestFlashbackRefusals(t *testing.T) {
 			return []string{"no redo record", redoPath, sm.Host}, repair
 		}},
 		{name: "stop with a redo record of another run", playbook: "flashback-stop.yaml", inject: injectForeignRedo},
+		// the planned switchover refuses before it freezes anything
+		{name: "switchover with a lagging standby", playbook: "dr-switchover.yaml", vars: map[string]string{"to": "target", "max_lag_seconds": "1"}, inject: injectStandbyLag},
+		{name: "switchover with broken standby replication", playbook: "dr-switchover.yaml", vars: map[string]string{"to": "target"}, inject: injectBrokenReplication},
+		{name: "switchover with a writable standby", playbook: "dr-switchover.yaml", vars: map[string]string{"to": "target"}, inject: injectWritableStandby},
+		{name: "switchover without a DR link", playbook: "dr-switchover.yaml", vars: map[string]string{"to": "target"}, inject: injectNoDRLink},
 	}
 	for _, c := range cases {
 		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {

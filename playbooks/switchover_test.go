@@ -1,0 +1,338 @@
+package playbooks_test
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flowdba/flow/engine"
+	"github.com/flowdba/flow/engine/enginetest"
+	"github.com/flowdba/flow/lab/drlab"
+	"github.com/flowdba/flow/lab/drlab/drlabtest"
+)
+
+// The planned DR switchover (issue #15) on the lab: dr-switchover.yaml
+// makes the cluster of the config section `to` the primary. The lab's
+// config names the cluster built as primary [source] and the one built as
+// standby [target], so `to=target` switches and `to=source` switches back.
+
+// switchover runs dr-switchover.yaml on the lab with to and extra vars.
+func switchover(t *testing.T, lab *drlab.Lab, to string, mode engine.Mode, extra map[string]string) *enginetest.Result {
+	t.Helper()
+	vars := map[string]string{"to": to}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	return drill(t, lab, "dr-switchover.yaml", mode, "", vars)
+}
+
+// requireRoles fails the test unless the routers say the cluster built as
+// primaryNow is the primary (slave-dbscale-mode as flow reads it).
+func requireRoles(t *testing.T, lab *drlab.Lab, primaryNow string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	roles, err := lab.Roles(ctx)
+	if err != nil || !roles.Known || roles.Primary != primaryNow {
+		t.Fatalf("the routers' roles: %+v (%v), want the cluster built as %s the primary", roles, err, primaryNow)
+	}
+}
+
+// requireHealthyAs is requireHealthy with the roles swapped when primary is
+// drlab.ClusterStandby (bounded poll: replication settles after a switch).
+func requireHealthyAs(t *testing.T, lab *drlab.Lab, primary string) {
+	t.Helper()
+	if problems := waitHealthyAs(lab, primary); len(problems) > 0 {
+		t.Fatalf("the lab (the cluster built as %s the primary) is not healthy:\n%s", primary, strings.Join(problems, "\n"))
+	}
+}
+
+// switchBackOnCleanup restores the lab's built roles when a test left it
+// switched, so that the next test finds its normal state.
+func switchBackOnCleanup(t *testing.T, lab *drlab.Lab) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if roles, err := lab.Roles(ctx); err == nil && roles.Known && roles.Primary == drlab.ClusterPrimary {
+			return
+		}
+		if res := switchover(t, lab, "source", engine.ModeRun, nil); res.Err != nil {
+			t.Errorf("switching the lab back after the test: %v\n%s", res.Err, tail(res.Log))
+		}
+	})
+}
+
+// follower is the lab's writer that follows the primary across a
+// switchover (drlab.Lab.Follow), run in the background.
+type follower struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	res    *drlab.FollowResult
+	err    error
+}
+
+func startFollower(lab *drlab.Lab) *follower {
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &follower{cancel: cancel}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		f.res, f.err = lab.Follow(ctx, drlab.FollowOptions{Duration: 20 * time.Minute, Rate: 200})
+	}()
+	return f
+}
+
+// stop ends the writer and returns what it acknowledged and measured.
+func (f *follower) stop(t *testing.T) *drlab.FollowResult {
+	t.Helper()
+	f.cancel()
+	f.wg.Wait()
+	if f.res == nil {
+		t.Fatalf("the writer: %v", f.err)
+	}
+	return f.res
+}
+
+// TestSwitchoverAndBack: with a writer running that follows the primary,
+// a switchover to the standby and back. A run whose `to` is the primary
+// already changes nothing; the dry run's verdicts match the real run's
+// steps; after the switch the routers, the nodes' replication and the DR
+// link are those of swapped roles, and the shipped verify, start and stop
+// work with the same, unchanged config; after the way back every row the
+// writer got an OK for is on every node. The write outage (the writer's
+// longest gap between two acknowledged writes) is logged, not asserted:
+// tests do not time things.
+func TestSwitchoverAndBack(t *testing.T) {
+	lab := drlabtest.Lab(t, 1)
+	requireHealthy(t, lab)
+	switchBackOnCleanup(t, lab)
+
+	before := labState(t, lab, "")
+	noop := switchover(t, lab, "source", engine.ModeRun, nil)
+	if noop.Err != nil {
+		t.Fatalf("to=source on a lab whose [source] is the primary: %v\n%s", noop.Err, tail(noop.Log))
+	}
+	if !strings.Contains(noop.Log, "is the primary already: nothing to do") {
+		t.Errorf("the no-op run does not say so:\n%s", tail(noop.Log))
+	}
+	requireUnchanged(t, "to=source on the primary", before, labState(t, lab, ""))
+	bad := switchover(t, lab, "primary", engine.ModeRun, nil)
+	requireRefused(t, bad, "to = primary", "source or target")
+
+	dry := switchover(t, lab, "target", engine.ModeDryRun, nil)
+	if dry.Err != nil {
+		t.Fatalf("dry run of the switchover: %v\n%s", dry.Err, tail(dry.Log))
+	}
+	requireUnchanged(t, "the switchover's dry run", before, labState(t, lab, ""))
+	w := startFollower(lab)
+	waitWrites(t, lab, drlab.ClusterPrimary)
+	sw := switchover(t, lab, "target", engine.ModeRun, nil)
+	if sw.Err != nil {
+		w.stop(t)
+		t.Fatalf("switchover to target: %v\n%s", sw.Err, tail(sw.Log))
+	}
+	unknown, wrong := fidelity(t, dry, sw)
+	t.Logf("switchover: dry run %d verdict(s), %d change(s); %d UNKNOWN, %d wrong", len(dry.Runner.Verdicts()), dry.Runner.Changes(), len(unknown), len(wrong))
+	for _, d := range wrong {
+		t.Errorf("the switchover's dry run was wrong: %s", d)
+	}
+	requireRoles(t, lab, drlab.ClusterStandby)
+	requireHealthyAs(t, lab, drlab.ClusterStandby)
+	waitWrites(t, lab, drlab.ClusterStandby)
+
+	// the same config, the other roles: every shipped playbook follows
+	redoPath := filepath.Join(t.TempDir(), "redo.json")
+	for _, pb := range []string{"flashback-verify.yaml", "flashback-start.yaml", "flashback-stop.yaml"} {
+		if res := drill(t, lab, pb, engine.ModeRun, redoPath, nil); res.Err != nil {
+			w.stop(t)
+			t.Fatalf("%s after the switchover: %v\n%s", pb, res.Err, tail(res.Log))
+		}
+	}
+	requireHealthyAs(t, lab, drlab.ClusterStandby)
+	again := switchover(t, lab, "target", engine.ModeRun, nil)
+	if again.Err != nil || !strings.Contains(again.Log, "is the primary already") {
+		t.Errorf("to=target once switched: %v (want nothing to do)\n%s", again.Err, tail(again.Log))
+	}
+
+	back := switchover(t, lab, "source", engine.ModeRun, nil)
+	if back.Err != nil {
+		w.stop(t)
+		t.Fatalf("switchover back to source: %v\n%s", back.Err, tail(back.Log))
+	}
+	requireRoles(t, lab, drlab.ClusterPrimary)
+	waitWrites(t, lab, drlab.ClusterPrimary)
+	fr := w.stop(t)
+	t.Logf("writer: %d row(s) acknowledged, %d error(s) %v, %d switch(es) of router; write outage (longest gap) %s (seq %d → %d, %s → %s, %d failed write(s) inside)",
+		fr.Rows, fr.Errors, fr.ErrorsByKind, fr.Switches, fr.LongestGap.Duration.Round(time.Millisecond),
+		fr.LongestGap.SeqBefore, fr.LongestGap.SeqAfter, fr.LongestGap.ClusterBefore, fr.LongestGap.ClusterAfter, fr.LongestGap.Errors)
+	if fr.Switches < 2 || fr.Rows == 0 {
+		t.Errorf("the writer moved %d time(s) between routers with %d row(s): want there and back", fr.Switches, fr.Rows)
+	}
+	if len(fr.InDoubt) > 0 {
+		t.Logf("writes without an answer (may or may not be stored): %v", fr.InDoubt)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	rep, err := lab.Check(ctx, drlab.CheckOptions{Wait: 90 * time.Second, Acked: fr.Acked()})
+	if err != nil || !rep.OK {
+		t.Fatalf("after there and back, the nodes differ or lack an acknowledged row: %v\n%v", err, rep)
+	}
+	requireHealthy(t, lab)
+}
+
+// TestSwitchoverWriteBehindTheRouter: a write that reaches the primary's
+// master directly (not through the router) after the freeze is found before
+// the point of no return: the switchover is refused, its rescue makes the
+// old primary writable again (exit 4: something had changed), and the DR
+// link and the roles are as before. The write comes from a site step that
+// a wrapper splices in right after the freeze (extend:).
+func TestSwitchoverWriteBehindTheRouter(t *testing.T) {
+	lab := drlabtest.Lab(t, 1)
+	requireHealthy(t, lab)
+	switchBackOnCleanup(t, lab)
+	shipped, err := filepath.Abs("dr-switchover.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrapper := filepath.Join(t.TempDir(), "switchover-with-a-direct-write.yaml")
+	if err := os.WriteFile(wrapper, []byte(`name: switchover-with-a-direct-write
+steps:
+  - include: `+shipped+`
+    with: {to: target}
+    extend:
+      - after: "Step 05 {{ p.ds }} standby master {{ p.new.host }} applies it"
+        steps:
+          - name: test writes to the primary master directly
+            sql: {on: node, at: "{{ pairs[0].old }}", exec: "CREATE DATABASE IF NOT EXISTS flow_bypass"}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pm := lab.Master(drlab.ClusterPrimary, 0)
+	t.Cleanup(func() {
+		pc, done := nodeConn(t, lab, pm)
+		execAll(t, pc, "primary master", "DROP DATABASE IF EXISTS flow_bypass")
+		waitAll(t, lab, gtidExecuted(t, pc))
+		done()
+		requireHealthy(t, lab)
+	})
+	res := drill(t, lab, wrapper, engine.ModeRun, "", nil)
+	if res.Err == nil {
+		t.Fatalf("the switchover went on after a write behind the router\n%s", tail(res.Log))
+	}
+	if code := engine.ExitCode(res.Err); code != engine.ExitAborted {
+		t.Errorf("exit %d, want %d (aborted after the rescue): %v", code, engine.ExitAborted, res.Err)
+	}
+	for _, w := range []string{pm.Host, "directly, not through the router"} {
+		if !strings.Contains(res.Err.Error(), w) {
+			t.Errorf("the refusal does not say %q: %v", w, res.Err)
+		}
+	}
+	if !strings.Contains(res.Log, "rescue the old primary takes writes again") {
+		t.Errorf("the rescue did not run:\n%s", tail(res.Log))
+	}
+	requireRoles(t, lab, drlab.ClusterPrimary)
+	// the old primary takes writes again and the DR link is in place
+	requireHealthy(t, lab)
+}
+
+// waitWrites waits (bounded) until the writer's rows reach the master of
+// the cluster built as built through that cluster's router: the writer
+// writes to the primary now.
+func waitWrites(t *testing.T, lab *drlab.Lab, built string) {
+	t.Helper()
+	db, err := lab.OpenNode(lab.Master(built, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	q := "SELECT COUNT(*) FROM " + drlab.WorkloadSchema + "." + drlab.WorkloadTable + " WHERE cluster = ?"
+	count := func() int {
+		var n int
+		if err := db.QueryRow(q, built).Scan(&n); err != nil {
+			return -1 // the table may not exist yet
+		}
+		return n
+	}
+	first := count()
+	deadline := time.Now().Add(time.Minute)
+	for count() <= first {
+		if time.Now().After(deadline) {
+			t.Fatalf("the writer wrote nothing through the %s router within a minute", built)
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval, bounded by the deadline
+	}
+}
+
+// injectStandbyLag holds the standby master's applier back: a session on
+// the standby master locks a table the primary then writes to, until the
+// standby lags at least 2 seconds. The repair lets it go and waits.
+func injectStandbyLag(t *testing.T, lab *drlab.Lab, _ string) ([]string, func()) {
+	pm, sm := lab.Master(drlab.ClusterPrimary, 0), lab.Master(drlab.ClusterStandby, 0)
+	pc, pclose := nodeConn(t, lab, pm)
+	execAll(t, pc, "primary master", "CREATE DATABASE IF NOT EXISTS flow_refusal", "CREATE TABLE IF NOT EXISTS flow_refusal.lag (id INT PRIMARY KEY)")
+	waitAll(t, lab, gtidExecuted(t, pc))
+	sc, sclose := nodeConn(t, lab, sm)
+	execAll(t, sc, "standby master", "LOCK TABLES flow_refusal.lag READ")
+	execAll(t, pc, "primary master", "INSERT INTO flow_refusal.lag VALUES (1)")
+	db, err := lab.OpenNode(sm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		var lag sql.NullInt64
+		rows, err := db.QueryContext(ctx, "SHOW REPLICA STATUS")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			for i, c := range cols {
+				if c == "Seconds_Behind_Source" && vals[i] != nil {
+					_ = lag.Scan(vals[i])
+				}
+			}
+		}
+		rows.Close()
+		if lag.Valid && lag.Int64 >= 2 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the standby master does not lag (Seconds_Behind_Source %v)", lag)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return []string{sm.Host, "lags", "limit 1s"}, func() {
+		execAll(t, sc, "standby master", "UNLOCK TABLES")
+		execAll(t, pc, "primary master", "DROP DATABASE flow_refusal")
+		waitAll(t, lab, gtidExecuted(t, pc))
+		sclose()
+		pclose()
+	}
+}
+
+// injectWritableStandby opens the standby router for writes (as a drill
+// does) without a drill.
+func injectWritableStandby(t *testing.T, lab *drlab.Lab, _ string) ([]string, func()) {
+	routerExec(t, lab, drlab.ClusterStandby, "dbscale set global 'enable-read-only' = 0")
+	r := lab.Router(drlab.ClusterStandby)
+	return []string{r.Host, "takes writes"}, func() {
+		routerExec(t, lab, drlab.ClusterStandby, "dbscale set global 'enable-read-only' = 1")
+	}
+}
