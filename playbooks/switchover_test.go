@@ -12,6 +12,7 @@ import (
 
 	"github.com/flowdba/flow/engine"
 	"github.com/flowdba/flow/engine/enginetest"
+	"github.com/flowdba/flow/journal"
 	"github.com/flowdba/flow/lab/drlab"
 	"github.com/flowdba/flow/lab/drlab/drlabtest"
 )
@@ -335,4 +336,128 @@ func injectWritableStandby(t *testing.T, lab *drlab.Lab, _ string) ([]string, fu
 	return []string{r.Host, "takes writes"}, func() {
 		routerExec(t, lab, drlab.ClusterStandby, "dbscale set global 'enable-read-only' = 1")
 	}
+}
+
+// TestSwitchoverOperator: the operator contract on dr-switchover, with the
+// real flow binary on a pseudo-terminal, as a DBA types it (no --yes).
+// Ctrl-C, a hang-up or a wrong word at the prompt change nothing (exit
+// 130, 130, 3); Ctrl-C during the catch-up wait, after the freeze, runs the
+// rescue: the old primary takes writes again and keeps the DR link (exit
+// 130); typing the word switches. The cluster is checked from outside flow
+// after each.
+func TestSwitchoverOperator(t *testing.T) {
+	h := newHarness(t)
+	switchBackOnCleanup(t, h.lab)
+	pb, diags := engine.Load(filepath.Join(h.pbDir, "dr-switchover.yaml"))
+	if pb == nil {
+		t.Fatalf("dr-switchover.yaml: %v", diags)
+	}
+	gates := engine.Gates(pb)
+	if len(gates) != 1 {
+		t.Fatalf("dr-switchover.yaml has %d confirmation points, want 1: %v", len(gates), gates)
+	}
+	gate := gates[0]
+	word := h.lab.Router(drlab.ClusterStandby).Host
+	args := func(d cycleDirs) []string {
+		return []string{"run", filepath.Join(h.pbDir, "dr-switchover.yaml"), "-c", h.lab.IniPath(), "--var", "to=target", "--state-dir", d.state}
+	}
+	untouched := func(t *testing.T, run func(d cycleDirs) (*ptyFlow, int)) (*journalOf, *ptyFlow, int) {
+		h.ensureHealthy(t)
+		d := newCycleDirs(t)
+		before := labState(t, h.lab, d.redo)
+		p, code := run(d)
+		requireUnchanged(t, "the switchover", before, labState(t, h.lab, d.redo))
+		return onlyRun(t, d.state), p, code
+	}
+
+	t.Run("ctrl_c_at_the_prompt", func(t *testing.T) {
+		j, p, code := untouched(t, func(d cycleDirs) (*ptyFlow, int) {
+			p := h.onPTY(t, args(d)...)
+			p.waitPrompt(t, gate)
+			p.interrupt(t)
+			return p, p.wait(t)
+		})
+		if code != engine.ExitInterrupted {
+			t.Fatalf("exit %d, want %d\n%s", code, engine.ExitInterrupted, tail(p.screen()))
+		}
+		j.requireEnd(t, journal.StatusInterrupted, engine.ExitInterrupted, 0)
+		j.requireConfirmation(t, gate.Step, "interrupted", "signal at the prompt")
+		j.requireSignal(t, "SIGINT")
+	})
+	t.Run("hang_up_at_the_prompt", func(t *testing.T) {
+		j, _, code := untouched(t, func(d cycleDirs) (*ptyFlow, int) {
+			p := h.onPTY(t, args(d)...)
+			p.waitPrompt(t, gate)
+			p.hangUp()
+			return p, p.wait(t)
+		})
+		if code != engine.ExitInterrupted {
+			t.Fatalf("exit %d, want %d", code, engine.ExitInterrupted)
+		}
+		j.requireEnd(t, journal.StatusInterrupted, engine.ExitInterrupted, 0)
+		j.requireConfirmation(t, gate.Step, "interrupted", "terminal hung up")
+		j.requireSignal(t, "SIGHUP")
+	})
+	t.Run("wrong_word", func(t *testing.T) {
+		j, p, code := untouched(t, func(d cycleDirs) (*ptyFlow, int) {
+			p := h.onPTY(t, args(d)...)
+			p.waitPrompt(t, gate)
+			p.typeLine(t, "yes")
+			return p, p.wait(t)
+		})
+		if code != engine.ExitRefused {
+			t.Fatalf("exit %d, want %d\n%s", code, engine.ExitRefused, tail(p.screen()))
+		}
+		if !strings.Contains(p.screen(), "refused before it changed anything") {
+			t.Errorf("the terminal does not say the run changed nothing:\n%s", tail(p.screen()))
+		}
+		j.requireEnd(t, journal.StatusRefused, engine.ExitRefused, 0)
+		j.requireConfirmation(t, gate.Step, "declined", "typed")
+	})
+	t.Run("ctrl_c_during_the_catch_up", func(t *testing.T) {
+		h.ensureHealthy(t)
+		d := newCycleDirs(t)
+		// the standby master cannot apply the next primary transaction:
+		// the catch-up after the freeze waits
+		_, repair := injectStandbyLag(t, h.lab, "")
+		released := false
+		release := func() {
+			if !released {
+				released = true
+				repair()
+			}
+		}
+		defer release()
+		p := h.onPTY(t, args(d)...)
+		p.waitPrompt(t, gate)
+		p.typeLine(t, word)
+		waitRecords(t, d.state, "gtid_wait_started", 1)
+		p.interrupt(t)
+		code := p.wait(t)
+		release()
+		if code != engine.ExitInterrupted {
+			t.Fatalf("exit %d, want %d\n%s", code, engine.ExitInterrupted, tail(p.screen()))
+		}
+		j := onlyRun(t, d.state)
+		j.requireEnd(t, journal.StatusInterrupted, engine.ExitInterrupted, -1)
+		j.requireRescued(t)
+		j.requireNotDispatched(t, "Step 06 remove the DR link on the old primary")
+		requireRoles(t, h.lab, drlab.ClusterPrimary)
+		requireHealthy(t, h.lab) // the primary router read-write, the DR link there
+	})
+	t.Run("typed_word", func(t *testing.T) {
+		h.ensureHealthy(t)
+		d := newCycleDirs(t)
+		p := h.onPTY(t, args(d)...)
+		p.waitPrompt(t, gate)
+		p.typeLine(t, word)
+		if code := p.wait(t); code != 0 {
+			t.Fatalf("exit %d, want 0\n%s", code, tail(p.screen()))
+		}
+		j := onlyRun(t, d.state)
+		j.requireEnd(t, journal.StatusSuccess, 0, -1)
+		j.requireConfirmation(t, gate.Step, "confirmed", "typed")
+		requireRoles(t, h.lab, drlab.ClusterStandby)
+		requireHealthyAs(t, h.lab, drlab.ClusterStandby)
+	})
 }
