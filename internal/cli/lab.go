@@ -166,17 +166,28 @@ func newLabStatusCmd(st *streams) *cobra.Command {
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "status",
-		Short: "Show every node (role, address, up, replication, gtid_executed), router and the sshd",
-		Long: `Show every node of both clusters (cluster, shard, name, role, address, up, replication
-threads and last error, gtid_executed), both routers and the sshd with pid and up.
+		Short: "Show the clusters' current DR roles, every node (role, address, up, replication, gtid_executed), router and the sshd",
+		Long: `Show the clusters' current DR roles, read from the routers (the router in
+slave-dbscale-mode fronts the standby: a switchover swaps them; both or neither in
+that mode is shown as unknown, never guessed), every node of both clusters (cluster as
+built, its current role, shard, name, role in its cluster, address, up, replication
+threads and last error, gtid_executed), both routers (pid, up, enable-read-only,
+slave-dbscale-mode, the DR link with the address it feeds, Master_Offline dataservers)
+and the sshd with pid and up.
 
 --json prints a stable document (fields are only ever added):
-  dir, shards, ini, all_up, rss_bytes,
-  nodes[]: cluster, shard, name, role, host, port, addr, instance_dir, pid, up, error,
+  dir, shards, ini, all_up, rss_bytes, pss_bytes,
+  roles{known, primary, standby, switched, reason,
+        routers[]{cluster, addr, slave_dbscale_mode, enable_read_only, error}}
+        (primary/standby: the built names of the clusters holding the roles now),
+  nodes[]: cluster (as built), cluster_role (now: primary, standby or "" unknown),
+           shard, name, role, host, port, addr, instance_dir, pid, up, error,
            replication{configured, source_host, source_port, io_running, sql_running,
            last_io_error, last_sql_error, seconds_behind, auto_position},
            gtid_executed, rss_bytes
-  routers[]: cluster, addr, dir, log, pid, running, up, error, rss_bytes
+  routers[]: cluster (as built), role (now), addr, dir, log, pid, running, up, error,
+             rss_bytes, enable_read_only, slave_dbscale_mode, dr_link, dr_link_addr,
+             dr_link_status, master_offline[]
   sshd: dir, port, addrs, pid, pids (one sshd per 16 addresses), password_login, up, rss_bytes`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -209,11 +220,31 @@ func yesNo(b bool) string {
 	return "NO"
 }
 
+// nowRole prints a current role: PRIMARY, STANDBY or UNKNOWN.
+func nowRole(role string) string {
+	if role == "" {
+		return "UNKNOWN"
+	}
+	return strings.ToUpper(role)
+}
+
+// orQ prints an option value, "?" when it could not be read.
+func orQ(v string) string {
+	if v == "" {
+		return "?"
+	}
+	return v
+}
+
 // printStatus prints a status as tables.
 func printStatus(w io.Writer, s *drlab.Status) {
 	fmt.Fprintf(w, "DR lab in %s (%d shard(s)), config %s\n", s.Dir, s.Shards, s.Ini)
+	fmt.Fprintln(w, s.Roles.String())
+	for _, r := range s.Routers {
+		fmt.Fprintf(w, "  the cluster built as %s (router %s): now %s\n", r.Cluster, r.Addr, nowRole(r.Role))
+	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLUSTER\tSHARD\tNAME\tROLE\tADDRESS\tUP\tIO\tSQL\tSOURCE\tGTID_EXECUTED / ERROR")
+	fmt.Fprintln(tw, "CLUSTER\tNOW\tSHARD\tNAME\tROLE\tADDRESS\tUP\tIO\tSQL\tSOURCE\tGTID_EXECUTED / ERROR")
 	for _, n := range s.Nodes {
 		io, sqlT, src := "-", "-", "-"
 		if n.Replication.Configured {
@@ -231,14 +262,24 @@ func printStatus(w io.Writer, s *drlab.Status) {
 		case n.Replication.LastIOError != "":
 			detail += "  IO error: " + n.Replication.LastIOError
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Cluster, n.Shard, n.Name, n.Role, n.Addr, yesNo(n.Up), io, sqlT, src, detail)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Cluster, nowRole(n.ClusterRole), n.Shard, n.Name, n.Role, n.Addr, yesNo(n.Up), io, sqlT, src, detail)
 	}
 	tw.Flush()
 	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, r := range s.Routers {
-		line := fmt.Sprintf("router %s\t%s\tpid %d\tup %s", r.Cluster, r.Addr, r.PID, yesNo(r.Up))
+		line := fmt.Sprintf("router %s (now %s)\t%s\tpid %d\tup %s", r.Cluster, nowRole(r.Role), r.Addr, r.PID, yesNo(r.Up))
 		if !r.Up && r.Error != "" {
 			line += "\t" + r.Error
+		} else {
+			link := "DR link: none"
+			if r.DRLink {
+				link = "DR link: " + drlab.DRServer + " -> " + r.DRLinkAddr + " (" + r.DRLinkStatus + ")"
+			}
+			offline := "none"
+			if len(r.MasterOffline) > 0 {
+				offline = strings.Join(r.MasterOffline, ",")
+			}
+			line += fmt.Sprintf("\tenable-read-only=%s\tslave-dbscale-mode=%s\t%s\tMaster_Offline: %s", orQ(r.ReadOnly), orQ(r.SlaveDBScaleMode), link, offline)
 		}
 		fmt.Fprintln(tw, line)
 	}
@@ -250,22 +291,44 @@ func printStatus(w io.Writer, s *drlab.Status) {
 func newLabWriteCmd(st *streams) *cobra.Command {
 	var dir, cluster string
 	var seconds, maxRows, rate int
-	var asJSON bool
+	var asJSON, follow bool
 	c := &cobra.Command{
 		Use:   "write --seconds N",
-		Short: "Run a small bounded workload through a cluster's router (rows with sequence numbers)",
+		Short: "Run a small bounded workload through the current primary's router (rows with sequence numbers); --follow survives a switchover",
 		Long: `Insert rows into flowlab.seq(id, seq, cluster, written_at) through a cluster's router,
 one per statement, with sequence numbers continuing after the largest the cluster holds,
-for --seconds or --max-rows. Writing to the standby fails while it is read-only.`,
+for --seconds or --max-rows. The cluster column holds the built name of the cluster
+written through.
+
+--cluster names the cluster by its CURRENT role, read from the routers (the one in
+slave-dbscale-mode is the standby): primary (the default) or standby; after a
+switchover "primary" is the built standby. While the roles are unknown (both or
+neither router in slave-dbscale-mode: a half-done switchover) these refuse; name a
+cluster as built instead: built-primary or built-standby. Writing to the standby fails
+while it is read-only.
+
+--follow is a writer that survives a switchover, to measure the write outage: it
+starts through the current primary and, when a write fails (read-only refusal, no
+connection), tries the other router, then the first again (a busy poll, 5-20 ms
+between rounds), going on through whichever takes writes; sequence numbers continue
+across routers. It reports the rows acknowledged with OK (run by run, per router),
+the errors by kind, and the longest gap between two consecutive acknowledged writes
+(the outage) with its start and end. Ctrl-C stops it cleanly and still prints the
+result. Its --json output is what 'flow lab check --acked FILE' reads.`,
 		Example: `  flow lab write --seconds 10
-  flow lab write --seconds 5 --cluster standby --json`,
+  flow lab write --seconds 5 --cluster standby --json
+  flow lab write --seconds 5 --cluster built-standby
+  flow lab write --follow --seconds 60 --rate 0 --json > writer.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if seconds < 1 || time.Duration(seconds)*time.Second > drlab.MaxWriteDuration {
 				return engine.Invalid(fmt.Errorf("--seconds %d: give 1 to %d", seconds, int(drlab.MaxWriteDuration.Seconds())))
 			}
-			if cluster != drlab.ClusterPrimary && cluster != drlab.ClusterStandby {
-				return engine.Invalid(fmt.Errorf("--cluster %q: use primary or standby", cluster))
+			if !drlab.ValidCluster(cluster) || cluster == "" {
+				return engine.Invalid(fmt.Errorf("--cluster %q: use primary or standby (the current roles) or %s or %s (as built)", cluster, drlab.BuiltPrimary, drlab.BuiltStandby))
+			}
+			if follow && cmd.Flags().Changed("cluster") {
+				return engine.Invalid(errors.New("--follow writes through whichever router takes writes: leave out --cluster"))
 			}
 			if maxRows < 1 || rate < 0 {
 				return engine.Invalid(errors.New("--max-rows must be at least 1 and --rate at least 0"))
@@ -276,7 +339,19 @@ for --seconds or --max-rows. Writing to the standby fails while it is read-only.
 			}
 			ctx, stop := labContext()
 			defer stop()
-			res, err := l.Write(ctx, drlab.WriteOptions{Cluster: cluster, Duration: time.Duration(seconds) * time.Second, MaxRows: maxRows, Rate: rate})
+			d := time.Duration(seconds) * time.Second
+			if follow {
+				res, err := l.Follow(ctx, drlab.FollowOptions{Duration: d, MaxRows: maxRows, Rate: rate})
+				if res != nil {
+					if asJSON {
+						_ = writeJSON(st.out, res)
+					} else {
+						fmt.Fprint(st.out, res.String())
+					}
+				}
+				return err
+			}
+			res, err := l.Write(ctx, drlab.WriteOptions{Cluster: cluster, Duration: d, MaxRows: maxRows, Rate: rate})
 			if res != nil {
 				if asJSON {
 					_ = writeJSON(st.out, res)
@@ -285,38 +360,54 @@ for --seconds or --max-rows. Writing to the standby fails while it is read-only.
 					if res.Rows > 0 {
 						seqs = fmt.Sprintf("seq %d-%d", res.FirstSeq, res.LastSeq)
 					}
-					fmt.Fprintf(st.out, "wrote %d rows through the %s router %s in %.1fs: %s\n", res.Rows, res.Cluster, res.Router, res.Duration.Seconds(), seqs)
+					label := res.Cluster
+					if res.Role != res.Cluster {
+						label = res.Cluster + " (now " + nowRole(res.Role) + ")"
+					}
+					fmt.Fprintf(st.out, "wrote %d rows through the %s router %s in %.1fs: %s\n", res.Rows, label, res.Router, res.Duration.Seconds(), seqs)
 				}
 			}
 			return err
 		},
 	}
 	c.Flags().StringVar(&dir, "dir", drlab.DefaultDir, "the lab folder")
-	c.Flags().StringVar(&cluster, "cluster", drlab.ClusterPrimary, "whose router to write through: primary or standby")
+	c.Flags().StringVar(&cluster, "cluster", drlab.ClusterPrimary, "whose router to write through: primary or standby (the current roles), built-primary or built-standby (as built)")
 	c.Flags().IntVar(&seconds, "seconds", 0, "how long to write (required)")
 	c.Flags().IntVar(&maxRows, "max-rows", drlab.DefaultMaxRows, "stop after this many rows")
 	c.Flags().IntVar(&rate, "rate", 100, "rows per second (0: as fast as the router answers)")
-	c.Flags().BoolVar(&asJSON, "json", false, "print JSON: cluster, router, rows, first_seq, last_seq, duration_ns")
+	c.Flags().BoolVar(&follow, "follow", false, "survive a switchover: go on through whichever router takes writes and report the longest gap between acknowledged writes")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON: cluster, role, router, rows, first_seq, last_seq, duration_ns; with --follow: rows, first_seq, last_seq, errors, errors_by_kind, segments[], switches, longest_gap{duration_ns, ms, start, end, seq_before, seq_after, cluster_before, cluster_after, errors}, in_doubt[], stopped, started, duration_ns")
 	_ = c.MarkFlagRequired("seconds")
 	return c
 }
 
 func newLabCheckCmd(st *streams) *cobra.Command {
-	var dir string
+	var dir, ackedFile string
 	var wait time.Duration
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "check",
-		Short: "Compare every node with its shard's primary master (tables and GTIDs); exit 1 on a difference",
-		Long: `Compare every node of both clusters with its shard's primary master: per table of the
-user schemas the row count and CHECKSUM TABLE, and gtid_executed (missing and extra
-transactions). Replication needs a moment after a write: check re-compares until nothing
-differs or --wait has passed. Exit 0 when everything agrees, 1 with the differences
-listed by table and GTID.`,
+		Short: "Compare every node with its shard's master in the current primary (tables and GTIDs); exit 1 on a difference",
+		Long: `Compare every node of both clusters with its shard's master in the CURRENT primary
+cluster (read from the routers: after a switchover, the built standby's masters; while
+the roles are unknown, the built primary's, with a note): per table of the user schemas
+the row count and CHECKSUM TABLE, and gtid_executed (missing and extra transactions).
+--acked FILE (the --json output of 'flow lab write', with or without --follow) also
+requires every sequence number the writer got an OK for on every node, whatever the
+reference holds. Replication needs a moment after a write: check re-compares until
+nothing differs or --wait has passed. Exit 0 when everything agrees, 1 with the
+differences listed by table and GTID.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if wait < 0 {
 				return engine.Invalid(fmt.Errorf("--wait %s must not be negative", wait))
+			}
+			var acked []drlab.SeqRange
+			if ackedFile != "" {
+				var err error
+				if acked, err = readAcked(ackedFile); err != nil {
+					return engine.Invalid(err)
+				}
 			}
 			l, err := loadLab(dir)
 			if err != nil {
@@ -324,7 +415,7 @@ listed by table and GTID.`,
 			}
 			ctx, stop := labContext()
 			defer stop()
-			rep, err := l.Check(ctx, drlab.CheckOptions{Wait: wait})
+			rep, err := l.Check(ctx, drlab.CheckOptions{Wait: wait, Acked: acked})
 			if err != nil {
 				return err
 			}
@@ -343,8 +434,35 @@ listed by table and GTID.`,
 	}
 	c.Flags().StringVar(&dir, "dir", drlab.DefaultDir, "the lab folder")
 	c.Flags().DurationVar(&wait, "wait", 10*time.Second, "keep comparing this long for replication to catch up (0: once)")
-	c.Flags().BoolVar(&asJSON, "json", false, "print JSON: ok, nodes, tables, attempts, duration_ns, differences[]")
+	c.Flags().StringVar(&ackedFile, "acked", "", "a 'flow lab write [--follow] --json' output: every row it got an OK for must be on every node")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON: ok, nodes, tables, attempts, duration_ns, reference_cluster, roles, note, acked_rows, differences[]")
 	return c
+}
+
+// readAcked reads the acknowledged sequence numbers from the --json output
+// of `flow lab write`: the segments of a --follow result, else first_seq
+// to last_seq.
+func readAcked(path string) ([]drlab.SeqRange, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--acked: %w", err)
+	}
+	var doc struct {
+		Segments []drlab.SeqRange `json:"segments"`
+		FirstSeq int64            `json:"first_seq"`
+		LastSeq  int64            `json:"last_seq"`
+		Rows     *int             `json:"rows"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil || doc.Rows == nil {
+		return nil, fmt.Errorf("--acked %s: not the --json output of 'flow lab write' (%v)", path, err)
+	}
+	if doc.Segments != nil {
+		return doc.Segments, nil
+	}
+	if doc.FirstSeq > 0 {
+		return []drlab.SeqRange{{First: doc.FirstSeq, Last: doc.LastSeq}}, nil
+	}
+	return []drlab.SeqRange{}, nil
 }
 
 func newLabDownCmd(st *streams) *cobra.Command {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -36,6 +37,8 @@ func TestLabUsageErrors(t *testing.T) {
 		{[]string{"lab", "up", "--shards", "99", "--dir", empty}, 2, "--shards 99"},
 		{[]string{"lab", "up", "--ssh-port", "70000", "--dir", empty}, 2, "--ssh-port"},
 		{[]string{"lab", "check", "--wait", "-1s", "--dir", empty}, 2, "--wait"},
+		{[]string{"lab", "write", "--seconds", "1", "--follow", "--cluster", "standby", "--dir", empty}, 2, "--follow"},
+		{[]string{"lab", "check", "--acked", filepath.Join(empty, "none.json"), "--dir", empty}, 2, "--acked"},
 		{[]string{"lab", "serve-dbscale"}, 2, "--dir"},
 		{[]string{"lab", "status", "--dir", empty}, 1, "no lab in " + empty},
 		{[]string{"lab", "down", "--dir", empty}, 1, "flow lab up"},
@@ -135,7 +138,59 @@ func TestLabCommandsEndToEnd(t *testing.T) {
 		t.Errorf("flow lab write --cluster standby: exit %d, stderr %q; want exit 1 and read-only", code, stderr)
 	}
 
-	if text := flow(0, "lab", "check", "--wait", "30s"); !strings.Contains(text, "check: OK") {
+	if text := flow(0, "lab", "status"); !strings.Contains(text, "the cluster built as primary (router 127.0.1.100:16310): now PRIMARY") ||
+		!strings.Contains(text, "DR link: slave_dbscale_server -> 127.0.2.100:16310") || !strings.Contains(text, "roles: as built") {
+		t.Errorf("flow lab status (as built):\n%s", text)
+	}
+
+	// The roles flipped by hand through the routers: status, write and
+	// check follow them.
+	drlabtest.SwitchByHand(t, l, drlab.ClusterStandby)
+	if err := json.Unmarshal([]byte(flow(0, "lab", "status", "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if !st.Roles.Known || !st.Roles.Switched || st.Roles.Primary != "standby" || st.Routers[0].Role != "standby" || st.Routers[1].Role != "primary" ||
+		st.Routers[1].DRLinkAddr != "127.0.1.100:16310" || st.Routers[0].DRLink || st.Routers[0].ReadOnly != "1" || st.Routers[1].ReadOnly != "0" {
+		t.Errorf("flow lab status --json after the switchover: roles %+v, routers %+v", st.Roles, st.Routers)
+	}
+	if text := flow(0, "lab", "status"); !strings.Contains(text, "the cluster built as primary (router 127.0.1.100:16310): now STANDBY") ||
+		!strings.Contains(text, "the cluster built as standby (router 127.0.2.100:16310): now PRIMARY") || !strings.Contains(text, "switched over") {
+		t.Errorf("flow lab status after the switchover:\n%s", text)
+	}
+	w = drlab.WriteResult{}
+	if err := json.Unmarshal([]byte(flow(0, "lab", "write", "--seconds", "1", "--rate", "0", "--max-rows", "5", "--json")), &w); err != nil {
+		t.Fatal(err)
+	}
+	if w.Cluster != "standby" || w.Role != "primary" || w.Rows != 5 || w.FirstSeq != 31 {
+		t.Errorf("flow lab write after the switchover: %+v, want 5 rows through the built standby from seq 31", w)
+	}
+	if text := flow(0, "lab", "write", "--seconds", "1", "--max-rows", "3", "--cluster", "built-standby"); !strings.Contains(text, "wrote 3 rows through the standby (now PRIMARY) router 127.0.2.100:16310") {
+		t.Errorf("flow lab write --cluster built-standby:\n%s", text)
+	}
+	code, _, stderr = runFlow("lab", "write", "--seconds", "1", "--cluster", "standby", "--dir", dir)
+	all.WriteString(stderr)
+	if code != 1 || !strings.Contains(stderr, "read-only") || !strings.Contains(stderr, "127.0.1.100:16310") {
+		t.Errorf("flow lab write --cluster standby after the switchover: exit %d, stderr %q; want the old primary's router read-only", code, stderr)
+	}
+	followOut := flow(0, "lab", "write", "--follow", "--seconds", "1", "--rate", "200", "--json")
+	var fr drlab.FollowResult
+	if err := json.Unmarshal([]byte(followOut), &fr); err != nil {
+		t.Fatal(err)
+	}
+	if fr.Rows < 10 || fr.Errors != 0 || len(fr.Segments) != 1 || fr.Segments[0].Cluster != "standby" || fr.FirstSeq != 39 || fr.Stopped {
+		t.Errorf("flow lab write --follow: %+v", fr)
+	}
+	ackedFile := filepath.Join(parent, "writer.json")
+	if err := os.WriteFile(ackedFile, []byte(followOut), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if text := flow(0, "lab", "check", "--wait", "30s", "--acked", ackedFile); !strings.Contains(text, "check: OK") ||
+		!strings.Contains(text, "the current primary (built as standby)") || !strings.Contains(text, strconv.Itoa(fr.Rows)+" acknowledged workload rows") {
+		t.Errorf("flow lab check --acked after the switchover:\n%s", text)
+	}
+	drlabtest.SwitchByHand(t, l, drlab.ClusterPrimary)
+
+	if text := flow(0, "lab", "check", "--wait", "30s"); !strings.Contains(text, "check: OK") || !strings.Contains(text, "built as primary") {
 		t.Errorf("flow lab check:\n%s", text)
 	}
 	// A row only one standby node has: check exits 1 and names the table.
@@ -155,7 +210,8 @@ func TestLabCommandsEndToEnd(t *testing.T) {
 	}
 	conn.Close()
 	db.Close()
-	if text := flow(1, "lab", "check", "--wait", "0s"); !strings.Contains(text, "standby normal_0_0") || !strings.Contains(text, "flowlab.seq has 29 rows") {
+	if text := flow(1, "lab", "check", "--wait", "0s"); !strings.Contains(text, "standby normal_0_0") ||
+		!strings.Contains(text, fmt.Sprintf("flowlab.seq has %d rows", fr.LastSeq-1)) {
 		t.Errorf("flow lab check after a deletion on standby normal_0_0:\n%s", text)
 	}
 

@@ -2,6 +2,7 @@ package drlab
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"sort"
 	"strings"
@@ -20,7 +21,16 @@ const (
 	DiffGTID = "gtid"
 	// DiffNode: the node (or the reference) could not be read.
 	DiffNode = "node"
+	// DiffAcked: the node lacks workload rows a writer got an OK for
+	// (CheckOptions.Acked).
+	DiffAcked = "acked"
 )
+
+// SeqRange is a range of workload sequence numbers, both ends included.
+type SeqRange struct {
+	First int64 `json:"first_seq"`
+	Last  int64 `json:"last_seq"`
+}
 
 // CheckOptions configure Check.
 type CheckOptions struct {
@@ -28,6 +38,10 @@ type CheckOptions struct {
 	// left or Wait has passed (0: compare once). Replication needs a moment
 	// after a write.
 	Wait time.Duration
+	// Acked are workload sequence numbers a writer got an OK for (e.g.
+	// FollowResult.Acked): every node must hold each of them in
+	// flowlab.seq, whatever the reference holds.
+	Acked []SeqRange
 }
 
 // CheckReport is the outcome of Check. Its JSON form is `flow lab check
@@ -44,10 +58,20 @@ type CheckReport struct {
 	// Wait let it wait for replication).
 	Attempts int           `json:"attempts"`
 	Duration time.Duration `json:"duration_ns"`
+	// ReferenceCluster is the built name of the cluster whose masters are
+	// the reference: the current primary (the built primary when the
+	// roles are unknown, with Note saying so).
+	ReferenceCluster string `json:"reference_cluster"`
+	// Roles are the current roles the reference was chosen by.
+	Roles Roles  `json:"roles"`
+	Note  string `json:"note,omitempty"`
+	// AckedRows is the number of acknowledged sequence numbers looked for
+	// on every node (CheckOptions.Acked).
+	AckedRows int64 `json:"acked_rows"`
 }
 
-// Difference is one thing a node has that its shard's primary master has
-// not, or the other way round.
+// Difference is one thing a node has that its shard's master in the
+// current primary has not, or the other way round.
 type Difference struct {
 	// Kind is DiffTable, DiffGTID or DiffNode.
 	Kind string `json:"kind"`
@@ -56,7 +80,9 @@ type Difference struct {
 	Shard   int    `json:"shard"`
 	Node    string `json:"node"`
 	Addr    string `json:"addr"`
-	// Reference is the node compared with: the shard's primary master.
+	// Reference is the node compared with: the shard's master in the
+	// current primary cluster ("standby normal_0_1" after a switchover:
+	// built cluster names).
 	Reference string `json:"reference"`
 	// Table is schema.table for DiffTable.
 	Table string `json:"table,omitempty"`
@@ -70,6 +96,10 @@ type Difference struct {
 	// reference but not on the node, and the other way round.
 	Missing string `json:"missing,omitempty"`
 	Extra   string `json:"extra,omitempty"`
+	// MissingAcked is, for DiffAcked, how many acknowledged sequence
+	// numbers the node lacks, FirstMissing the smallest of them.
+	MissingAcked int64 `json:"missing_acked,omitempty"`
+	FirstMissing int64 `json:"first_missing,omitempty"`
 	// Message says it all in one line.
 	Message string `json:"message"`
 }
@@ -84,19 +114,29 @@ type tableSum struct {
 type snapshot struct {
 	tables map[string]tableSum
 	gtids  string
-	err    error
+	// acked is how many of CheckOptions.Acked the node holds, firstMissing
+	// the smallest one it lacks (0: none lacking).
+	acked        int64
+	firstMissing int64
+	err          error
 }
 
-// Check compares every node of both clusters with its shard's primary
-// master: per table of the user schemas the row count and CHECKSUM TABLE,
-// and gtid_executed (missing and extra transactions). With o.Wait it
-// re-compares until nothing differs or the time is up, and reports the
-// last comparison.
+// Check compares every node of both clusters with its shard's master in
+// the CURRENT primary cluster (from Roles: after a switchover the built
+// standby's masters are the reference): per table of the user schemas the
+// row count and CHECKSUM TABLE, and gtid_executed (missing and extra
+// transactions); with o.Acked, every node must also hold each
+// acknowledged sequence number. With o.Wait it re-compares until nothing
+// differs or the time is up, and reports the last comparison.
 func (l *Lab) Check(ctx context.Context, o CheckOptions) (*CheckReport, error) {
 	start := time.Now()
 	deadline := start.Add(o.Wait)
 	for attempt := 1; ; attempt++ {
-		rep, err := l.compare(ctx)
+		roles, err := l.Roles(ctx)
+		if err != nil {
+			return nil, err
+		}
+		rep, err := l.compare(ctx, roles, o.Acked)
 		if err != nil {
 			return nil, err
 		}
@@ -114,13 +154,19 @@ func (l *Lab) Check(ctx context.Context, o CheckOptions) (*CheckReport, error) {
 }
 
 // compare reads every node once and lists the differences.
-func (l *Lab) compare(ctx context.Context) (*CheckReport, error) {
+func (l *Lab) compare(ctx context.Context, roles Roles, acked []SeqRange) (*CheckReport, error) {
+	var want int64
+	for _, r := range acked {
+		if r.Last >= r.First {
+			want += r.Last - r.First + 1
+		}
+	}
 	snaps := make([]snapshot, len(l.Nodes))
 	var g errgroup.Group
 	g.SetLimit(6)
 	for i, n := range l.Nodes {
 		g.Go(func() error {
-			snaps[i] = l.readSnapshot(ctx, n)
+			snaps[i] = l.readSnapshot(ctx, n, acked)
 			return nil
 		})
 	}
@@ -128,10 +174,14 @@ func (l *Lab) compare(ctx context.Context) (*CheckReport, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	rep := &CheckReport{Nodes: len(l.Nodes), Differences: []Difference{}}
+	rep := &CheckReport{Nodes: len(l.Nodes), Differences: []Difference{}, Roles: roles, ReferenceCluster: roles.Primary, AckedRows: want}
+	if !roles.Known {
+		rep.ReferenceCluster = ClusterPrimary
+		rep.Note = "the current roles are unknown (" + roles.Reason + "): compared with the built primary's masters"
+	}
 	refIdx := map[int]int{}
 	for i, n := range l.Nodes {
-		if n.Cluster == ClusterPrimary && n.Index == MasterIndex(ClusterPrimary) {
+		if n.Cluster == rep.ReferenceCluster && n.Index == MasterIndex(rep.ReferenceCluster) {
 			refIdx[n.Shard] = i
 		}
 	}
@@ -139,6 +189,12 @@ func (l *Lab) compare(ctx context.Context) (*CheckReport, error) {
 		ri := refIdx[n.Shard]
 		ref, refSnap := l.Nodes[ri], snaps[ri]
 		base := Difference{Cluster: n.Cluster, Shard: n.Shard, Node: n.Name, Addr: n.Addr(), Reference: ref.Cluster + " " + ref.Name}
+		if s := snaps[i]; s.err == nil && len(acked) > 0 && s.acked != want {
+			d := base
+			d.Kind, d.MissingAcked, d.FirstMissing = DiffAcked, want-s.acked, s.firstMissing
+			d.Message = fmt.Sprintf("%s: lacks %d of the %d acknowledged workload rows (the first is seq %d)", n, d.MissingAcked, want, s.firstMissing)
+			rep.Differences = append(rep.Differences, d)
+		}
 		if i == ri {
 			rep.Tables += len(refSnap.tables)
 			if refSnap.err != nil {
@@ -245,7 +301,7 @@ func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "") }
 var systemSchemas = []string{"mysql", "sys", "information_schema", "performance_schema", TmpSchema}
 
 // readSnapshot reads a node's user tables and gtid_executed.
-func (l *Lab) readSnapshot(ctx context.Context, n Node) snapshot {
+func (l *Lab) readSnapshot(ctx context.Context, n Node, acked []SeqRange) snapshot {
 	s := snapshot{tables: map[string]tableSum{}}
 	db, err := l.OpenNode(n)
 	if err != nil {
@@ -286,7 +342,46 @@ func (l *Lab) readSnapshot(ctx context.Context, n Node) snapshot {
 		ts.checksum = cs[0]["Checksum"]
 		s.tables[schema+"."+table] = ts
 	}
+	if len(acked) > 0 {
+		if err := s.readAcked(ctx, db, acked); err != nil {
+			s.err = fmt.Errorf("look for the acknowledged workload rows: %w", err)
+		}
+	}
 	return s
+}
+
+// readAcked counts the acknowledged sequence numbers a node holds and finds
+// the smallest one it lacks.
+func (s *snapshot) readAcked(ctx context.Context, db *sql.DB, acked []SeqRange) error {
+	table := WorkloadSchema + "." + WorkloadTable
+	if _, ok := s.tables[table]; !ok {
+		if len(acked) > 0 {
+			s.firstMissing = acked[0].First
+		}
+		return nil
+	}
+	for _, r := range acked {
+		if r.Last < r.First {
+			continue
+		}
+		var n int64
+		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+table+" WHERE seq BETWEEN ? AND ?", r.First, r.Last).Scan(&n); err != nil {
+			return err
+		}
+		s.acked += n
+		if n == r.Last-r.First+1 || s.firstMissing != 0 {
+			continue
+		}
+		// The smallest missing seq: the first r.First+k with no row k.
+		var first int64
+		q := "SELECT COALESCE(MIN(t.seq + 1), ?) FROM (SELECT ? - 1 AS seq UNION ALL SELECT seq FROM " + table +
+			" WHERE seq BETWEEN ? AND ?) t WHERE t.seq + 1 <= ? AND NOT EXISTS (SELECT 1 FROM " + table + " u WHERE u.seq = t.seq + 1)"
+		if err := db.QueryRowContext(ctx, q, r.First, r.First, r.First, r.Last, r.Last).Scan(&first); err != nil {
+			return err
+		}
+		s.firstMissing = first
+	}
+	return nil
 }
 
 // firstOf returns the first key of m that is present.
@@ -306,17 +401,28 @@ func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``")
 // and GTID, then a verdict.
 func (r *CheckReport) String() string {
 	var b strings.Builder
-	for _, kind := range []string{DiffNode, DiffTable, DiffGTID} {
+	for _, kind := range []string{DiffNode, DiffAcked, DiffTable, DiffGTID} {
 		for _, d := range r.Differences {
 			if d.Kind == kind {
 				b.WriteString(d.Message + "\n")
 			}
 		}
 	}
+	if r.Note != "" {
+		b.WriteString("note: " + r.Note + "\n")
+	}
+	ref := "the current primary (built as " + r.ReferenceCluster + ")"
+	if !r.Roles.Known {
+		ref = "the built primary"
+	}
+	acked := ""
+	if r.AckedRows > 0 {
+		acked = fmt.Sprintf(", %d acknowledged workload rows on every node", r.AckedRows)
+	}
 	if r.OK {
-		fmt.Fprintf(&b, "check: OK: %d nodes agree with their shard's primary master (%d tables, GTIDs equal)\n", r.Nodes, r.Tables)
+		fmt.Fprintf(&b, "check: OK: %d nodes agree with their shard's master in %s (%d tables, GTIDs equal%s)\n", r.Nodes, ref, r.Tables, acked)
 	} else {
-		fmt.Fprintf(&b, "check: %d difference(s) over %d nodes (%d tables on the primary masters)\n", len(r.Differences), r.Nodes, r.Tables)
+		fmt.Fprintf(&b, "check: %d difference(s) over %d nodes (%d tables on the masters of %s)\n", len(r.Differences), r.Nodes, r.Tables, ref)
 	}
 	return b.String()
 }

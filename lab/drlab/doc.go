@@ -18,7 +18,11 @@
 // everything in DIR/lab.json (mode 0600; it holds the lab's generated
 // passwords) and DIR/flashback.ini. Load reads a lab back; Status, Write,
 // Check and Down work from that record, so any process can drive a lab
-// another one started. Routers run as separate processes: the running
+// another one started. The clusters keep their built names (ClusterPrimary,
+// ClusterStandby: addresses and records), but a switchover swaps their DR
+// roles, so Status, Write and Check find the roles from the routers (Roles:
+// the router in slave-dbscale-mode fronts the standby); Follow is a writer
+// that survives a switchover and measures its write outage. Routers run as separate processes: the running
 // program re-executed as `flow lab serve-dbscale --dir D --listen H:P` (see
 // ServeRouter; any program importing this package serves that command line
 // when started by Up, before its main runs).

@@ -11,6 +11,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -615,6 +616,219 @@ func TestRestartMidway(t *testing.T) {
 	if rep, err := l2.Check(ctx, drlab.CheckOptions{Wait: 30 * time.Second}); err != nil || !rep.OK {
 		t.Fatalf("check after the restart: %v\n%s", err, rep)
 	}
+}
+
+// TestSwitchoverByHand flips the roles through the routers the way a
+// planned switchover does (drlabtest.SwitchByHand), with a follow writer
+// running, and checks that status, write and check follow the roles; then
+// a half-done state (both routers primaries) is reported as unknown, and
+// the roles are switched back.
+func TestSwitchoverByHand(t *testing.T) {
+	l := drlabtest.Lab(t, 1)
+	ctx := context.Background()
+	roles, err := l.Roles(ctx)
+	if err != nil || !roles.Known || roles.Switched || roles.Primary != "primary" {
+		t.Fatalf("roles as built: %+v, %v", roles, err)
+	}
+
+	// follow runs a follow writer around a hand switchover to newPrimary.
+	follow := func(newPrimary string) *drlab.FollowResult {
+		t.Helper()
+		wctx, stop := context.WithCancel(ctx)
+		defer stop()
+		type out struct {
+			res *drlab.FollowResult
+			err error
+		}
+		done := make(chan out, 1)
+		go func() {
+			res, err := l.Follow(wctx, drlab.FollowOptions{Duration: time.Minute, Rate: 0})
+			done <- out{res, err}
+		}()
+		time.Sleep(300 * time.Millisecond)
+		start := time.Now()
+		steps := drlabtest.SwitchByHand(t, l, newPrimary)
+		took := time.Since(start)
+		time.Sleep(300 * time.Millisecond)
+		stop()
+		var o out
+		select {
+		case o = <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the follow writer did not stop within 10s of its context's end")
+		}
+		if o.err != nil || o.res == nil {
+			t.Fatalf("follow writer: %+v, %v", o.res, o.err)
+		}
+		var parts []string
+		for _, s := range steps {
+			parts = append(parts, s.Router+": "+s.Query+" "+s.Duration.Round(time.Microsecond).String())
+		}
+		res := o.res
+		t.Logf("hand switchover to the built %s in %s:\n  %s", newPrimary, took.Round(time.Millisecond), strings.Join(parts, "\n  "))
+		t.Logf("follow writer: %s", res)
+		other := "primary"
+		if newPrimary == "primary" {
+			other = "standby"
+		}
+		g := res.LongestGap
+		if !res.Stopped || res.Rows < 10 || res.Switches != 1 || len(res.Segments) != 2 ||
+			res.Segments[0].Cluster != other || res.Segments[1].Cluster != newPrimary ||
+			res.Segments[1].FirstSeq != res.Segments[0].LastSeq+1 || len(res.InDoubt) != 0 {
+			t.Errorf("follow writer across the switchover: %+v", res)
+		}
+		// The outage spans the switchover from the freeze to the opening
+		// (about its whole time) plus at most a poll round.
+		if g.ClusterBefore != other || g.ClusterAfter != newPrimary || g.Duration < took/2 || g.Duration > took+200*time.Millisecond || g.Errors < 1 ||
+			res.ErrorsByKind[drlab.FollowReadOnly] != res.Errors {
+			t.Errorf("the outage %+v (errors %v) is not the switchover's (which took %s)", g, res.ErrorsByKind, took)
+		}
+		return res
+	}
+
+	res1 := follow("standby")
+	roles, err = l.Roles(ctx)
+	if err != nil || !roles.Known || !roles.Switched || roles.Primary != "standby" || roles.Standby != "primary" {
+		t.Fatalf("roles after the switchover: %+v, %v", roles, err)
+	}
+
+	// status names each cluster's current role and the routers' DR state.
+	st, err := l.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.AllUp || !st.Roles.Switched {
+		t.Errorf("status after the switchover: all up %v, roles %+v", st.AllUp, st.Roles)
+	}
+	for _, r := range st.Routers {
+		switch r.Cluster {
+		case "standby":
+			if r.Role != "primary" || r.ReadOnly != "0" || r.SlaveDBScaleMode != "0" || !r.DRLink || r.DRLinkAddr != "127.0.1.100:16310" || len(r.MasterOffline) != 0 {
+				t.Errorf("the new primary's router: %+v", r)
+			}
+		case "primary":
+			if r.Role != "standby" || r.ReadOnly != "1" || r.SlaveDBScaleMode != "1" || r.DRLink {
+				t.Errorf("the new standby's router: %+v", r)
+			}
+		}
+	}
+	for _, n := range st.Nodes {
+		want := map[string]string{"primary": "standby", "standby": "primary"}[n.Cluster]
+		if n.ClusterRole != want {
+			t.Errorf("%s %s: cluster_role %q, want %q", n.Cluster, n.Name, n.ClusterRole, want)
+		}
+		// Replication flows new primary -> old primary.
+		if n.Cluster == "primary" && n.Role == drlab.RoleMaster && (!n.Replication.Running() || n.Replication.SourceHost != "127.0.2.2") {
+			t.Errorf("the old primary's master %s: replication %+v, want running from 127.0.2.2", n.Name, n.Replication)
+		}
+		if n.Cluster == "standby" && n.Role == drlab.RoleMaster && n.Replication.Configured {
+			t.Errorf("the new primary's master %s is still a replica: %+v", n.Name, n.Replication)
+		}
+	}
+
+	// write: the default is the current primary; "standby" the old primary.
+	w, err := l.Write(ctx, drlab.WriteOptions{Duration: time.Second, MaxRows: 40})
+	if err != nil || w.Cluster != "standby" || w.Role != "primary" || w.Router != "127.0.2.100:16310" || w.Rows != 40 || w.FirstSeq != res1.LastSeq+1 {
+		t.Fatalf("write to the current primary: %+v, %v", w, err)
+	}
+	ws, err := l.Write(ctx, drlab.WriteOptions{Cluster: "standby", Duration: time.Second})
+	if !errors.Is(err, drlab.ErrReadOnly) || ws == nil || ws.Rows != 0 || !strings.Contains(err.Error(), "127.0.1.100:16310") ||
+		!strings.Contains(err.Error(), "primary (now standby)") {
+		t.Errorf("write to the current standby: %+v, %v; want read-only from 127.0.1.100:16310", ws, err)
+	}
+	if wb, err := l.Write(ctx, drlab.WriteOptions{Cluster: drlab.BuiltStandby, Duration: time.Second, MaxRows: 5}); err != nil || wb.Cluster != "standby" || wb.Rows != 5 {
+		t.Errorf("write to the built standby: %+v, %v", wb, err)
+	}
+
+	// check: the reference is the new primary's master; every acknowledged
+	// row is on every node.
+	acked := append(res1.Acked(), drlab.SeqRange{First: w.FirstSeq, Last: w.LastSeq})
+	rep, err := l.Check(ctx, drlab.CheckOptions{Wait: 30 * time.Second, Acked: acked})
+	if err != nil || !rep.OK || rep.ReferenceCluster != "standby" || rep.AckedRows != int64(res1.Rows+40) {
+		t.Fatalf("check after the switchover: %v\n%s", err, rep)
+	}
+	t.Logf("check after the switchover: %s", strings.TrimSpace(rep.String()))
+	// A row taken from the new primary's master alone (no binlog): every
+	// other node differs from it, and it lacks an acknowledged row.
+	ref := l.Master("standby", 0)
+	db := openNode(t, l, ref)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var id, seq int64
+	var clu, at string
+	if err := conn.QueryRowContext(ctx, "SELECT id, seq, cluster, written_at FROM flowlab.seq WHERE seq = ?", w.LastSeq).Scan(&id, &seq, &clu, &at); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"SET SESSION sql_log_bin = 0", fmt.Sprintf("DELETE FROM flowlab.seq WHERE seq = %d", w.LastSeq)} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err = l.Check(ctx, drlab.CheckOptions{Acked: acked})
+	if err != nil || rep.OK {
+		t.Fatalf("check after a deletion on the reference: %v\n%s", err, rep)
+	}
+	kinds := map[string]int{}
+	for _, d := range rep.Differences {
+		kinds[d.Kind]++
+		if d.Reference != "standby normal_0_1" {
+			t.Errorf("difference against %q, want the new primary's master standby normal_0_1: %s", d.Reference, d.Message)
+		}
+		if d.Kind == drlab.DiffAcked && (d.Node != "normal_0_1" || d.Cluster != "standby" || d.FirstMissing != w.LastSeq || d.MissingAcked != 1) {
+			t.Errorf("acked difference %+v", d)
+		}
+	}
+	if kinds[drlab.DiffTable] != 5 || kinds[drlab.DiffAcked] != 1 {
+		t.Errorf("differences by kind %v, want 5 table and 1 acked:\n%s", kinds, rep)
+	}
+	if _, err := conn.ExecContext(ctx, "INSERT INTO flowlab.seq (id, seq, cluster, written_at) VALUES (?, ?, ?, ?)", id, seq, clu, at); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := l.Check(ctx, drlab.CheckOptions{Acked: acked}); err != nil || !rep.OK {
+		t.Fatalf("check after restoring the row: %v\n%s", err, rep)
+	}
+
+	// Half-done: both routers out of slave-dbscale-mode. The roles are
+	// unknown, a write to "the primary" refuses, a built name still works.
+	old := openRouter(t, l, "primary")
+	if _, err := old.ExecContext(ctx, "dbscale set global 'slave-dbscale-mode' = 0"); err != nil {
+		t.Fatal(err)
+	}
+	roles, err = l.Roles(ctx)
+	if err != nil || roles.Known || !strings.Contains(roles.Reason, "neither router") {
+		t.Errorf("roles with both routers in slave-dbscale-mode 0: %+v, %v", roles, err)
+	}
+	if _, err := l.Write(ctx, drlab.WriteOptions{Duration: time.Second, MaxRows: 1}); !errors.Is(err, drlab.ErrRolesUnknown) {
+		t.Errorf("write to the primary with unknown roles: %v, want ErrRolesUnknown", err)
+	}
+	if st, err := l.Status(ctx); err != nil || st.Roles.Known || st.Routers[0].Role != "" || st.Nodes[0].ClusterRole != "" {
+		t.Errorf("status with unknown roles: %+v, %v", st.Roles, err)
+	}
+	if rep, err := l.Check(ctx, drlab.CheckOptions{Wait: 10 * time.Second}); err != nil || rep.ReferenceCluster != "primary" || !strings.Contains(rep.Note, "unknown") {
+		t.Errorf("check with unknown roles: %v\n%s", err, rep)
+	}
+	if _, err := old.ExecContext(ctx, "dbscale set global 'slave-dbscale-mode' = 1"); err != nil {
+		t.Fatal(err)
+	}
+
+	// And back: the lab is as built again.
+	res2 := follow("primary")
+	roles, err = l.Roles(ctx)
+	if err != nil || !roles.Known || roles.Switched {
+		t.Fatalf("roles after switching back: %+v, %v", roles, err)
+	}
+	w, err = l.Write(ctx, drlab.WriteOptions{Duration: time.Second, MaxRows: 10})
+	if err != nil || w.Cluster != "primary" || w.Role != "primary" {
+		t.Fatalf("write after switching back: %+v, %v", w, err)
+	}
+	acked = append(append(acked, res2.Acked()...), drlab.SeqRange{First: w.FirstSeq, Last: w.LastSeq})
+	if rep, err := l.Check(ctx, drlab.CheckOptions{Wait: 30 * time.Second, Acked: acked}); err != nil || !rep.OK || rep.ReferenceCluster != "primary" {
+		t.Fatalf("check after switching back: %v\n%s", err, rep)
+	}
+	t.Logf("write outage measured by the follow writer: %.1f ms to the built standby, %.1f ms back", res1.LongestGap.Millis, res2.LongestGap.Millis)
 }
 
 // TestDownLeavesNoProcess stops the package's one-shard lab (TestShardsTwo,

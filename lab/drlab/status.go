@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -32,6 +33,10 @@ type Status struct {
 	PSS int64 `json:"pss_bytes"`
 	// AllUp is true when every node, router and the sshd answer.
 	AllUp bool `json:"all_up"`
+	// Roles are the clusters' current DR roles as the routers say them
+	// (a switchover swaps them; the nodes' and routers' Cluster stay the
+	// built names).
+	Roles Roles `json:"roles"`
 }
 
 // NodeStatus is one MySQL node.
@@ -55,6 +60,9 @@ type NodeStatus struct {
 	// GTIDExecuted is @@GLOBAL.gtid_executed (newlines removed).
 	GTIDExecuted string `json:"gtid_executed"`
 	RSS          int64  `json:"rss_bytes"`
+	// ClusterRole is the current role of the node's cluster (primary or
+	// standby; "" while the roles are unknown). Cluster is its built name.
+	ClusterRole string `json:"cluster_role"`
 }
 
 // ReplicaStatus is the part of SHOW REPLICA STATUS the lab reports.
@@ -89,6 +97,23 @@ type RouterStatus struct {
 	Up      bool   `json:"up"`
 	Error   string `json:"error,omitempty"`
 	RSS     int64  `json:"rss_bytes"`
+	// Role is the current role of the router's cluster (primary or
+	// standby; "" while the roles are unknown); Cluster is its built name.
+	Role string `json:"role"`
+	// ReadOnly and SlaveDBScaleMode are the router's enable-read-only and
+	// slave-dbscale-mode ("" when unreadable).
+	ReadOnly         string `json:"enable_read_only"`
+	SlaveDBScaleMode string `json:"slave_dbscale_mode"`
+	// DRLink is true when `dbscale show dataservers` has the
+	// slave_dbscale_server row (this router feeds a DR standby);
+	// DRLinkAddr is that row's host:port (the standby's router) and
+	// DRLinkStatus its status.
+	DRLink       bool   `json:"dr_link"`
+	DRLinkAddr   string `json:"dr_link_addr,omitempty"`
+	DRLinkStatus string `json:"dr_link_status,omitempty"`
+	// MasterOffline lists the dataservers whose master-online-status is
+	// Master_Offline (a disabled node, e.g. a drill's donor).
+	MasterOffline []string `json:"master_offline"`
 }
 
 // SSHDStatus is the lab's sshd.
@@ -108,6 +133,11 @@ type SSHDStatus struct {
 // Status probes every node (in parallel), router and the sshd.
 func (l *Lab) Status(ctx context.Context) (*Status, error) {
 	st := &Status{Dir: l.Dir, Shards: l.Shards, Ini: l.IniPath(), Nodes: make([]NodeStatus, len(l.Nodes))}
+	roles, err := l.Roles(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st.Roles = roles
 	var g errgroup.Group
 	g.SetLimit(6)
 	for i, n := range l.Nodes {
@@ -117,20 +147,30 @@ func (l *Lab) Status(ctx context.Context) (*Status, error) {
 		})
 	}
 	for _, r := range l.Routers {
-		rs := RouterStatus{Cluster: r.Cluster, Addr: r.Addr(), Dir: r.Dir, Log: r.Log, PID: r.PID, Running: routerAlive(r)}
+		rs := RouterStatus{Cluster: r.Cluster, Addr: r.Addr(), Dir: r.Dir, Log: r.Log, PID: r.PID, Running: routerAlive(r),
+			Role: roles.Of(r.Cluster), MasterOffline: []string{}}
+		for _, rr := range roles.Routers {
+			if rr.Cluster == r.Cluster {
+				rs.ReadOnly, rs.SlaveDBScaleMode = rr.ReadOnly, rr.SlaveDBScaleMode
+			}
+		}
 		if rs.Running {
 			rs.RSS = procRSS(r.PID)
 		}
 		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
-		if err := l.pingRouter(pctx, r); err != nil {
+		if rows, err := l.routerDataservers(pctx, r); err != nil {
 			rs.Error = err.Error()
 		} else {
 			rs.Up = true
+			applyDataservers(&rs, rows)
 		}
 		cancel()
 		st.Routers = append(st.Routers, rs)
 	}
 	_ = g.Wait()
+	for i := range st.Nodes {
+		st.Nodes[i].ClusterRole = roles.Of(st.Nodes[i].Cluster)
+	}
 	pids, _ := l.sshdRecorded()
 	st.SSHD = SSHDStatus{Dir: l.SSHD.Dir, Port: l.SSHD.Port, Addrs: l.SSHD.Addrs, PID: l.SSHD.PID, PIDs: pids,
 		PasswordLogin: l.Credentials.SSHPassword != "", Up: l.sshdAlive()}
@@ -148,6 +188,33 @@ func (l *Lab) Status(ctx context.Context) (*Status, error) {
 		st.AllUp = st.AllUp && r.Up
 	}
 	return st, nil
+}
+
+// routerDataservers runs `dbscale show dataservers` once on a router (as
+// its admin): the rows by column name.
+func (l *Lab) routerDataservers(ctx context.Context, r Router) ([]map[string]string, error) {
+	db, err := l.OpenRouter(r.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	return queryMaps(ctx, db, "dbscale show dataservers")
+}
+
+// applyDataservers fills a router's DR link and Master_Offline
+// dataservers from its `dbscale show dataservers` rows.
+func applyDataservers(rs *RouterStatus, rows []map[string]string) {
+	for _, row := range rows {
+		if row["servername"] == DRServer {
+			rs.DRLink = true
+			rs.DRLinkAddr = net.JoinHostPort(row["host"], row["port"])
+			rs.DRLinkStatus = row["status"]
+			continue
+		}
+		if row["master-online-status"] == "Master_Offline" {
+			rs.MasterOffline = append(rs.MasterOffline, row["servername"])
+		}
+	}
 }
 
 // nodeStatus probes one node.

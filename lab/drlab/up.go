@@ -725,10 +725,16 @@ func (u *upRun) restart(ctx context.Context, l *Lab, in *mysqld.Install) error {
 
 // recheck waits, bounded, for every node that is configured as a replica
 // to run both threads, and returns what is not as warnings: during a drill
-// the standby master and the donor are detached on purpose.
+// the standby master and the donor are detached on purpose. The masters
+// expected to replicate are the current standby's (after a switchover the
+// built primary's).
 func (l *Lab) recheck(ctx context.Context) []string {
 	ctx, cancel := context.WithTimeout(ctx, recheckTimeout)
 	defer cancel()
+	standby := ClusterStandby
+	if roles, err := l.Roles(ctx); err == nil && roles.Known {
+		standby = roles.Standby
+	}
 	var mu sync.Mutex
 	warns := []string{}
 	var g errgroup.Group
@@ -742,7 +748,7 @@ func (l *Lab) recheck(ctx context.Context) []string {
 				return nil
 			}
 			if !rs.Configured {
-				if n.Role == RoleSlave || n.Cluster == ClusterStandby {
+				if n.Role == RoleSlave || n.Cluster == standby {
 					mu.Lock()
 					warns = append(warns, fmt.Sprintf("%s is not a replica (a drill in progress?)", n))
 					mu.Unlock()
