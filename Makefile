@@ -35,7 +35,7 @@ crash-test: mysql sshd
 	@mkdir -p bench/crash
 	set -o pipefail; FLOW_CRASH_SWEEP=full FLOW_CRASH_MATCH='$(CRASH_MATCH)' FLOW_CRASH_SKIP='$(CRASH_SKIP)' \
 	  FLOW_CRASH_SUMMARY='$(abspath $(CRASH_SUMMARY))' \
-	  $(GO) test -count=1 -v -run '^TestCrashSweep$$' -timeout $(CRASH_TIMEOUT) ./playbooks/ 2>&1 | tee $(CRASH_LOG)
+	  $(GO) test -count=1 -v -run '^TestCrashSweep(Switchover)?$$' -timeout $(CRASH_TIMEOUT) ./playbooks/ 2>&1 | tee $(CRASH_LOG)
 
 ## unit: the fast tests only (no MySQL, no sshd).
 unit:

@@ -461,3 +461,61 @@ func TestSwitchoverOperator(t *testing.T) {
 		requireHealthyAs(t, h.lab, drlab.ClusterStandby)
 	})
 }
+
+// TestSwitchoverFailsPastNoReturn: a step that fails after the point of no
+// return (a site step spliced in after Step 07 fails until a file exists)
+// runs no rescue: both routers stay read-only (never two writable
+// clusters), the error says so and names `flow resume`; once the cause is
+// gone, the resume finishes the switchover.
+func TestSwitchoverFailsPastNoReturn(t *testing.T) {
+	h := newHarness(t)
+	switchBackOnCleanup(t, h.lab)
+	h.ensureHealthy(t)
+	flag := filepath.Join(t.TempDir(), "go-on")
+	wrapper := filepath.Join(h.pbDir, "switchover-failing-past-no-return.yaml")
+	if err := os.WriteFile(wrapper, []byte(`name: switchover-failing-past-no-return
+steps:
+  - include: dr-switchover.yaml
+    with: {to: target}
+    extend:
+      - after: Step 07 the new primary stops replicating
+        steps:
+          - name: test fails until `+flag+` exists
+            ssh: {on: standby_ssh, host: "{{ pairs[0].new.host }}", command: "test -f `+flag+`", changes: false}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := newCycleDirs(t)
+	args := []string{"run", wrapper, "-c", h.lab.IniPath(), "--state-dir", d.state, "--log-format", "json", "--yes"}
+	r := h.flow(context.Background(), args, nil)
+	if r.Code != engine.ExitStepFailed {
+		t.Fatalf("exit %d, want %d (failed)\n%s", r.Code, engine.ExitStepFailed, r.errorText())
+	}
+	for _, w := range []string{"past its point of no return", "both routers stay read-only", "flow resume " + r.RunID} {
+		if !strings.Contains(r.Stderr, w) {
+			t.Errorf("the error does not say %q:\n%s", w, r.errorText())
+		}
+	}
+	if strings.Contains(r.Stdout, `"event":"rescue_started"`) {
+		t.Errorf("a rescue ran after the point of no return")
+	}
+	for _, cluster := range []string{drlab.ClusterPrimary, drlab.ClusterStandby} {
+		db, err := h.lab.OpenRouter(cluster)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts, err := queryRows(context.Background(), db, "dbscale show options like 'enable-read-only'")
+		db.Close()
+		if err != nil || len(opts) != 1 || !strings.HasSuffix(opts[0], "value=1") {
+			t.Errorf("the %s router after the failure: enable-read-only %v (%v), want 1", cluster, opts, err)
+		}
+	}
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if rr := h.flow(context.Background(), resumeArgs(r.RunID, d.state), nil); rr.Code != 0 {
+		t.Fatalf("resume: exit %d\n%s", rr.Code, rr.errorText())
+	}
+	requireRoles(t, h.lab, drlab.ClusterStandby)
+	requireHealthyAs(t, h.lab, drlab.ClusterStandby)
+}
