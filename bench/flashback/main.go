@@ -20,6 +20,9 @@
 //     as the engine's each step's preparation before its first statement
 //     (rendering, the run journal, opening a connection).
 //
+// After the cycles and the floor it runs -switchovers planned switchovers
+// there and back with a writer following the primary (switchover.go).
+//
 // With -shards 1,2,4,8 it does all of that on a fresh lab of each size in
 // turn and adds a table per shard count: the lab's start-up time and memory
 // (PSS after up and the peak during the cycles, clone instances included),
@@ -71,7 +74,7 @@ const (
 // options are the command-line flags.
 type options struct {
 	dir, logs, flow, from, md string
-	runs, rate                int
+	runs, rate, switchovers   int
 	shards                    []int // one lab, one set of cycles, per count
 	keep                      bool
 	lockWait, min, drill      time.Duration
@@ -90,6 +93,7 @@ func main() {
 	flag.DurationVar(&o.lockWait, "lock-wait", 30*time.Minute, "how long to wait for the lab lock")
 	flag.DurationVar(&o.min, "min", 50*time.Millisecond, "hide nested steps shorter than this in the step tables")
 	flag.DurationVar(&o.drill, "drill", 2*time.Second, "how long the drill writes on the standby between start and stop")
+	flag.IntVar(&o.switchovers, "switchovers", 1, "after the cycles, planned switchovers there and back (dr-switchover.yaml) with a writer following the primary (0: none)")
 	flag.IntVar(&o.rate, "primary-rate", 50, "rows per second written on the primary during start, the drill and stop (0: none)")
 	flag.Parse()
 	for _, f := range strings.Split(*shardList, ",") {
@@ -175,11 +179,17 @@ func report(o options, scales []*Scale) error {
 	}
 	writeScaling(os.Stdout, scales)
 	writeFloor(os.Stdout, scales, false)
+	for _, sc := range scales {
+		writeSwitchovers(os.Stdout, sc.Switches)
+	}
 	if o.md == "" {
 		return nil
 	}
 	var b bytes.Buffer
 	writeMarkdown(&b, scales, detail, o.min)
+	for _, sc := range scales {
+		writeSwitchovers(&b, sc.Switches)
+	}
 	return os.WriteFile(o.md, b.Bytes(), 0o644)
 }
 
@@ -418,6 +428,8 @@ type Scale struct {
 	Cycles           []*Cycle
 	// Floor is one clone and one restart timed alone after the cycles.
 	Floor *Floor
+	// Switches are the planned switchovers after the floor.
+	Switches []Switch
 	// Env describes the machine and the run for the report.
 	Env string
 }
@@ -524,7 +536,11 @@ func benchShards(ctx context.Context, o options, flow string, shards int, keep b
 	}
 	progress("%d shard(s): one clone %s (%d MiB), one restart %s (shutdown %s, start %s)", shards, sc.Floor.Clone.Round(time.Millisecond),
 		sc.Floor.Bytes>>20, (sc.Floor.Shutdown + sc.Floor.Start).Round(time.Millisecond), sc.Floor.Shutdown.Round(time.Millisecond), sc.Floor.Start.Round(time.Millisecond))
-	return sc, nil
+	if o.switchovers > 0 {
+		progress("%d shard(s): %d planned switchover(s) there and back with a writer following the primary", shards, o.switchovers)
+		sc.Switches, err = measureSwitchovers(ctx, o, flow, o.switchovers)
+	}
+	return sc, err
 }
 
 // gb formats bytes as gigabytes (10^9, as `flow lab up` prints them).
