@@ -59,6 +59,10 @@ func (x *Exec) Hold(c io.Closer) {
 // RunID is the run's id.
 func (x *Exec) RunID() string { return x.r.opts.RunID }
 
+// StateDir is the run's state directory (Options.StateDir; "" when the
+// caller gave none): where a step keeps a local file by default.
+func (x *Exec) StateDir() string { return x.r.opts.StateDir }
+
 // StepName is the step's rendered name.
 func (x *Exec) StepName() string { return x.name }
 
@@ -233,6 +237,9 @@ type Render struct {
 	step    *Step
 	unknown bool
 }
+
+// StateDir is Exec.StateDir for a preview.
+func (rd *Render) StateDir() string { return rd.r.opts.StateDir }
 
 // Unknown reports whether something rendered depended on unknown values.
 func (rd *Render) Unknown() bool { return rd.unknown }

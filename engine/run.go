@@ -53,6 +53,10 @@ type Options struct {
 	JSON    bool
 	SSHDial SSHDialer
 	RunID   string
+	// StateDir is the run's state directory (journals, run lock): a step
+	// that keeps a local file by default keeps it there (the redo record
+	// with an empty path), so it does not depend on the working directory.
+	StateDir string
 	// Operator and Host identify who runs flow where.
 	Operator, Host string
 	// Journal, when set, receives every event of the run (the durable

@@ -150,7 +150,7 @@ var specDocs = map[string]string{
 	"log.summary": "also a fact of the run's summary (flow status, flow report): what changed where, when",
 
 	"redo.action":     "write, read or clear the record",
-	"redo.path":       "the record's file",
+	"redo.path":       "the record's file; empty: redo.json in the run's state directory (--state-dir)",
 	"redo.format":     "json (default) or legacy (the original tool's one-line file)",
 	"redo.values":     "write: the names and expressions to record",
 	"redo.required":   "read: a missing record is an error (default true)",

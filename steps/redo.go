@@ -39,7 +39,9 @@ type RedoStep struct {
 	// Action is write, read, update (this run's record: the values given
 	// are set, the others kept) or clear.
 	Action string `yaml:"action"`
-	// Path is the record's file.
+	// Path is the record's file; when it renders empty, redo.json in the
+	// run's state directory (--state-dir), so the record does not depend on
+	// the working directory.
 	Path *engine.Text `yaml:"path"`
 	// Format is json (default) or legacy (the original one-line file).
 	Format string `yaml:"format"`
@@ -182,9 +184,22 @@ func (s *RedoStep) valueNames() []string {
 	return keys
 }
 
+// defaultRedoFile is the record's file in the run's state directory when
+// `path:` renders empty.
+const defaultRedoFile = "redo.json"
+
+// recordPath is the record's file: path, or, when it is empty,
+// defaultRedoFile in the run's state directory ("" when there is none).
+func recordPath(path, stateDir string) string {
+	if strings.TrimSpace(path) == "" && stateDir != "" {
+		return filepath.Join(stateDir, defaultRedoFile)
+	}
+	return path
+}
+
 // Render shows what would be written, read or removed.
 func (s *RedoStep) Render(r *engine.Render) ([]engine.Action, error) {
-	path := r.Text(s.Path)
+	path := recordPath(r.Text(s.Path), r.StateDir())
 	var text string
 	switch s.Action {
 	case "write":
@@ -217,8 +232,8 @@ func (s *RedoStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, err
 	if err != nil {
 		return nil, err
 	}
-	if strings.TrimSpace(path) == "" {
-		return nil, fmt.Errorf("redo: `path: %s` is empty", s.Path.Raw)
+	if path = recordPath(path, x.StateDir()); strings.TrimSpace(path) == "" {
+		return nil, fmt.Errorf("redo: `path: %s` is empty and the run has no state directory to keep the record in", s.Path.Raw)
 	}
 	shown := path
 	if abs, err := filepath.Abs(path); err == nil && abs != path {

@@ -289,7 +289,10 @@ func execute(ctx context.Context, st *streams, path string, f *runFlags, mode en
 		if run, err = startRun(ctx, f.stateDir, path, pb, f.config, vars, cfg, mode); err != nil {
 			return err
 		}
-		opts.RunID, opts.Journal = run.id, run
+		opts.RunID, opts.Journal, opts.StateDir = run.id, run, absDir(run.stateDir)
+		if h := legacyStateHint(run.stateDir); h != "" {
+			fmt.Fprintln(st.err, "flow: note: "+h)
+		}
 	}
 	view := startProgress(st, f, mode, &opts, pb) // the live view on a terminal (progress.go)
 	defer view.Close()

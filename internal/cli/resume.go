@@ -97,7 +97,7 @@ func takeUp(ctx context.Context, st *streams, ref string, f *continueFlags, comm
 	if stateDir == "" {
 		stateDir = stateDirDefault()
 	}
-	id, err := journal.Resolve(stateDir, ref)
+	id, err := resolveRun(stateDir, ref)
 	if err != nil {
 		return nil, engine.Invalid(err)
 	}
@@ -290,7 +290,7 @@ func interruptedList(rs *engine.ResumeState) string {
 func (c *continued) runner(st *streams, f *continueFlags, mode engine.Mode, out io.Writer, withView bool) (*engine.Runner, *progressView) {
 	opts := engine.Options{Mode: mode, Config: c.cfg, Vars: c.vars, Yes: f.yes,
 		Interactive: isTerminal(st.in), Stdin: st.in, Out: out, Prompt: st.err, Log: c.log, JSON: c.json,
-		SSHDial: sshdial.Dial, Operator: operator(), Host: hostname(), RunID: c.id, Resume: c.rs}
+		SSHDial: sshdial.Dial, Operator: operator(), Host: hostname(), RunID: c.id, Resume: c.rs, StateDir: absDir(c.stateDir)}
 	if c.rec != nil {
 		opts.Journal = c.rec
 	}

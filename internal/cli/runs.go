@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -24,20 +25,47 @@ func init() {
 	extraCommands = append(extraCommands, newRunsCmd, newStatusCmd, newAuditCmd)
 }
 
-// stateDirDefault is where runs keep their journals and lock unless
-// --state-dir says otherwise: $FLOW_STATE_DIR when set (a DBA's profile
-// sets it once, so every folder sees the same runs), else .flow in the
-// working directory.
+// stateDirDefault is where runs keep their journals, lock and (unless a
+// playbook names another file) the redo record when --state-dir says
+// nothing: $FLOW_STATE_DIR when set, else the DBA's own state folder
+// ($XDG_STATE_HOME/flow, by default ~/.local/state/flow), so that `flow
+// runs`, `status` and `resume` see the same runs from every folder; .flow
+// in the working directory only when there is no home directory.
 func stateDirDefault() string {
 	if d := os.Getenv(stateDirEnv); d != "" {
 		return d
 	}
-	return ".flow"
+	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "flow")
+	}
+	if home, err := os.UserHomeDir(); err == nil && home != "" {
+		return filepath.Join(home, ".local", "state", "flow")
+	}
+	return legacyStateDir
 }
 
 // stateDirEnv names the environment variable that moves the default state
 // directory.
 const stateDirEnv = "FLOW_STATE_DIR"
+
+// legacyStateDir is the state directory flow used by default before 0.6:
+// .flow in the working directory.
+const legacyStateDir = ".flow"
+
+// legacyStateHint says, when the working directory's .flow holds runs and
+// dir is another folder, how to reach them ("" otherwise): flow once kept
+// its runs there by default.
+func legacyStateHint(dir string) string {
+	if runs, _ := filepath.Glob(filepath.Join(legacyStateDir, "runs", "*", "journal.jsonl")); len(runs) == 0 {
+		return ""
+	}
+	a, _ := filepath.Abs(legacyStateDir)
+	b, _ := filepath.Abs(dir)
+	if a == b {
+		return ""
+	}
+	return fmt.Sprintf("./%s holds runs kept there by an earlier flow (its default state directory); these commands use %s: pass --state-dir %s to reach those runs, or move them", legacyStateDir, dir, legacyStateDir)
+}
 
 // runRecord is one run's journal and lock, as execute uses them: it passes
 // the engine's events to the journal, recording an interrupted run as such.
@@ -228,7 +256,7 @@ func changedText(o engine.Outcome, dryRun bool) string {
 
 // stateDirFlag adds --state-dir to a command.
 func stateDirFlag(c *cobra.Command, dir *string) {
-	c.Flags().StringVar(dir, "state-dir", stateDirDefault(), "folder of the run journals and the run lock (default: $"+stateDirEnv+", else .flow in the working directory)")
+	c.Flags().StringVar(dir, "state-dir", stateDirDefault(), "folder of the run journals, the run lock and the default redo record (default: $"+stateDirEnv+", else $XDG_STATE_HOME/flow, else ~/.local/state/flow)")
 }
 
 func newRunsCmd(st *streams) *cobra.Command {
@@ -243,7 +271,10 @@ func newRunsCmd(st *streams) *cobra.Command {
 				return err
 			}
 			if len(runs) == 0 {
-				fmt.Fprintf(st.out, "no runs in %s (runs are kept in --state-dir, by default $%s, else .flow in the working directory the run started in)\n", dir, stateDirEnv)
+				fmt.Fprintf(st.out, "no runs in %s (runs are kept in --state-dir, by default $%s, else $XDG_STATE_HOME/flow, else ~/.local/state/flow)\n", dir, stateDirEnv)
+				if h := legacyStateHint(dir); h != "" {
+					fmt.Fprintln(st.out, h)
+				}
 				return nil
 			}
 			tw := tabwriter.NewWriter(st.out, 2, 4, 2, ' ', 0)
@@ -321,7 +352,7 @@ hash (keep it elsewhere: the chain proves the file is consistent with itself, th
 kept hash proves it is the same file); exit 1 names the first line that fails.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := journal.Resolve(dir, args[0])
+			id, err := resolveRun(dir, args[0])
 			if err != nil {
 				return engine.Invalid(err)
 			}
@@ -482,10 +513,30 @@ func fmtDuration(d time.Duration) string {
 	return d.Round(time.Second).String()
 }
 
+// absDir is dir made absolute (dir itself when that fails).
+func absDir(dir string) string {
+	if a, err := filepath.Abs(dir); err == nil {
+		return a
+	}
+	return dir
+}
+
+// resolveRun is journal.Resolve, its error naming the working directory's
+// .flow when that holds runs of an earlier flow's default.
+func resolveRun(dir, ref string) (string, error) {
+	id, err := journal.Resolve(dir, ref)
+	if err != nil {
+		if h := legacyStateHint(dir); h != "" {
+			err = fmt.Errorf("%w; %s", err, h)
+		}
+	}
+	return id, err
+}
+
 // loadRun loads the run a RUN argument names (a run id, a unique prefix of
 // one, or "last"); naming no run is a usage error (exit 2).
 func loadRun(dir, ref string) (*journal.Run, error) {
-	id, err := journal.Resolve(dir, ref)
+	id, err := resolveRun(dir, ref)
 	if err != nil {
 		return nil, engine.Invalid(err)
 	}

@@ -230,30 +230,48 @@ func TestRunLockHeld(t *testing.T) {
 	}
 }
 
-// TestDefaultStateDirAndPlan: without --state-dir the journal goes to
-// ./.flow, or to $FLOW_STATE_DIR when set; plan writes none.
+// TestDefaultStateDirAndPlan: without --state-dir the journal goes to the
+// DBA's own state folder ($XDG_STATE_HOME/flow, else ~/.local/state/flow),
+// or to $FLOW_STATE_DIR when set, whatever the working directory; plan
+// writes none. A working directory whose .flow holds runs of an earlier
+// flow's default is named in the notes and errors, with --state-dir .flow.
 func TestDefaultStateDirAndPlan(t *testing.T) {
 	dir := t.TempDir()
 	pb := writePlaybook(t, dir, "tiny.yaml", tinyPlaybook)
+	xdg := filepath.Join(dir, "xdg-state")
+	t.Setenv("FLOW_STATE_DIR", "")
+	t.Setenv("XDG_STATE_HOME", xdg)
+	state := filepath.Join(xdg, "flow")
 	t.Chdir(dir)
 	if code, _, stderr := runFlow("plan", pb); code != 0 {
 		t.Fatalf("flow plan: exit %d: %s", code, stderr)
 	}
-	if _, err := os.Stat(".flow"); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(state); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("flow plan created the state directory: %v", err)
 	}
 	if code, _, stderr := runFlow("run", pb); code != 0 {
 		t.Fatalf("flow run: exit %d: %s", code, stderr)
 	}
-	onlyRun(t, ".flow")
+	onlyRun(t, state)
+	if _, err := os.Stat(".flow"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("flow run wrote ./.flow in the working directory: %v", err)
+	}
+	t.Chdir(t.TempDir())
 	if code, stdout, _ := runFlow("runs"); code != 0 || !strings.Contains(stdout, "success") {
-		t.Errorf("flow runs in the working directory: exit %d\n%s", code, stdout)
+		t.Errorf("flow runs from another folder: exit %d\n%s", code, stdout)
 	}
 	if code, stdout, _ := runFlow("runs", "--state-dir", filepath.Join(dir, "empty")); code != 0 || !strings.Contains(stdout, "no runs in") {
 		t.Errorf("flow runs of an empty state dir: exit %d\n%s", code, stdout)
 	}
-	// FLOW_STATE_DIR moves the default: a run from one folder is listed
-	// from another
+	// no XDG_STATE_HOME: the home directory's .local/state/flow
+	home := filepath.Join(dir, "home")
+	t.Setenv("XDG_STATE_HOME", "")
+	t.Setenv("HOME", home)
+	if code, _, stderr := runFlow("run", pb); code != 0 {
+		t.Fatalf("flow run with HOME only: exit %d: %s", code, stderr)
+	}
+	onlyRun(t, filepath.Join(home, ".local", "state", "flow"))
+	// FLOW_STATE_DIR moves the default
 	shared := filepath.Join(dir, "shared-state")
 	t.Setenv("FLOW_STATE_DIR", shared)
 	if code, _, stderr := runFlow("run", pb); code != 0 {
@@ -263,6 +281,48 @@ func TestDefaultStateDirAndPlan(t *testing.T) {
 	t.Chdir(t.TempDir())
 	if code, stdout, _ := runFlow("runs"); code != 0 || !strings.Contains(stdout, "success") {
 		t.Errorf("flow runs from another folder with FLOW_STATE_DIR: exit %d\n%s", code, stdout)
+	}
+	// runs an earlier flow kept in ./.flow are named, never silently lost
+	legacy := t.TempDir()
+	t.Chdir(legacy)
+	if code, _, stderr := runFlow("run", pb, "--state-dir", ".flow"); code != 0 {
+		t.Fatalf("flow run --state-dir .flow: exit %d: %s", code, stderr)
+	}
+	code, _, stderr := runFlow("run", pb)
+	if code != 0 || !strings.Contains(stderr, "./.flow holds runs") || !strings.Contains(stderr, "--state-dir .flow") {
+		t.Errorf("flow run beside an old ./.flow: exit %d, want a note naming it:\n%s", code, stderr)
+	}
+	if code, _, stderr := runFlow("status", "nope"); code != 2 || !strings.Contains(stderr, "--state-dir .flow") {
+		t.Errorf("flow status of an unknown run beside an old ./.flow: exit %d, want the hint:\n%s", code, stderr)
+	}
+}
+
+// TestRedoDefaultInStateDir: a redo step whose path renders empty keeps
+// the record as redo.json in the run's state directory, not in the working
+// directory.
+func TestRedoDefaultInStateDir(t *testing.T) {
+	dir := t.TempDir()
+	pb := writePlaybook(t, dir, "redo.yaml", `name: redo-default
+params:
+  redo_path: {type: string, default: ""}
+steps:
+  - name: write the record
+    redo: {action: write, path: "{{ redo_path }}", values: {step: "'one'"}}
+  - name: read it back
+    redo: {action: read, path: "{{ redo_path }}"}
+    register: rec
+  - assert: {that: rec.values.step == "one", message: "read back {{ rec.values }}"}
+`)
+	state := filepath.Join(dir, "state")
+	t.Chdir(t.TempDir())
+	if code, _, stderr := runFlow("run", pb, "--state-dir", state); code != 0 {
+		t.Fatalf("flow run: exit %d: %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(state, "redo.json")); err != nil {
+		t.Errorf("the record is not in the state directory: %v", err)
+	}
+	if files, _ := filepath.Glob("*"); len(files) != 0 {
+		t.Errorf("the run wrote into the working directory: %v", files)
 	}
 }
 
