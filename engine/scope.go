@@ -62,12 +62,29 @@ type evalEnv struct {
 }
 
 func (e *evalEnv) unknown(x *Expr) bool {
-	if x == nil || len(e.unknowns) == 0 {
+	if x == nil {
 		return false
 	}
 	for _, r := range x.refs {
-		if e.unknowns[r] {
+		if e.isUnknown(r) {
 			return true
+		}
+	}
+	return false
+}
+
+// isUnknown says whether the variable name is unknown (plan, dry run):
+// flagged so, or a mapping one of whose values is (an include's registered
+// output, whose included playbook read what only a run knows).
+func (e *evalEnv) isUnknown(name string) bool {
+	if e.unknowns[name] {
+		return true
+	}
+	if m, ok := e.vars[name].(map[string]any); ok {
+		for _, v := range m {
+			if _, unk := v.(Unknown); unk {
+				return true
+			}
 		}
 	}
 	return false
@@ -77,7 +94,7 @@ func (e *evalEnv) unknown(x *Expr) bool {
 func (e *evalEnv) unknownRefs(x *Expr) []string {
 	var out []string
 	for _, r := range x.refs {
-		if e.unknowns[r] {
+		if e.isUnknown(r) {
 			out = append(out, r)
 		}
 	}

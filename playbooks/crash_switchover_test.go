@@ -39,7 +39,7 @@ func (h *harness) switchoverReference(t *testing.T) (sw, back []killPoint) {
 	ctx := context.Background()
 	d := newCycleDirs(t)
 	w := startFollower(h.lab)
-	defer w.stop(t)
+	defer w.cancel()
 	groups := map[string]string{}
 	s := h.flow(ctx, h.switchArgs("target", d.state), nil)
 	if s.Code != 0 {
@@ -49,6 +49,10 @@ func (h *harness) switchoverReference(t *testing.T) (sw, back []killPoint) {
 	if b.Code != 0 {
 		t.Fatalf("reference switchover back: exit %d\n%s", b.Code, b.errorText())
 	}
+	w.stop(t)
+	if err := dropFollowerRows(h.lab); err != nil {
+		t.Fatal(err)
+	}
 	return killPoints("switch", s, groups), killPoints("back", b, groups)
 }
 
@@ -56,13 +60,7 @@ func (h *harness) switchoverReference(t *testing.T) (sw, back []killPoint) {
 // the DR link's dataserver on the new primary, and opening it (the way back).
 func sampleSwitchPoints(sw, back []killPoint) (out []killPoint, missing []string) {
 	pick := func(what string, list []killPoint, ok func(killPoint) bool) {
-		for _, k := range list {
-			if ok(k) {
-				out = append(out, k)
-				return
-			}
-		}
-		missing = append(missing, what)
+		pickPoint(&out, &missing, what, list, ok)
 	}
 	byName := func(name string) func(killPoint) bool { return func(k killPoint) bool { return k.Name == name } }
 	pick(`switch "Step 04 freeze the primary router"`, sw, byName("Step 04 freeze the primary router"))
@@ -176,6 +174,9 @@ func (h *harness) switchTrial(t *testing.T, k killPoint) (res trialResult) {
 	rep, err := h.lab.Check(cctx, drlab.CheckOptions{Wait: checkWait, Acked: fr.Acked()})
 	if err != nil || !rep.OK {
 		return fail("after the trial the nodes differ or lack an acknowledged row: %v %v", err, rep)
+	}
+	if err := dropFollowerRows(h.lab); err != nil {
+		return fail("%v", err)
 	}
 	if problems := waitHealthy(h.lab); len(problems) > 0 {
 		return fail("the lab after the trial: %s", strings.Join(problems, "; "))

@@ -288,7 +288,7 @@ func startPrimaryWrites(lab *drlab.Lab) *primaryWriter {
 	go func() {
 		defer w.wg.Done()
 		for ctx.Err() == nil {
-			res, err := lab.Write(ctx, drlab.WriteOptions{Cluster: drlab.ClusterPrimary, Duration: time.Second, MaxRows: 50, Rate: 50})
+			res, err := lab.Write(ctx, drlab.WriteOptions{Cluster: drlab.BuiltPrimary, Duration: time.Second, MaxRows: 50, Rate: 50})
 			w.mu.Lock()
 			if res != nil {
 				w.rows += res.Rows
@@ -475,7 +475,7 @@ func (h *harness) referenceCycle(t *testing.T) *reference {
 // drillWrites writes the drill's rows through the standby router: they
 // must be accepted (start opened the standby for writes).
 func drillWrites(ctx context.Context, lab *drlab.Lab) error {
-	res, err := lab.Write(ctx, drlab.WriteOptions{Cluster: drlab.ClusterStandby, Duration: 2 * time.Second, MaxRows: 100})
+	res, err := lab.Write(ctx, drlab.WriteOptions{Cluster: drlab.BuiltStandby, Duration: 2 * time.Second, MaxRows: 100})
 	if err != nil {
 		return fmt.Errorf("drill writes on the standby: %v", err)
 	}
@@ -490,15 +490,21 @@ func drillWrites(ctx context.Context, lab *drlab.Lab) error {
 // record of the snapshots; in stop the first shutdown of a standby node,
 // the first snapshot swap and the re-attach's `dynamic add dataserver`. It
 // returns the names it could not find too.
+// pickPoint appends to out the first point of list that ok accepts, or
+// what to missing when none does.
+func pickPoint(out *[]killPoint, missing *[]string, what string, list []killPoint, ok func(killPoint) bool) {
+	for _, k := range list {
+		if ok(k) {
+			*out = append(*out, k)
+			return
+		}
+	}
+	*missing = append(*missing, what)
+}
+
 func samplePoints(ref *reference) (out []killPoint, missing []string) {
 	pick := func(what string, list []killPoint, ok func(killPoint) bool) {
-		for _, k := range list {
-			if ok(k) {
-				out = append(out, k)
-				return
-			}
-		}
-		missing = append(missing, what)
+		pickPoint(&out, &missing, what, list, ok)
 	}
 	shutdown := regexp.MustCompile(`^shutdown instance \S+$`)
 	pick(`start "Step 08 remove standby cluster"`, ref.start, func(k killPoint) bool { return k.Name == "Step 08 remove standby cluster" })

@@ -114,7 +114,7 @@ func TestFlashbackDryRun(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for wctx.Err() == nil {
-			if _, err := lab.Write(wctx, drlab.WriteOptions{Cluster: drlab.ClusterPrimary, Duration: time.Second, MaxRows: 2000}); err != nil && wctx.Err() == nil {
+			if _, err := lab.Write(wctx, drlab.WriteOptions{Cluster: drlab.BuiltPrimary, Duration: time.Second, MaxRows: 2000}); err != nil && wctx.Err() == nil {
 				t.Errorf("primary writes during the dry run: %v", err)
 				return
 			}

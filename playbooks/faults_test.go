@@ -588,3 +588,42 @@ func socketHolders(host string, port int) ([]int, error) {
 	}
 	return out, nil
 }
+
+// TestFaultInterruptedDuringClone: the operator presses Ctrl-C (SIGINT) as
+// the first clone starts, after the point of no return. flow aborts the
+// clone (KILL QUERY), which leaves its partial copy in the snapshot folder
+// (MySQL then refuses a clone into that folder, 1007), and exits 130 with
+// the standby open for the drill. `flow resume` starts that recipient over
+// — once no clone runs on it, from an empty folder — and finishes the
+// start; then the cycle completes and the independent checks hold.
+func TestFaultInterruptedDuringClone(t *testing.T) {
+	f := newFaultRun(t, nil)
+	sent := false
+	var into string
+	r := f.h.flow(context.Background(), f.h.runArgs("flashback-start.yaml", f.d.state, f.d.redo), func(ev flowEvent, pid int) bool {
+		if ev.Event == "clone_started" && !sent {
+			sent, into = true, ev.Name
+			_ = syscall.Kill(pid, syscall.SIGINT)
+		}
+		return false
+	})
+	if !sent {
+		t.Fatalf("no clone started (no clone_started event): exit %d\n%s", r.Code, r.errorText())
+	}
+	if r.Code != engine.ExitInterrupted {
+		t.Fatalf("exit %d after SIGINT during %q, want %d\n%s", r.Code, into, engine.ExitInterrupted, r.errorText())
+	}
+	t.Logf("SIGINT during %q: exit %d in %s: %s", into, r.Code, r.Took.Round(time.Millisecond), firstLine(r.errorText()))
+	rr := f.h.flow(context.Background(), resumeArgs(r.RunID, f.d.state), nil)
+	if rr.Code != 0 {
+		t.Fatalf("flow resume after the interrupted clone: exit %d\n%s", rr.Code, rr.errorText())
+	}
+	emptied := false
+	for _, ev := range rr.Events {
+		emptied = emptied || ev.Event == "step_finished" && strings.HasPrefix(ev.Name, "Step 16 no partial snapshot on ")
+	}
+	if !emptied {
+		t.Errorf("the resume did not start the interrupted recipient over from an empty folder")
+	}
+	f.finish(t, r.RunID)
+}

@@ -702,7 +702,7 @@ func holdBackSlave(lab *drlab.Lab, slave drlab.Node) (*sql.Conn, func(), string,
 		release()
 		return nil, nil, "", fmt.Errorf("%s: FLUSH TABLES WITH READ LOCK: %w", slave, err)
 	}
-	if _, err := lab.Write(ctx, drlab.WriteOptions{Cluster: drlab.ClusterPrimary, Duration: time.Second, MaxRows: 1}); err != nil {
+	if _, err := lab.Write(ctx, drlab.WriteOptions{Cluster: drlab.BuiltPrimary, Duration: time.Second, MaxRows: 1}); err != nil {
 		release()
 		return nil, nil, "", fmt.Errorf("a write on the primary: %w", err)
 	}

@@ -41,7 +41,7 @@ func TestFlashbackEndToEndTwoShards(t *testing.T) {
 	secrets := labSecrets(t, lab)
 
 	// primary writes before the drill, on every shard
-	if _, err := lab.Write(ctx, drlab.WriteOptions{Cluster: drlab.ClusterPrimary, Duration: 2 * time.Second, MaxRows: 200}); err != nil {
+	if _, err := lab.Write(ctx, drlab.WriteOptions{Cluster: drlab.BuiltPrimary, Duration: 2 * time.Second, MaxRows: 200}); err != nil {
 		t.Fatalf("primary writes before the drill: %v", err)
 	}
 	for k := 1; k < lab.Shards; k++ {
@@ -70,7 +70,7 @@ func TestFlashbackEndToEndTwoShards(t *testing.T) {
 				var err error
 				if k == 0 {
 					var res *drlab.WriteResult
-					res, err = lab.Write(wctx, drlab.WriteOptions{Cluster: drlab.ClusterPrimary, Duration: time.Second, MaxRows: 50, Rate: 50})
+					res, err = lab.Write(wctx, drlab.WriteOptions{Cluster: drlab.BuiltPrimary, Duration: time.Second, MaxRows: 50, Rate: 50})
 					if res != nil {
 						n = res.Rows
 					}
@@ -115,7 +115,7 @@ func TestFlashbackEndToEndTwoShards(t *testing.T) {
 
 	// drill writes on the standby of every shard
 	drillRows := 0
-	res, err := lab.Write(ctx, drlab.WriteOptions{Cluster: drlab.ClusterStandby, Duration: 2 * time.Second, MaxRows: 100})
+	res, err := lab.Write(ctx, drlab.WriteOptions{Cluster: drlab.BuiltStandby, Duration: 2 * time.Second, MaxRows: 100})
 	if err != nil || res.Rows == 0 {
 		t.Fatalf("drill writes on the standby: %v (%v)", err, res)
 	}
