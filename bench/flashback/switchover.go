@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/flowdba/flow/lab/drlab"
 )
 
 // The planned switchover (issue #15) measured on the same lab: with `flow
@@ -81,6 +83,12 @@ func measureSwitchovers(ctx context.Context, o options, flow string, n int) ([]S
 			out = append(out, sw)
 		}
 	}
+	// the way back's outage ends with the writer's first row through the
+	// primary again: wait for it before stopping the writer
+	if err := waitWriterRow(ctx, o.dir); err != nil {
+		_ = stopWriter()
+		return out, err
+	}
 	if err := stopWriter(); err != nil {
 		return out, fmt.Errorf("the writer: %w", err)
 	}
@@ -106,6 +114,34 @@ func measureSwitchovers(ctx context.Context, o options, flow string, n int) ([]S
 		return out, fmt.Errorf("after the switchovers a node lacks an acknowledged row or differs: %w", err)
 	}
 	return out, nil
+}
+
+// waitWriterRow polls (bounded) the built primary's master until the
+// writer has stored a row more through that cluster's router.
+func waitWriterRow(ctx context.Context, dir string) error {
+	lab, err := drlab.Load(dir)
+	if err != nil {
+		return err
+	}
+	db, err := lab.OpenNode(lab.Master(drlab.ClusterPrimary, 0))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	q := "SELECT COUNT(*) FROM " + drlab.WorkloadSchema + "." + drlab.WorkloadTable + " WHERE cluster = ?"
+	count := func() (n int) {
+		_ = db.QueryRowContext(ctx, q, drlab.ClusterPrimary).Scan(&n)
+		return n
+	}
+	first := count()
+	deadline := time.Now().Add(30 * time.Second)
+	for count() <= first {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the writer stored no row through the primary's router within 30s of the way back")
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval, bounded by the deadline
+	}
+	return nil
 }
 
 // switchover runs dr-switchover.yaml to `to` and times it.
