@@ -59,6 +59,16 @@ func (x *Exec) Hold(c io.Closer) {
 // RunID is the run's id.
 func (x *Exec) RunID() string { return x.r.opts.RunID }
 
+// ListedChanges is how many state-changing steps a dry run has listed (and
+// not made) so far; 0 in a run. A step that reports the cluster's state in
+// words (a log line) can say that those changes were not made.
+func (x *Exec) ListedChanges() int {
+	if x.r.opts.Mode != ModeDryRun {
+		return 0
+	}
+	return x.r.Changes()
+}
+
 // StateDir is the run's state directory (Options.StateDir; "" when the
 // caller gave none): where a step keeps a local file by default.
 func (x *Exec) StateDir() string { return x.r.opts.StateDir }

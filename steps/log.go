@@ -53,6 +53,11 @@ func (s *LogStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, erro
 	if err != nil {
 		return nil, err
 	}
+	// a dry run reaches the lines that report what the changes made
+	// ("the standby is open") without making them
+	if n := x.ListedChanges(); n > 0 {
+		msg = fmt.Sprintf("(dry run: the %d change(s) listed so far were not made) %s", n, msg)
+	}
 	switch strings.ToLower(s.Level) {
 	case "debug":
 		x.Debugf("%s", msg)

@@ -432,3 +432,33 @@ func TestRunInterrupted(t *testing.T) {
 		})
 	}
 }
+
+// TestDryRunLogSaysChangesNotMade: a log line a dry run reaches after it
+// listed a change says that the listed changes were not made; before any
+// change it is printed as written.
+func TestDryRunLogSaysChangesNotMade(t *testing.T) {
+	dir := t.TempDir()
+	pb := writePlaybook(t, dir, "said.yaml", `name: said
+steps:
+  - name: before
+    log: {msg: nothing yet}
+  - name: the change
+    redo: {action: write, path: "`+filepath.Join(dir, "rec.json")+`", values: {step: "'one'"}}
+  - name: after
+    log: {msg: the record is written}
+`)
+	code, stdout, stderr := runFlow("run", "--dry-run", pb, "--state-dir", filepath.Join(dir, "state"))
+	if code != 0 {
+		t.Fatalf("dry run: exit %d: %s", code, stderr)
+	}
+	out := stdout + stderr
+	if !strings.Contains(out, "(dry run: the 1 change(s) listed so far were not made) the record is written") {
+		t.Errorf("the log line after the listed change does not say it was not made:\n%s", out)
+	}
+	if strings.Contains(out, "were not made) nothing yet") {
+		t.Errorf("the log line before any change got the dry-run note:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "rec.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the dry run wrote the record: %v", err)
+	}
+}
