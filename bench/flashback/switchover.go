@@ -41,17 +41,6 @@ const (
 	openStep   = "Step 10 the new primary takes writes"
 )
 
-// followResult is the part of `flow lab write --follow --json` read here.
-type followResult struct {
-	Rows     int `json:"rows"`
-	Errors   int `json:"errors"`
-	Segments []struct {
-		Cluster string    `json:"cluster"`
-		FirstAt time.Time `json:"first_at"`
-		LastAt  time.Time `json:"last_at"`
-	} `json:"segments"`
-}
-
 // measureSwitchovers runs n switchovers there and back with the writer
 // running and checks the lab afterwards.
 func measureSwitchovers(ctx context.Context, o options, flow string, n int) ([]Switch, error) {
@@ -96,7 +85,7 @@ func measureSwitchovers(ctx context.Context, o options, flow string, n int) ([]S
 	if err != nil {
 		return out, err
 	}
-	var fr followResult
+	var fr drlab.FollowResult
 	if err := json.Unmarshal(b, &fr); err != nil {
 		return out, fmt.Errorf("the writer's result %s: %w", writerOut, err)
 	}

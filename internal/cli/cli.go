@@ -281,6 +281,9 @@ func execute(ctx context.Context, st *streams, path string, f *runFlags, mode en
 		Interactive: isTerminal(st.in), Stdin: st.in, Out: out, Prompt: st.err, Log: log, JSON: json,
 		SSHDial: sshdial.Dial, Operator: operator(), Host: hostname(),
 		TerminalGone: sig.TerminalGone, Abandon: sig.abandon, Short: f.short}
+	if f.stateDir != "" { // a plan, which keeps no journal, names the files a run would keep there
+		opts.StateDir = absDir(f.stateDir)
+	}
 	if err := preparePlan(st, path, f, pb, cfg, vars, &opts); err != nil {
 		return err
 	}
