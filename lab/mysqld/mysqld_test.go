@@ -219,6 +219,40 @@ func TestSupervisorRestartsKilledMysqld(t *testing.T) {
 	}
 }
 
+// TestRestartAfterStaleSocketLock: a killed mysqld leaves its socket lock
+// behind; when its pid belongs to another live process by the time
+// mysqld_safe restarts mysqld, the new mysqld refuses to start and
+// mysqld_safe gives up. WaitRestart removes the stale lock and starts the
+// instance again. The test stands the pid reuse in with its own pid.
+func TestRestartAfterStaleSocketLock(t *testing.T) {
+	i := newInstance(t, "")
+	provision(t, i)
+	ctx := context.Background()
+	old, err := i.MysqldPID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock := i.SocketPath() + ".lock"
+	if err := os.WriteFile(lock, []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := i.WaitRestart(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if log, err := os.ReadFile(i.ErrorLog()); err != nil || !strings.Contains(string(log), "is using unix socket file") {
+		t.Errorf("the restart was not refused first (the test shows nothing): %v\n%s", err, tail(t, i.ErrorLog()))
+	}
+	if got, err := i.QueryString(ctx, "SELECT 1"); err != nil || got != "1" {
+		t.Errorf("after the restart: %q, %v", got, err)
+	}
+	if err := i.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestBareMysqldHasNoSupervisor(t *testing.T) {
 	i := newInstance(t, "")
 	i.Bare = true
