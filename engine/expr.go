@@ -10,9 +10,12 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/checker"
 	"github.com/expr-lang/expr/checker/nature"
+	exprcompiler "github.com/expr-lang/expr/compiler"
 	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/optimizer"
 	"github.com/expr-lang/expr/types"
 	"github.com/expr-lang/expr/vm"
 	"gopkg.in/yaml.v3"
@@ -77,8 +80,9 @@ type FuncDef struct {
 }
 
 var (
-	funcMu sync.RWMutex
-	funcs  = map[string]FuncDef{}
+	funcMu  sync.RWMutex
+	funcs   = map[string]FuncDef{}
+	funcGen int // counts RegisterFunc calls: baseConfig rebuilds after one
 )
 
 // RegisterFunc adds a function to the expression language.
@@ -89,6 +93,7 @@ func RegisterFunc(f FuncDef) {
 		panic("engine: duplicate expression function " + f.Name)
 	}
 	funcs[f.Name] = f
+	funcGen++
 }
 
 // Funcs lists the registered expression functions, sorted by name.
@@ -101,6 +106,61 @@ func Funcs() []FuncDef {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// compileProgram compiles src as expr.Compile does (parse and type check,
+// optimise, compile), but from a configuration built once: expr.Compile
+// builds a new one with every builtin and registered function for each
+// expression, which was most of the time a playbook takes to load.
+func compileProgram(src string, opts ...expr.Option) (*vm.Program, error) {
+	c := baseConfig()
+	for _, op := range opts {
+		op(c)
+	}
+	c.Check()
+	tree, err := checker.ParseCheck(src, c)
+	if err != nil {
+		return nil, err
+	}
+	if c.Optimize {
+		if err := optimizer.Optimize(&tree.Node, c); err != nil {
+			var fe *file.Error
+			if errors.As(err, &fe) {
+				return nil, fe.Bind(tree.Source)
+			}
+			return nil, err
+		}
+	}
+	return exprcompiler.Compile(tree, c)
+}
+
+var base struct {
+	sync.Mutex
+	gen int
+	cfg *conf.Config
+}
+
+// baseConfig returns a copy of the configuration with the builtins and the
+// registered functions. The copy shares their tables, which compiling only
+// reads; what an option sets (environment, visitors, expected kind) and the
+// type cache are its own.
+func baseConfig() *conf.Config {
+	funcMu.RLock()
+	gen := funcGen
+	funcMu.RUnlock()
+	base.Lock()
+	defer base.Unlock()
+	if base.cfg == nil || base.gen != gen {
+		c := conf.CreateNew()
+		for _, op := range funcOptions() {
+			op(c)
+		}
+		base.cfg, base.gen = c, gen
+	}
+	c := *base.cfg
+	c.Visitors = nil
+	c.NtCache = nature.Cache{}
+	return &c
 }
 
 func funcOptions() []expr.Option {
@@ -245,12 +305,11 @@ func (c *compiler) compileExpr(e *Expr, sc *typeEnv, want reflect.Kind) {
 	}
 	vis := &refVisitor{refs: map[string]bool{}, chains: map[string]bool{}, calls: map[string]bool{}}
 	opts := []expr.Option{sc.env(), expr.Patch(vis)}
-	opts = append(opts, funcOptions()...)
 	switch want {
 	case reflect.Bool:
 		opts = append(opts, expr.AsBool())
 	}
-	prog, err := expr.Compile(e.Src, opts...)
+	prog, err := compileProgram(e.Src, opts...)
 	if err != nil {
 		c.exprError(e, err, sc)
 		return
@@ -293,7 +352,7 @@ func (c *compiler) compileExpr(e *Expr, sc *typeEnv, want reflect.Kind) {
 		if redundant || ch == "steps" {
 			continue
 		}
-		p, err := expr.Compile(ch, sc.env())
+		p, err := compileProgram(ch, sc.env())
 		if err == nil {
 			e.parts = append(e.parts, p)
 			e.pnames = append(e.pnames, ch)

@@ -35,8 +35,7 @@ func (c *compiler) plainWith(k string, v *Value, p *Param, sc *typeEnv) {
 // that keeps the old meaning and why.
 func oldWithForm(k string, v *Value, p *Param, sc *typeEnv) (rewrite, why string) {
 	src := strings.TrimSpace(v.Raw)
-	opts := append([]expr.Option{sc.env()}, funcOptions()...)
-	if _, err := expr.Compile(src, opts...); err != nil {
+	if _, err := compileProgram(src, sc.env()); err != nil {
 		return "", "" // not an expression: a plain value it is
 	}
 	// a constant (no names of the playbook): the same value both ways is fine
