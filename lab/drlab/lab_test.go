@@ -537,6 +537,36 @@ func waitNoProc(t *testing.T, pid int, what string) {
 	}
 }
 
+// TestRecheckNamesAStoppedReplica: Up on a lab where a standby slave's
+// receiver was stopped on purpose (as a drill does) warns naming it at
+// once instead of waiting out its bound for a thread nobody starts.
+func TestRecheckNamesAStoppedReplica(t *testing.T) {
+	l := drlabtest.Lab(t, 1)
+	ctx := context.Background()
+	n, _ := l.Node("standby", 0, 1)
+	db, err := l.OpenNode(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "STOP REPLICA IO_THREAD"); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if _, err := db.ExecContext(ctx, "START REPLICA"); err != nil {
+			t.Errorf("start the replica again: %v", err)
+		}
+	}()
+	_, rep, err := drlab.Up(ctx, drlab.Options{Dir: l.Dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := n.String() + ": replication IO thread stopped"
+	if !slices.ContainsFunc(rep.Warnings, func(w string) bool { return strings.HasPrefix(w, want) }) {
+		t.Errorf("warnings %q: none starts with %q", rep.Warnings, want)
+	}
+}
+
 func TestRestartMidway(t *testing.T) {
 	l := drlabtest.Lab(t, 1)
 	ctx := context.Background()

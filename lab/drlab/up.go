@@ -643,6 +643,23 @@ func (l *Lab) waitReplica(ctx context.Context, n Node, sourceHost string) error 
 	}
 }
 
+// stoppedThreads names the replication threads of rs that are stopped
+// without an error ("IO thread", "SQL thread", "IO and SQL threads"), or
+// returns "" when none is.
+func stoppedThreads(rs ReplicaStatus) string {
+	io := rs.IORunning == "No" && rs.LastIOError == ""
+	sql := rs.SQLRunning == "No" && rs.LastSQLError == ""
+	switch {
+	case io && sql:
+		return "IO and SQL threads"
+	case io:
+		return "IO thread"
+	case sql:
+		return "SQL thread"
+	}
+	return ""
+}
+
 // restart starts what is down in an existing lab and re-checks it.
 func (u *upRun) restart(ctx context.Context, l *Lab, in *mysqld.Install) error {
 	u.logf("lab in %s exists (%d shard(s)): starting what is down", l.Dir, l.Shards)
@@ -753,6 +770,15 @@ func (l *Lab) recheck(ctx context.Context) []string {
 					warns = append(warns, fmt.Sprintf("%s is not a replica (a drill in progress?)", n))
 					mu.Unlock()
 				}
+				return nil
+			}
+			// a thread stopped without an error (STOP REPLICA, or a
+			// server started with skip-replica-start) stays so: waiting
+			// for it only costs the whole bound
+			if stopped := stoppedThreads(rs); stopped != "" {
+				mu.Lock()
+				warns = append(warns, fmt.Sprintf("%s: replication %s stopped (a drill in progress?)", n, stopped))
+				mu.Unlock()
 				return nil
 			}
 			if err := l.waitReplica(ctx, n, ""); err != nil {
