@@ -196,7 +196,7 @@ func init() {
 		{name: "undo", doc: "steps `flow rollback` runs, newest change first, to undo this step once it finished (they see `result`)",
 			shape: refShape("steps"),
 			parse: func(l *loader, s *Step, v *yaml.Node) { s.Undo = l.parseSteps(s.Playbook, v, "undo") }},
-		{name: "point_of_no_return", doc: "once this step started, `flow rollback` refuses with this message: say what restores instead",
+		{name: "point_of_no_return", doc: "once this step sent its change, `flow rollback` refuses with this message and a rescue section around it no longer runs (the run ends failed or interrupted, the message as what to do): say what restores instead",
 			shape: refShape("text"),
 			parse: func(l *loader, s *Step, v *yaml.Node) {
 				s.NoReturn = l.text(s.Playbook.File, v, "point_of_no_return")

@@ -41,6 +41,9 @@ func (r *Runner) leaf(ctx context.Context, w *worker, sc *scope, s *Step, name s
 	}
 	if mut {
 		r.mutated.Store(true)
+		if r.opts.Mode == ModeRun {
+			r.passNoReturn(s, env)
+		}
 		if !resumed && r.opts.Mode == ModeRun {
 			// from here the change may happen: a point of no return counts
 			r.dispatched.Add(1)

@@ -107,8 +107,12 @@ func (r *Runner) listRescue(ctx context.Context, w *worker, sc *scope, s *Step, 
 	if listingRescue(ctx) {
 		return
 	}
-	r.verdict(ctx, s, name, "RESCUE", fmt.Sprintf("if a step inside changes something and then fails, is refused or interrupted, these %d step(s) run:", len(s.Rescue)), nil)
-	r.note(&r.rescueNotes, s.Pos, fmt.Sprintf("%s %s — %d step(s), listed as ON RESCUE above", s.Pos.Short(), name, len(s.Rescue)))
+	until := ""
+	if p := noReturnFrom(s); p != nil {
+		until = fmt.Sprintf(" (until the point of no return %s %s: past it the rescue does not run)", p.Pos.Short(), r.stepName(p, sc.env()))
+	}
+	r.verdict(ctx, s, name, "RESCUE", fmt.Sprintf("if a step inside changes something and then fails, is refused or interrupted%s, these %d step(s) run:", until, len(s.Rescue)), nil)
+	r.note(&r.rescueNotes, s.Pos, fmt.Sprintf("%s %s — %d step(s), listed as ON RESCUE above%s", s.Pos.Short(), name, len(s.Rescue), until))
 	lctx := context.WithValue(context.WithValue(ctx, rescueListKey{}, true), speculativeKey{}, true)
 	rs := newScope(sc)
 	rs.set("error", Unknown{Why: "the error that started the rescue"}, true)

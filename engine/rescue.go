@@ -5,6 +5,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/flowdba/flow/event"
@@ -32,6 +33,54 @@ func (r *Runner) rescue(ctx context.Context, w *worker, sc *scope, s *Step, key,
 	r.noteRescue(s, name, "done", r.dispatched.Load()-before)
 	return nil
 }
+
+// passNoReturn records that the change of s, a step marked
+// point_of_no_return, was sent (or found done by a resumed run).
+func (r *Runner) passNoReturn(s *Step, env *evalEnv) {
+	if s.NoReturn == nil {
+		return
+	}
+	msg, _, err := s.NoReturn.render(kindText, env, renderDisplay)
+	if err != nil || msg == "" {
+		msg = s.NoReturn.Raw
+	}
+	msg = r.masker.Apply(strings.Join(strings.Fields(msg), " "))
+	r.noReturnMsg.Store(&msg)
+	r.noReturns.Add(1)
+}
+
+// pastNoReturn ends a step whose rescue section does not run because a
+// point of no return inside it was passed: what the rescue would undo
+// cannot be undone any more (a drill's writes on an opened standby). The
+// run ends failed or interrupted as it is, and the error says what the
+// point of no return says to do.
+func (r *Runner) pastNoReturn(ctx context.Context, st *stepRun, err error) error {
+	msg := ""
+	if m := r.noReturnMsg.Load(); m != nil {
+		msg = *m
+	}
+	why := "failed"
+	if ctx.Err() != nil {
+		why = "was interrupted"
+	} else if isRefusal(err) {
+		why = "was refused"
+	}
+	st.log.Errorf("%s %s past its point of no return: its rescue section does not run (%s)", st.name, why, msg)
+	r.event(st.log, event.RescueSkipped, merge(stepFields(st.s, st.name, st.key), logrus.Fields{"why": "past the point of no return"}))
+	return &noReturnError{err: err, msg: msg}
+}
+
+// noReturnError is the error of a step that ended past its point of no
+// return, with that point's message.
+type noReturnError struct {
+	err error
+	msg string
+}
+
+func (e *noReturnError) Error() string {
+	return e.err.Error() + "; past the point of no return the rescue does not run: " + e.msg
+}
+func (e *noReturnError) Unwrap() error { return e.err }
 
 // rescueAfter runs a step's rescue section after its error err, when it
 // applies: the step failed, or it was refused or interrupted after

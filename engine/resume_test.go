@@ -229,3 +229,63 @@ steps:
 		t.Errorf("the read ran %d times, want 1: after a change was sent it is restored", runs("fr-read"))
 	}
 }
+
+// TestNoRescuePastNoReturn: a group's rescue runs for a failure before the
+// point of no return inside it, not after it: the run ends failed with the
+// point's message, the journal has rescue_skipped, and a resumed run that
+// finds the point done (restored) and fails again still does not rescue;
+// it finishes from the failed step, not from the group's start.
+func TestNoRescuePastNoReturn(t *testing.T) {
+	for _, k := range []string{"pn-before", "pn-open", "pn-after", "pn-resc"} {
+		resetProbe(k)
+	}
+	const text = `name: pnr
+steps:
+  - name: grp
+    rescue:
+      - testprobe: {key: pn-resc, changes: true}
+    steps:
+      - testprobe: {key: pn-before, changes: true, fail_times: BEFORE}
+      - name: open
+        testprobe: {key: pn-open, changes: true}
+        point_of_no_return: "run {{ run.id }}: writes may have landed; finish with flow resume"
+      - testprobe: {key: pn-after, changes: true, fail_times: 2}
+        resume: rerun
+`
+	// a failure before the point: the rescue runs
+	res, _ := attempt(t, enginetest.Write(t, strings.Replace(text, "BEFORE", "1", 1), nil), nil)
+	wantExit(t, res, 1)
+	if runs("pn-resc") != 1 || runs("pn-open") != 0 {
+		t.Fatalf("before the point: rescue ran %d time(s) (want 1), open %d (want 0)", runs("pn-resc"), runs("pn-open"))
+	}
+	resetProbe("pn-resc")
+	resetProbe("pn-before")
+
+	path := enginetest.Write(t, strings.Replace(text, "BEFORE", "0", 1), nil)
+	res, evs := attempt(t, path, nil)
+	wantExit(t, res, 1)
+	if runs("pn-resc") != 0 {
+		t.Errorf("past the point of no return the rescue ran %d time(s)", runs("pn-resc"))
+	}
+	wantIn(t, "error", res.Err.Error(), "past the point of no return the rescue does not run", "writes may have landed; finish with flow resume")
+	skipped := false
+	for _, e := range evs {
+		if e.Event == "rescue_skipped" && e.Fields["why"] == "past the point of no return" {
+			skipped = true
+		}
+	}
+	if !skipped {
+		t.Errorf("no rescue_skipped event with why %q in the journal", "past the point of no return")
+	}
+	// resumed: open is restored, pn-after fails once more, no rescue
+	res, evs = attempt(t, path, evs)
+	wantExit(t, res, 1)
+	if runs("pn-resc") != 0 || runs("pn-open") != 1 || runs("pn-before") != 1 {
+		t.Errorf("resumed: rescue %d (want 0), open %d (want 1), before %d (want 1)", runs("pn-resc"), runs("pn-open"), runs("pn-before"))
+	}
+	res, _ = attempt(t, path, evs)
+	wantExit(t, res, 0)
+	if runs("pn-after") != 3 || runs("pn-resc") != 0 {
+		t.Errorf("the third attempt: after %d (want 3), rescue %d (want 0)", runs("pn-after"), runs("pn-resc"))
+	}
+}

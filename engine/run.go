@@ -110,6 +110,12 @@ type Runner struct {
 	// dispatched counts the state-changing steps that sent (or may have
 	// sent) their change: the run "changed something" from the first.
 	dispatched atomic.Int64
+	// noReturns counts the steps marked point_of_no_return whose change
+	// was sent (or was found done by a resumed run); noReturnMsg is the
+	// message of the latest. A rescue section around such a step does not
+	// run (pastNoReturn).
+	noReturns   atomic.Int64
+	noReturnMsg atomic.Pointer[string]
 	input      lineReader
 	// rescuing names the rescue sections running; current is the step
 	// that started last (what a second signal reports).

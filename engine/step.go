@@ -76,6 +76,9 @@ type stepRun struct {
 	base logrus.Fields
 	// leaf says the step is a typed step, not a group or an include.
 	leaf bool
+	// noReturnsBefore is Runner.noReturns when the step started: more
+	// when it ends means a point of no return was passed inside it.
+	noReturnsBefore int64
 }
 
 // step runs one step with its guards, retries, rescue and always sections.
@@ -134,6 +137,7 @@ func (r *Runner) step(ctx context.Context, w *worker, sc *scope, s *Step) (err e
 	cur := fmt.Sprintf("%s %s", s.Pos.Short(), name)
 	r.current.Store(&cur)
 	changesBefore := r.dispatched.Load()
+	st.noReturnsBefore = r.noReturns.Load()
 	defer func() { err = r.after(ctx, st, err, r.dispatched.Load() > changesBefore) }()
 	var out map[string]any
 	switch s.Type {
@@ -180,6 +184,7 @@ func (r *Runner) fromEarlierAttempt(ctx context.Context, st *stepRun) (done bool
 	fresh := !s.Mutates() && r.opts.Resume.changedNothing()
 	if st.leaf && rec.Status == StepFinished && !recomputed(s) && !r.opts.Resume.Rerun[st.key] && !fresh {
 		r.setResult(st.sc, s, rec.Output)
+		r.passNoReturn(s, st.env)
 		log.Infof("%s done in an earlier attempt (%s), not repeated", st.name, rec.Ended.UTC().Format(time.RFC3339))
 		r.event(log, event.StepRestored, merge(st.base, logrus.Fields{"finished": rec.Ended.UTC().Format(time.RFC3339Nano)}))
 		return true, nil
@@ -286,7 +291,11 @@ func (r *Runner) judgeEarlierChange(ctx context.Context, st *stepRun) (context.C
 func (r *Runner) after(ctx context.Context, st *stepRun, err error, changedInside bool) error {
 	s, sc := st.s, st.sc
 	if err != nil && len(s.Rescue) > 0 && r.opts.Mode == ModeRun {
-		err = r.rescueAfter(ctx, st.w, sc, s, st.key, st.name, st.log, err, changedInside)
+		if r.noReturns.Load() > st.noReturnsBefore {
+			err = r.pastNoReturn(ctx, st, err)
+		} else {
+			err = r.rescueAfter(ctx, st.w, sc, s, st.key, st.name, st.log, err, changedInside)
+		}
 	}
 	if len(s.Rescue) > 0 && r.opts.Mode != ModeRun {
 		r.listRescue(ctx, st.w, sc, s, st.name)

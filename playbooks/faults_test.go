@@ -62,9 +62,12 @@ func newFaultRun(t *testing.T, h *harness) *faultRun {
 // requireFailed checks a run the fault made fail: exit 1, flow's error
 // naming every want, and a journal that says the run failed with a failed
 // step whose name starts with stepPrefix ("" for any) and whose error names
-// want[0]; the start playbook's rescue section must have run. It returns
+// want[0]. Before start's point of no return (Step 12 set read write) its
+// rescue section must have run; past it (pastNoReturn) it must not have
+// (the standby may hold the drill's writes: re-attaching it would keep
+// them), the journal says why, and the error says to resume. It returns
 // the failed step.
-func requireFailed(t *testing.T, r *flowResult, state, stepPrefix string, want ...string) journal.Step {
+func requireFailed(t *testing.T, r *flowResult, state, stepPrefix string, pastNoReturn bool, want ...string) journal.Step {
 	t.Helper()
 	if r.Code != engine.ExitStepFailed {
 		t.Fatalf("the run under the fault: exit %d, want %d (step failed)\n%s", r.Code, engine.ExitStepFailed, r.errorText())
@@ -100,45 +103,64 @@ func requireFailed(t *testing.T, r *flowResult, state, stepPrefix string, want .
 	if err != nil {
 		t.Fatal(err)
 	}
-	rescued := false
+	rescued, skipped := false, false
 	for _, rec := range recs {
 		rescued = rescued || rec.Event == "rescue_started"
+		skipped = skipped || rec.Event == "rescue_skipped" && rec.Fields["why"] == "past the point of no return"
 	}
-	if !rescued {
+	switch {
+	case !pastNoReturn && !rescued:
 		t.Errorf("the journal records no rescue_started: start's rescue section did not run")
+	case pastNoReturn && rescued:
+		t.Errorf("start's rescue section ran past the point of no return (it re-attaches a standby that may hold the drill's writes)")
+	case pastNoReturn && !skipped:
+		t.Errorf("the journal records no rescue_skipped past the point of no return")
+	case pastNoReturn && !strings.Contains(r.Stderr, "past the point of no return the rescue does not run") || pastNoReturn && !strings.Contains(r.Stderr, "flow resume "+r.RunID):
+		t.Errorf("flow's error does not say the rescue did not run and to resume run %s:\n%s", r.RunID, r.errorText())
 	}
 	t.Logf("the fault failed step %q: %s", found.Name, firstLine(found.Error))
 	return *found
 }
 
 // resumeAfterFault runs `flow resume` once the fault is gone: it must
-// succeed, restore what finished before the rescued group (the verify
-// include) and start the group "drill setup" over from its first step.
-func (f *faultRun) resumeAfterFault(t *testing.T, runID string) *flowResult {
+// succeed and restore what finished before the rescued group (the verify
+// include); after a rescue it starts the group "drill setup" over from its
+// first step, past the point of no return (no rescue) it goes on from the
+// failed step.
+func (f *faultRun) resumeAfterFault(t *testing.T, runID string, pastNoReturn bool) *flowResult {
 	t.Helper()
 	rr := f.h.flow(context.Background(), resumeArgs(runID, f.d.state), nil)
 	if rr.Code != 0 {
 		t.Fatalf("flow resume after the fault: exit %d\n%s", rr.Code, rr.errorText())
 	}
-	restored, restarted := 0, false
+	const first = "Step 06 check replication relationship"
+	restored, restarted, opened := 0, false, false
 	for _, ev := range rr.Events {
 		switch {
 		case ev.Event == "step_restored":
 			restored++
-			if strings.HasPrefix(ev.Name, "Step 06 check replication relationship") {
+			opened = opened || ev.Name == "Step 12 set read write"
+			if ev.Name == first && !pastNoReturn {
 				t.Errorf("resume restored %q, the first step of the rescued group: the group must start over", ev.Name)
 			}
-		case ev.Event == "step_started" && ev.Name == "Step 06 check replication relationship":
+		case ev.Event == "step_started" && ev.Name == first:
 			restarted = true
 		}
 	}
 	if restored == 0 {
 		t.Errorf("resume restored no step from the journal (verify ran before the fault)")
 	}
-	if !restarted {
-		t.Errorf("resume did not start the rescued group over from \"Step 06 check replication relationship\"")
+	switch {
+	case !pastNoReturn && !restarted:
+		t.Errorf("resume did not start the rescued group over from %q", first)
+	case pastNoReturn && (restarted || !opened):
+		t.Errorf("resume past the point of no return started the group over (%v) or did not restore Step 12 set read write (%v): it must go on from the failed step", restarted, opened)
 	}
-	t.Logf("resume: exit 0 in %s, %d step(s) restored, the rescued group started over", rr.Took.Round(time.Millisecond), restored)
+	how := "the rescued group started over"
+	if pastNoReturn {
+		how = "it went on from the failed step"
+	}
+	t.Logf("resume: exit 0 in %s, %d step(s) restored, %s", rr.Took.Round(time.Millisecond), restored, how)
 	return rr
 }
 
@@ -195,11 +217,9 @@ func TestFaultDonorKilledDuringClone(t *testing.T) {
 		t.Fatalf("no clone started (no clone_started event): exit %d\n%s", r.Code, r.errorText())
 	}
 	t.Logf("killed the donor %s (mysqld pid %d) as the clone started; the run ended with exit %d in %s", donor, oldPID, r.Code, r.Took.Round(time.Millisecond))
-	requireFailed(t, r, f.d.state, "Step 16 clone", donor.Host, "clone")
-	// the rescue removes the snapshot folders (the lab-state check after
-	// the resume sees a leftover) and no mysqld but the nodes' may run
-	for _, p := range waitNoSideInstance(lab) {
-		t.Errorf("after start's rescue: %s", p)
+	requireFailed(t, r, f.d.state, "Step 16 clone", true, donor.Host, "clone")
+	for _, p := range openDrillProblems(lab) {
+		t.Errorf("after the failed clone: %s", p)
 	}
 
 	inst, err := lab.Instance(donor, nil)
@@ -213,8 +233,39 @@ func TestFaultDonorKilledDuringClone(t *testing.T) {
 		t.Fatalf("the donor did not come back: %v", err)
 	}
 	t.Logf("the donor answers again after %s", time.Since(began).Round(time.Millisecond))
-	f.resumeAfterFault(t, r.RunID)
+	f.resumeAfterFault(t, r.RunID, true)
 	f.finish(t, r.RunID)
+}
+
+// openDrillProblems says how the lab differs from a drill left open past
+// start's point of no return: the standby router writable, the DR link
+// removed from the primary router.
+func openDrillProblems(lab *drlab.Lab) []string {
+	ctx, cancel := context.WithTimeout(context.Background(), portWait)
+	defer cancel()
+	var out []string
+	for _, c := range []struct{ cluster, q, want string }{
+		{drlab.ClusterStandby, "dbscale show options like 'enable-read-only'", "0"},
+		{drlab.ClusterPrimary, "dbscale show dataservers", ""},
+	} {
+		db, err := lab.OpenRouter(c.cluster)
+		if err != nil {
+			return append(out, err.Error())
+		}
+		rows, err := queryRows(ctx, db, c.q)
+		db.Close()
+		if err != nil {
+			return append(out, fmt.Sprintf("%s router: %s: %v", c.cluster, c.q, err))
+		}
+		text := strings.Join(rows, "\n")
+		switch {
+		case c.want != "" && (len(rows) != 1 || !strings.HasSuffix(rows[0], "="+c.want)):
+			out = append(out, fmt.Sprintf("the standby router is not open for the drill: %s", text))
+		case c.want == "" && strings.Contains(text, "slave_dbscale_server"):
+			out = append(out, "the primary router has the DR link again (re-attached)")
+		}
+	}
+	return out
 }
 
 // killNodeMysqld SIGKILLs the mysqld of the lab node at addr (host:port).
@@ -299,8 +350,8 @@ func routerFault(t *testing.T, h *harness, beforeRescue bool) {
 	}
 	t.Logf("killed the standby router at Step 11; restarted it %s; the run ended with exit %d in %s",
 		map[bool]string{true: "as soon as a step failed", false: "after the run ended"}[beforeRescue], r.Code, r.Took.Round(time.Millisecond))
-	requireFailed(t, r, f.d.state, "", router.Addr())
-	f.resumeAfterFault(t, r.RunID)
+	requireFailed(t, r, f.d.state, "", false, router.Addr())
+	f.resumeAfterFault(t, r.RunID, false)
 	f.finish(t, r.RunID)
 }
 
@@ -422,8 +473,11 @@ func TestFaultSSHRefused(t *testing.T) {
 		t.Errorf("no SSH session to %s was open to cut", node.Host)
 	}
 	t.Logf("SSH to %s refused from Step 12 on (%d session process(es) cut); the run ended with exit %d in %s", node.Host, ref.cut, r.Code, r.Took.Round(time.Millisecond))
-	requireFailed(t, r, f.d.state, "Step 15", node.Host)
-	f.resumeAfterFault(t, r.RunID)
+	requireFailed(t, r, f.d.state, "Step 15", true, node.Host)
+	for _, p := range openDrillProblems(lab) {
+		t.Errorf("after the refused SSH: %s", p)
+	}
+	f.resumeAfterFault(t, r.RunID, true)
 	f.finish(t, r.RunID)
 }
 

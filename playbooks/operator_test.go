@@ -344,9 +344,11 @@ func (j *journalOf) requireNotDispatched(t *testing.T, step string) {
 //     point of no return not passed, the cluster back to normal
 //   - a wrong word at the point of no return's prompt: exit 4 (aborted),
 //     the rescue ran, the cluster back to normal
-//   - SIGTERM during a wait-gtid (a standby slave held back) and during a
-//     clone: exit 130, the signal and the rescue in the journal, the
-//     cluster back to normal
+//   - SIGTERM during a wait-gtid (a standby slave held back): exit 130,
+//     the signal and the rescue in the journal, the cluster back to normal
+//   - SIGTERM during a clone, past the point of no return: exit 130, the
+//     signal in the journal, no rescue, the drill left open; resume and
+//     stop bring the cluster back to normal
 //   - both confirmations typed: exit 0 (then stop restores the standby)
 //   - invalid input: exit 2, nothing ran
 //
@@ -577,28 +579,37 @@ func TestOperatorContract(t *testing.T) {
 		requireStepCut(t, j, waitStep)
 	})
 
+	// past the point of no return (the clones run after Step 12 opened the
+	// standby) a signal leaves the drill open: no rescue, which would
+	// re-attach a standby that may hold the drill's writes; resume finishes
+	// the start and stop restores the standby
 	t.Run("sigterm_during_the_clone", func(t *testing.T) {
+		h.ensureHealthy(t)
+		d := newCycleDirs(t)
 		var cloneAt string
-		j, code := rescued(t, func(d cycleDirs) int {
-			args := append(h.operatorArgs(d), "--yes", "--log-format", "json")
-			r := h.flow(context.Background(), args, func(ev flowEvent, pid int) bool {
-				if cloneAt == "" && ev.Event == "clone_started" {
-					cloneAt = ev.Donor
-					_ = syscall.Kill(pid, syscall.SIGTERM)
-				}
-				return false
-			})
-			if cloneAt == "" {
-				t.Fatalf("no clone started: exit %d\n%s", r.Code, r.errorText())
+		args := append(h.operatorArgs(d), "--yes", "--log-format", "json")
+		r := h.flow(context.Background(), args, func(ev flowEvent, pid int) bool {
+			if cloneAt == "" && ev.Event == "clone_started" {
+				cloneAt = ev.Donor
+				_ = syscall.Kill(pid, syscall.SIGTERM)
 			}
-			return r.Code
+			return false
 		})
-		if code != engine.ExitInterrupted {
-			t.Fatalf("exit %d, want %d (interrupted)", code, engine.ExitInterrupted)
+		if cloneAt == "" {
+			t.Fatalf("no clone started: exit %d\n%s", r.Code, r.errorText())
 		}
+		if r.Code != engine.ExitInterrupted {
+			t.Fatalf("exit %d, want %d (interrupted)\n%s", r.Code, engine.ExitInterrupted, r.errorText())
+		}
+		j := onlyRun(t, d.state)
 		j.requireEnd(t, journal.StatusInterrupted, engine.ExitInterrupted, -1)
 		j.requireSignal(t, "SIGTERM")
-		j.requireRescued(t)
+		if n := len(j.events("rescue_started")); n > 0 {
+			t.Errorf("start's rescue ran %d time(s) past the point of no return", n)
+		}
+		if !strings.Contains(r.Stderr, "flow resume "+r.RunID) {
+			t.Errorf("the error does not say to resume run %s:\n%s", r.RunID, r.errorText())
+		}
 		cut := ""
 		for _, s := range j.run.Steps {
 			if s.Type == "clone" && s.State != journal.StepDone {
@@ -610,6 +621,16 @@ func TestOperatorContract(t *testing.T) {
 		} else {
 			requireStepCut(t, j, cut)
 		}
+		for _, p := range openDrillProblems(h.lab) {
+			t.Errorf("after the SIGTERM: %s", p)
+		}
+		if rr := h.flow(context.Background(), resumeArgs(r.RunID, d.state), nil); rr.Code != 0 {
+			t.Fatalf("resume after the SIGTERM: exit %d\n%s", rr.Code, rr.errorText())
+		}
+		if st := h.flow(context.Background(), h.runArgs("flashback-stop.yaml", d.state, d.redo), nil); st.Code != 0 {
+			t.Fatalf("stop after the resumed start: exit %d\n%s", st.Code, st.errorText())
+		}
+		requireHealthy(t, h.lab)
 	})
 
 	t.Run("both_confirmations_typed", func(t *testing.T) {
