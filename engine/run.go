@@ -116,7 +116,7 @@ type Runner struct {
 	// run (pastNoReturn).
 	noReturns   atomic.Int64
 	noReturnMsg atomic.Pointer[string]
-	input      lineReader
+	input       lineReader
 	// rescuing names the rescue sections running; current is the step
 	// that started last (what a second signal reports).
 	rescueMu sync.Mutex
