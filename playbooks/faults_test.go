@@ -194,10 +194,12 @@ func (f *faultRun) finish(t *testing.T, runID string) {
 }
 
 // TestFaultDonorKilledDuringClone: the donor's mysqld is SIGKILLed as the
-// first clone starts (mysqld_safe restarts it). The clone fails naming the
-// donor, start's rescue undoes the drill, the journal has the failed clone
-// step; once the donor answers again, resume starts the rescued group over
-// and succeeds.
+// first clone starts (mysqld_safe restarts it, and its replication with
+// it). The clone fails naming the donor; past the point of no return the
+// rescue does not run, the drill stays open; the journal has the failed
+// clone step; once the donor answers again, resume freezes it again, goes
+// on from the failed clone and succeeds; stop then finds the donor at the
+// detach point (the drill's writes did not reach it).
 func TestFaultDonorKilledDuringClone(t *testing.T) {
 	f := newFaultRun(t, nil)
 	lab := f.h.lab
@@ -233,7 +235,16 @@ func TestFaultDonorKilledDuringClone(t *testing.T) {
 		t.Fatalf("the donor did not come back: %v", err)
 	}
 	t.Logf("the donor answers again after %s", time.Since(began).Round(time.Millisecond))
-	f.resumeAfterFault(t, r.RunID, true)
+	rr := f.resumeAfterFault(t, r.RunID, true)
+	// mysqld_safe's restart started the donor's replication again: the
+	// resume must freeze it before cloning, or it takes the drill's writes
+	refrozen := false
+	for _, ev := range rr.Events {
+		refrozen = refrozen || ev.Event == "step_finished" && strings.HasPrefix(ev.Name, "Step 16 freeze donor "+donor.Name+" again")
+	}
+	if !refrozen {
+		t.Errorf("the resume did not freeze the restarted donor %s again", donor.Name)
+	}
 	f.finish(t, r.RunID)
 }
 
