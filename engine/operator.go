@@ -421,13 +421,20 @@ type RescueOutcome struct {
 type Outcome struct {
 	Changes int64
 	Rescues []RescueOutcome
+	// NoReturn is the message of the last point of no return the run
+	// passed ("" when none): a rollback is refused, resume is the way on.
+	NoReturn string
 }
 
 // Outcome reports what the run changed so far.
 func (r *Runner) Outcome() Outcome {
 	r.rescueMu.Lock()
 	defer r.rescueMu.Unlock()
-	return Outcome{Changes: r.dispatched.Load(), Rescues: append([]RescueOutcome(nil), r.rescued...)}
+	o := Outcome{Changes: r.dispatched.Load(), Rescues: append([]RescueOutcome(nil), r.rescued...)}
+	if m := r.noReturnMsg.Load(); m != nil {
+		o.NoReturn = *m
+	}
+	return o
 }
 
 // noteRescue keeps a rescue section's outcome.

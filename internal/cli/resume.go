@@ -212,9 +212,11 @@ func takeUp(ctx context.Context, st *streams, ref string, f *continueFlags, comm
 }
 
 // resumeVars are the parameters of a resumed run: those the run was given
-// (from its journal) and those given again now, which win. A secret one is
-// masked in the journal: it must come again from --var, the environment or
-// the config.
+// (from its journal), and the secret ones again (masked in the journal:
+// they must come again from --var, the environment or the config). A value
+// given now that differs from the journal's is refused: the steps the run
+// finished used the old one (a redo record, a drill marker), so the run
+// would go on with two values at once.
 func resumeVars(pb *engine.Playbook, recorded, given map[string]string, cfg *config.Config) (map[string]string, error) {
 	out := map[string]string{}
 	var missing []string
@@ -226,6 +228,10 @@ func resumeVars(pb *engine.Playbook, recorded, given map[string]string, cfg *con
 	for _, k := range names {
 		v := recorded[k]
 		if g, ok := given[k]; ok {
+			if v != secret.Mask && g != v {
+				return nil, engine.Invalid(fmt.Errorf("the run was given %s=%s and its finished steps used that value: a resume cannot change it to %q. Resume without --var %s, or end this run (its playbook's way back: rollback, flashback-stop) and start a new one",
+					k, v, g, k))
+			}
 			out[k] = g
 			continue
 		}

@@ -250,3 +250,25 @@ func TestRollback(t *testing.T) {
 		t.Errorf("rollback past the point of no return: exit %d, want 3\n%s%s", code, out, errs)
 	}
 }
+
+// TestResumeRefusesAChangedParameter: a resume given a parameter with
+// another value than the run's (its finished steps used the old one) is
+// refused (exit 2) naming both values; the same value again is accepted.
+func TestResumeRefusesAChangedParameter(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	pb := writePlaybook(t, dir, "resumable.yaml", resumePlaybook)
+	code, out, errOut := runFlow("run", pb, "--state-dir", state, "--var", "dir="+dir)
+	if code != 1 {
+		t.Fatalf("first run: exit %d, want 1 (no input yet)\n%s%s", code, out, errOut)
+	}
+	id := onlyRun(t, state).RunID
+	writeRedo(t, filepath.Join(dir, "input.json"), map[string]any{"n": "7"})
+	code, out, errOut = runFlow("resume", id, "--var", "dir="+dir+"/other", "--state-dir", state)
+	if code != 2 || !strings.Contains(errOut, "a resume cannot change it") || !strings.Contains(errOut, "dir="+dir) {
+		t.Fatalf("resume with another dir: exit %d, want 2 naming both values\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut = runFlow("resume", id, "--var", "dir="+dir, "--state-dir", state); code != 0 {
+		t.Fatalf("resume with the same dir: exit %d\n%s%s", code, out, errOut)
+	}
+}

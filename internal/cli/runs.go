@@ -211,6 +211,10 @@ func (r *runRecord) finish(runErr error, runner *engine.Runner) error {
 			hint = fmt.Sprintf("dry run %s changed nothing: `flow status %s%s` shows what ran", r.id, r.id, where)
 			break
 		}
+		if code == engine.ExitStepFailed && outcome.NoReturn != "" {
+			hint += fmt.Sprintf("run %s: `flow status %s%s` shows what ran; it passed its point of no return (a rollback is refused): once the cause is fixed, `flow resume %s%s` continues it", r.id, r.id, where, r.id, where)
+			break
+		}
 		if code == engine.ExitStepFailed {
 			hint += fmt.Sprintf("run %s: `flow status %s%s` shows what ran; once the cause is fixed, `flow resume %s%s` continues it (or `flow rollback %s%s` undoes it)", r.id, r.id, where, r.id, where, r.id, where)
 			break
