@@ -72,6 +72,10 @@ func TestFlashbackRefusals(t *testing.T) {
 			inject: func(t *testing.T, lab *drlab.Lab, _ string) ([]string, func()) {
 				return []string{lab.Master(drlab.ClusterStandby, 0).Host, "no OS user flow-no-such-user (mysqld_user)"}, func() {}
 			}},
+		{name: "snapshot folder cannot be created", playbook: "flashback-start.yaml", vars: map[string]string{"side_dir_name": "../../../../../../../../../../proc/flow-no-such"},
+			inject: func(t *testing.T, lab *drlab.Lab, _ string) ([]string, func()) {
+				return []string{lab.Master(drlab.ClusterStandby, 0).Host, "cannot create the snapshot folder /proc/flow-no-such (side_dir_name)"}, func() {}
+			}},
 		{name: "clone plugin not loadable", playbook: "flashback-start.yaml", inject: injectNoClonePlugin, outside: true},
 		{name: "drill already active", playbook: "flashback-start.yaml", inject: func(t *testing.T, lab *drlab.Lab, _ string) ([]string, func()) {
 			sm := lab.Master(drlab.ClusterStandby, 0)
