@@ -229,6 +229,10 @@ func (r *runRecord) finish(runErr error, runner *engine.Runner) error {
 	case engine.ExitRefused:
 		hint = fmt.Sprintf("run %s was refused before it changed anything: `flow status %s%s` shows what it checked", r.id, r.id, where)
 	case engine.ExitAborted:
+		if outcome.NoReturn != "" {
+			hint += fmt.Sprintf("run %s stopped past its point of no return (no rescue ran; a rollback is refused): `flow status %s%s` shows what ran; once the cause is fixed, `flow resume %s%s` continues it", r.id, r.id, where, r.id, where)
+			break
+		}
 		hint += fmt.Sprintf("run %s stopped after it had changed something: `flow status %s%s` shows what ran; `flow report %s%s` sums it up", r.id, r.id, where, r.id, where)
 	default:
 		hint = fmt.Sprintf("run %s: `flow status %s%s` shows what ran", r.id, r.id, where)
