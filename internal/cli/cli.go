@@ -97,7 +97,8 @@ against MySQL clusters behind the DBScale router. Preview every change with
 'flow run --dry-run' or 'flow plan' before touching production.
 
 Exit codes: 0 success; 1 a step failed; 2 invalid input (nothing executed);
-3 refused or declined, nothing changed; 4 aborted after a change (the rescue ran);
+3 refused or declined, nothing changed; 4 aborted after a change (the rescues that apply ran;
+none past a point of no return: resume it);
 130 interrupted (SIGINT, SIGTERM, SIGHUP).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
