@@ -708,10 +708,16 @@ func TestSwitchoverByHand(t *testing.T) {
 			t.Errorf("follow writer across the switchover: %+v", res)
 		}
 		// The outage spans the switchover from the freeze to the opening
-		// (about its whole time) plus at most a poll round.
-		if g.ClusterBefore != other || g.ClusterAfter != newPrimary || g.Duration < took/2 || g.Duration > took+200*time.Millisecond || g.Errors < 1 ||
-			res.ErrorsByKind[drlab.FollowReadOnly] != res.Errors {
-			t.Errorf("the outage %+v (errors %v) is not the switchover's (which took %s)", g, res.ErrorsByKind, took)
+		// (about its whole time) plus at most a poll round: the gap between
+		// the last write through the old primary and the first through the
+		// new. (The longest gap, which the writer reports as the outage, is
+		// at least that long; on a busy machine another gap can be longer.)
+		if len(res.Segments) == 2 {
+			sw := res.Segments[1].FirstAt.Sub(res.Segments[0].LastAt)
+			if sw < took/2 || sw > took+200*time.Millisecond || g.Duration < sw || res.Errors < 1 ||
+				res.ErrorsByKind[drlab.FollowReadOnly] != res.Errors {
+				t.Errorf("the gap across the switch %s (longest gap %+v, errors %v) is not the switchover's (which took %s)", sw, g, res.ErrorsByKind, took)
+			}
 		}
 		return res
 	}
