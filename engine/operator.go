@@ -289,10 +289,7 @@ func (r *Runner) promptText(s *Step, name, word string, env *evalEnv) string {
 		}
 	}
 	if p := noReturnFrom(s); p != nil {
-		msg, _, err := p.NoReturn.render(kindText, env, renderDisplay)
-		if err != nil {
-			msg = p.NoReturn.Raw
-		}
+		msg := noReturnText(p, env)
 		where := "inside it"
 		if p == s {
 			where = "this step"

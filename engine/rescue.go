@@ -40,13 +40,31 @@ func (r *Runner) passNoReturn(s *Step, env *evalEnv) {
 	if s.NoReturn == nil {
 		return
 	}
-	msg, _, err := s.NoReturn.render(kindText, env, renderDisplay)
-	if err != nil || msg == "" {
-		msg = s.NoReturn.Raw
-	}
-	msg = r.masker.Apply(strings.Join(strings.Fields(msg), " "))
+	msg := r.masker.Apply(strings.Join(strings.Fields(noReturnText(s, env)), " "))
 	r.noReturnMsg.Store(&msg)
 	r.noReturns.Add(1)
+}
+
+// noReturnText is the message of s's point_of_no_return, rendered (its
+// source text when it cannot be).
+func noReturnText(s *Step, env *evalEnv) string {
+	msg, _, err := s.NoReturn.render(kindText, env, renderDisplay)
+	if err != nil || msg == "" {
+		return s.NoReturn.Raw
+	}
+	return msg
+}
+
+// endedHow says how a step that returned err ended: failed, was
+// interrupted (its context ended) or was refused.
+func endedHow(ctx context.Context, err error) string {
+	switch {
+	case ctx.Err() != nil:
+		return "was interrupted"
+	case isRefusal(err):
+		return "was refused"
+	}
+	return "failed"
 }
 
 // pastNoReturn ends a step whose rescue section does not run because a
@@ -59,13 +77,7 @@ func (r *Runner) pastNoReturn(ctx context.Context, st *stepRun, err error) error
 	if m := r.noReturnMsg.Load(); m != nil {
 		msg = *m
 	}
-	why := "failed"
-	if ctx.Err() != nil {
-		why = "was interrupted"
-	} else if isRefusal(err) {
-		why = "was refused"
-	}
-	st.log.Errorf("%s %s past its point of no return: its rescue section does not run (%s)", st.name, why, msg)
+	st.log.Errorf("%s %s past its point of no return: its rescue section does not run (%s)", st.name, endedHow(ctx, err), msg)
 	r.event(st.log, event.RescueSkipped, merge(stepFields(st.s, st.name, st.key), logrus.Fields{"why": "past the point of no return"}))
 	return &noReturnError{err: err, msg: msg}
 }
@@ -94,13 +106,7 @@ func (r *Runner) rescueAfter(ctx context.Context, w *worker, sc *scope, s *Step,
 		r.event(log, event.RescueSkipped, merge(stepFields(s, name, key), logrus.Fields{"why": "nothing changed inside the step"}))
 		return err
 	}
-	why := "failed"
-	switch {
-	case ctx.Err() != nil:
-		why = "was interrupted"
-	case isRefusal(err):
-		why = "was refused"
-	}
+	why := endedHow(ctx, err)
 	rctx, cancel := r.rescueContext(ctx)
 	defer cancel()
 	r.rescueMu.Lock()

@@ -147,10 +147,7 @@ func (r *Runner) walk(ctx context.Context, w *worker, sc *scope, steps []*Step, 
 		// read-only step has no change: it counts once it started)
 		passed := !s.Mutates() || rec.Dispatched || len(rec.Sent) > 0 || rec.Status == StepFinished
 		if s.NoReturn != nil && passed && plan.NoReturn == "" {
-			msg, _, err := s.NoReturn.render(kindText, sc.env(), renderDisplay)
-			if err != nil {
-				msg = s.NoReturn.Raw
-			}
+			msg := noReturnText(s, sc.env())
 			plan.NoReturn = r.masker.Apply(fmt.Sprintf("rollback refused: run %s passed the point of no return at %s %q (its change was sent %s): %s",
 				r.opts.RunID, s.Pos.Short(), name, rec.Started.UTC().Format(time.RFC3339), msg))
 		}

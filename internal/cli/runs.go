@@ -212,7 +212,7 @@ func (r *runRecord) finish(runErr error, runner *engine.Runner) error {
 			break
 		}
 		if code == engine.ExitStepFailed && outcome.NoReturn != "" {
-			hint += fmt.Sprintf("run %s: `flow status %s%s` shows what ran; it passed its point of no return (a rollback is refused): once the cause is fixed, `flow resume %s%s` continues it", r.id, r.id, where, r.id, where)
+			hint += pastNoReturnHint(r.id, where)
 			break
 		}
 		if code == engine.ExitStepFailed {
@@ -230,7 +230,7 @@ func (r *runRecord) finish(runErr error, runner *engine.Runner) error {
 		hint = fmt.Sprintf("run %s was refused before it changed anything: `flow status %s%s` shows what it checked", r.id, r.id, where)
 	case engine.ExitAborted:
 		if outcome.NoReturn != "" {
-			hint += fmt.Sprintf("run %s stopped past its point of no return (no rescue ran; a rollback is refused): `flow status %s%s` shows what ran; once the cause is fixed, `flow resume %s%s` continues it", r.id, r.id, where, r.id, where)
+			hint += pastNoReturnHint(r.id, where)
 			break
 		}
 		hint += fmt.Sprintf("run %s stopped after it had changed something: `flow status %s%s` shows what ran; `flow report %s%s` sums it up", r.id, r.id, where, r.id, where)
@@ -241,6 +241,12 @@ func (r *runRecord) finish(runErr error, runner *engine.Runner) error {
 		hint += fmt.Sprintf("\nflow: the journal could not be completed: %v", jerr)
 	}
 	return &engine.ExitError{Code: code, Err: fmt.Errorf("%w\nflow: %s", runErr, hint)}
+}
+
+// pastNoReturnHint is the way on for a run that ended failed or refused
+// after its point of no return: resume, not rollback (which refuses).
+func pastNoReturnHint(id, where string) string {
+	return fmt.Sprintf("run %s passed its point of no return (a rollback is refused): `flow status %s%s` shows what ran; once the cause is fixed, `flow resume %s%s` continues it", id, id, where, id, where)
 }
 
 // changedText says what a run that did not succeed changed and what its
