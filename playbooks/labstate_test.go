@@ -259,6 +259,14 @@ func healthProblemsAs(ctx context.Context, lab *drlab.Lab, primary string) []str
 		if master && n.Cluster == standby {
 			problems = append(problems, lagProblems(ctx, db, n)...)
 		}
+		// a switchover freezes the primary masters (super_read_only) and
+		// leaves every master writable again, its router read-only or not
+		if master {
+			var ro, sro int
+			if err := db.QueryRowContext(ctx, "SELECT @@GLOBAL.read_only, @@GLOBAL.super_read_only").Scan(&ro, &sro); err != nil || ro != 0 || sro != 0 {
+				problems = append(problems, fmt.Sprintf("%s (master) read_only=%d super_read_only=%d, want 0 and 0 (%v)", n, ro, sro, err))
+			}
+		}
 		var marker int
 		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'flow_drill'").Scan(&marker); err != nil || marker != 0 {
 			problems = append(problems, fmt.Sprintf("%s carries a drill marker (flow_drill) or cannot say: %v", n, err))

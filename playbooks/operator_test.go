@@ -18,6 +18,7 @@ import (
 
 	"github.com/creack/pty"
 	"github.com/flowdba/flow/engine"
+	"github.com/flowdba/flow/event"
 	"github.com/flowdba/flow/gtid"
 	"github.com/flowdba/flow/internal/testutil"
 	"github.com/flowdba/flow/journal"
@@ -678,19 +679,39 @@ func TestOperatorContract(t *testing.T) {
 // it, so it is read as text, not verified.
 func waitRecords(t *testing.T, state, event string, n int) {
 	t.Helper()
+	waitJournal(t, state, event, n, func(string) bool { return true })
+}
+
+// waitStepStarted is waitRecords for the start of the step named name.
+func waitStepStarted(t *testing.T, state, name string) {
+	t.Helper()
+	quoted, _ := json.Marshal(name)
+	waitJournal(t, state, event.StepStarted, 1, func(line string) bool {
+		return strings.Contains(line, `"name":`+string(quoted))
+	})
+}
+
+// waitJournal polls (bounded by exitWait) until the journal of the one run
+// in state holds n records of ev whose line matches.
+func waitJournal(t *testing.T, state, ev string, n int, match func(line string) bool) {
+	t.Helper()
 	deadline := time.Now().Add(exitWait)
 	for {
 		files, _ := filepath.Glob(filepath.Join(state, "runs", "*", "journal.jsonl"))
 		got := 0
 		if len(files) == 1 {
 			b, _ := os.ReadFile(files[0])
-			got = strings.Count(string(b), `"event":"`+event+`"`)
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.Contains(line, `"event":"`+ev+`"`) && match(line) {
+					got++
+				}
+			}
 		}
 		if got >= n {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the journal in %s holds %d %s record(s) after %s, want %d", state, got, event, exitWait, n)
+			t.Fatalf("the journal in %s holds %d matching %s record(s) after %s, want %d", state, got, ev, exitWait, n)
 		}
 		time.Sleep(10 * time.Millisecond) // poll interval, bounded by the deadline
 	}

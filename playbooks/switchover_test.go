@@ -231,12 +231,14 @@ func TestSwitchoverAndBack(t *testing.T) {
 	requireHealthy(t, lab)
 }
 
-// TestSwitchoverWriteBehindTheRouter: a write that reaches the primary's
-// master directly (not through the router) after the freeze is found before
-// the point of no return: the switchover is refused, its rescue makes the
-// old primary writable again (exit 4: something had changed), and the DR
-// link and the roles are as before. The write comes from a site step that
-// a wrapper splices in right after the freeze (extend:).
+// TestSwitchoverWriteBehindTheRouter: after the freeze a write sent to the
+// primary's master directly (not through the router) is refused by MySQL
+// (super_read_only, error 1290); one that still reaches it (its
+// super_read_only switched off by hand) is found before the point of no
+// return: the switchover is refused, its rescue makes the old primary
+// writable again (exit 4: something had changed), and the DR link and the
+// roles are as before. The writes come from site steps that a wrapper
+// splices in after the catch-up (extend:).
 func TestSwitchoverWriteBehindTheRouter(t *testing.T) {
 	lab := drlabtest.Lab(t, 1)
 	requireHealthy(t, lab)
@@ -251,8 +253,13 @@ steps:
   - include: `+shipped+`
     with: {to: target}
     extend:
-      - after: "Step 05 {{ p.ds }} standby master {{ p.new.host }} applies those"
+      - after: "Step 05 {{ p.ds }} standby master {{ p.new.host }} applies it"
         steps:
+          - name: test writes to the frozen primary master directly
+            ignore_errors: true
+            sql: {on: node, at: "{{ pairs[0].old }}", exec: "CREATE DATABASE IF NOT EXISTS flow_bypass_refused"}
+          - name: test switches super_read_only off by hand
+            sql: {on: node, at: "{{ pairs[0].old }}", exec: "SET GLOBAL super_read_only = OFF"}
           - name: test writes to the primary master directly
             sql: {on: node, at: "{{ pairs[0].old }}", exec: "CREATE DATABASE IF NOT EXISTS flow_bypass"}
 `), 0o644); err != nil {
@@ -281,8 +288,20 @@ steps:
 	if !strings.Contains(res.Log, "rescue the old primary takes writes again") {
 		t.Errorf("the rescue did not run:\n%s", tail(res.Log))
 	}
+	if !strings.Contains(res.Log, "super-read-only") {
+		t.Errorf("the direct write to the frozen master was not refused by super_read_only:\n%s", tail(res.Log))
+	}
+	pdb, err := lab.OpenNode(pm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pdb.Close()
+	if n := queryInt(t, pdb, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'flow_bypass_refused'"); n != 0 {
+		t.Errorf("the frozen primary master took a direct write (flow_bypass_refused exists)")
+	}
 	requireRoles(t, lab, drlab.ClusterPrimary)
-	// the old primary takes writes again and the DR link is in place
+	// the old primary takes writes again (router and masters) and the DR
+	// link is in place
 	requireHealthy(t, lab)
 }
 
@@ -478,6 +497,42 @@ func TestSwitchoverOperator(t *testing.T) {
 		j.requireNotDispatched(t, "Step 06 remove the DR link on the old primary")
 		requireRoles(t, h.lab, drlab.ClusterPrimary)
 		requireHealthy(t, h.lab) // the primary router read-write, the DR link there
+	})
+	// the freeze's rescue covers the whole way to the point of no return:
+	// Ctrl-C between the catch-up and Step 06 (a site step waits there)
+	// makes the old primary writable again too
+	t.Run("ctrl_c_before_the_dr_link_moves", func(t *testing.T) {
+		h.ensureHealthy(t)
+		d := newCycleDirs(t)
+		const waiting = "test waits before the DR link moves"
+		wrapper := filepath.Join(h.pbDir, "switchover-waiting-before-step-06.yaml")
+		if err := os.WriteFile(wrapper, []byte(`name: switchover-waiting-before-step-06
+steps:
+  - include: dr-switchover.yaml
+    with: {to: target}
+    extend:
+      - before: Step 06 move the DR link
+        steps:
+          - name: `+waiting+`
+            ssh: {on: standby_ssh, host: "{{ pairs[0].new.host }}", command: "test -f `+filepath.Join(t.TempDir(), "never")+`", ok_codes: [0, 1], changes: false}
+            until: result.rc == 0
+            interval: 100ms
+            timeout: 2m
+`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p := h.onPTY(t, "run", wrapper, "-c", h.lab.IniPath(), "--state-dir", d.state, "--yes")
+		waitStepStarted(t, d.state, waiting)
+		p.interrupt(t)
+		if code := p.wait(t); code != engine.ExitInterrupted {
+			t.Fatalf("exit %d, want %d\n%s", code, engine.ExitInterrupted, tail(p.screen()))
+		}
+		j := onlyRun(t, d.state)
+		j.requireEnd(t, journal.StatusInterrupted, engine.ExitInterrupted, -1)
+		j.requireRescued(t)
+		j.requireNotDispatched(t, "Step 06 remove the DR link on the old primary")
+		requireRoles(t, h.lab, drlab.ClusterPrimary)
+		requireHealthy(t, h.lab) // router and masters writable, the DR link there
 	})
 	t.Run("typed_word", func(t *testing.T) {
 		h.ensureHealthy(t)

@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/flowdba/flow/engine"
@@ -105,6 +106,21 @@ func init() {
 				return nil, fmt.Errorf("to_int: %q is not an integer", toString(p[0]))
 			}
 			return n, nil
+		},
+		Types: []any{new(func(any) int)}})
+	engine.RegisterFunc(engine.FuncDef{Name: "seconds", Help: "seconds(d): a duration in whole seconds, rounded up, as MySQL's timeouts take it: seconds(catchup_timeout) = 60 for 60s, seconds(\"1500ms\") = 2",
+		Fn: func(p ...any) (any, error) {
+			d, ok := p[0].(time.Duration)
+			if !ok {
+				var err error
+				if d, err = time.ParseDuration(toString(p[0])); err != nil {
+					return nil, fmt.Errorf("seconds: %q is not a duration such as 30s", toString(p[0]))
+				}
+			}
+			if d < 0 {
+				return nil, fmt.Errorf("seconds: %s is negative", d)
+			}
+			return int((d + time.Second - 1) / time.Second), nil
 		},
 		Types: []any{new(func(any) int)}})
 	engine.RegisterFunc(engine.FuncDef{Name: "bytes", Help: "bytes(text): a size as a DBA writes it, in bytes: bytes(\"1 GiB\") = 1073741824, bytes(\"500MB\") = 500000000",

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flowdba/flow/engine"
 	_ "github.com/flowdba/flow/engine/funcs"
@@ -25,7 +26,7 @@ var optionRows = []any{
 }
 
 func TestFunctions(t *testing.T) {
-	vars := map[string]any{"ds": dataservers, "opts": optionRows, "datadir": "/data/mysql/3306/data/"}
+	vars := map[string]any{"ds": dataservers, "opts": optionRows, "datadir": "/data/mysql/3306/data/", "wait": time.Minute}
 	cases := []struct {
 		src  string
 		want any
@@ -52,6 +53,9 @@ func TestFunctions(t *testing.T) {
 		{`is_on(" Off ")`, false},
 		{`bytes("1 GiB")`, 1073741824},
 		{`bytes("500MB")`, 500000000},
+		{`seconds(wait)`, 60},
+		{`seconds("1500ms")`, 2},
+		{`seconds("0s")`, 0},
 	}
 	for _, c := range cases {
 		got, err := engine.Eval(c.src, vars)
@@ -70,6 +74,8 @@ func TestFunctionsRefuseWhatTheyCannotRead(t *testing.T) {
 	for src, want := range map[string]string{
 		`is_on("maybe")`:          `"maybe" is neither on`,
 		`bytes("lots")`:           `"lots" is not a size`,
+		`seconds("soon")`:         `"soon" is not a duration`,
+		`seconds("-1s")`:          "-1s is negative",
 		`datasource_of("normal")`: `"normal" is not named <datasource>_<n>`,
 		`options(ds)`:             "row 0 has no option_name column",
 		`masters(bad)`:            "row 0 is string, not a row of columns",
