@@ -40,6 +40,8 @@ type loader struct {
 	// removed are the names steps a site skips or replaces would define,
 	// with what removed them (for the hint of an expression that reads one).
 	removed map[string]string
+	// headers are the `use:` files parsed so far, by absolute path.
+	headers map[string]*parsedHeader
 }
 
 // Bounds on what aliases can expand to in one Load.
@@ -71,7 +73,7 @@ const maxFileSize = 4 << 20
 // Every problem found is returned at once as Diags (errors and warnings); a
 // playbook with errors is returned as nil.
 func Load(path string) (*Playbook, Diags) {
-	l := &loader{loaded: map[string]*Playbook{}, sources: map[string][]byte{}}
+	l := &loader{loaded: map[string]*Playbook{}, sources: map[string][]byte{}, headers: map[string]*parsedHeader{}}
 	pb := l.load(path, Pos{File: path})
 	if pb != nil && len(l.diags.Errors()) == 0 {
 		l.compileIncludesFirst(pb, map[*Playbook]bool{})

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flowdba/flow/engine/secret"
 	"github.com/flowdba/flow/event"
 	"github.com/sirupsen/logrus"
 )
@@ -41,7 +40,10 @@ func (r *Runner) stepName(s *Step, env *evalEnv) string {
 // seen renders the values an expression read, for refusals and skips.
 func (r *Runner) seen(e *Expr, env *evalEnv) string {
 	var parts []string
-	for i, p := range e.parts {
+	for i, p := range e.chainPrograms() {
+		if p == nil {
+			continue
+		}
 		name := e.pnames[i]
 		root := name
 		if j := strings.IndexAny(root, ".["); j >= 0 {
@@ -54,9 +56,6 @@ func (r *Runner) seen(e *Expr, env *evalEnv) string {
 			val = "<" + firstLine(err.Error()) + ">"
 		} else {
 			val = displayValue(v, 200)
-		}
-		if i < len(e.psecret) && e.psecret[i] {
-			val = secret.Mask
 		}
 		parts = append(parts, name+"="+val)
 	}

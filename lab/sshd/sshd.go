@@ -141,6 +141,9 @@ func StartWith(ctx context.Context, dir string, listenAddrs []string, port int, 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	if err := os.MkdirAll(filepath.Join(dir, "home"), 0o700); err != nil {
+		return nil, err
+	}
 	if o.Password != "" && os.Geteuid() != 0 {
 		return nil, errors.New("sshd: password login needs root (sshd checks passwords against the shadow database, which the lab replaces in a private mount namespace)")
 	}
@@ -583,6 +586,12 @@ func (s *Server) writeConfig(p *Proc) error {
 	}
 	fmt.Fprintf(&b, "PidFile %s\n", filepath.Join(s.Dir, strings.TrimSuffix(filepath.Base(p.LogFile), ".log")+".pid"))
 	fmt.Fprintf(&b, "AuthorizedKeysFile %s\n", filepath.Join(s.Dir, "authorized_keys"))
+	// The sessions' HOME is an empty folder of the lab: bash sources
+	// ~/.bashrc for a command sshd runs, and this machine's root .bashrc
+	// (pyenv init) took 150 ms per command, more than the command itself;
+	// mysqld_safe started over SSH no longer reads the machine's ~/.my.cnf
+	// either. A node host's own shell start-up is not what the lab measures.
+	fmt.Fprintf(&b, "SetEnv HOME=%s\n", filepath.Join(s.Dir, "home"))
 	password, rootLogin := "no", "prohibit-password"
 	if s.PasswordLogin {
 		password, rootLogin = "yes", "yes"

@@ -62,12 +62,17 @@ func TestStartServesEveryAddressAndStops(t *testing.T) {
 			cancel()
 			t.Fatalf("login on %s: %v", a, err)
 		}
-		res, err := c.Run(ctx, sshconn.Command{Cmd: "echo $SSH_CONNECTION"})
+		res, err := c.Run(ctx, sshconn.Command{Cmd: "echo $SSH_CONNECTION; echo $HOME"})
 		cancel()
 		_ = c.Close()
 		// SSH_CONNECTION is "client-ip client-port server-ip server-port".
 		if err != nil || !strings.Contains(res.Stdout, " "+a+" "+strconv.Itoa(srv.Port)) {
 			t.Errorf("on %s: %q, %v", a, res.Stdout, err)
+		}
+		// the sessions' HOME is the lab's own empty folder: the machine
+		// user's shell start-up files are not sourced
+		if home := filepath.Join(srv.Dir, "home"); !strings.HasSuffix(strings.TrimSpace(res.Stdout), "\n"+home) {
+			t.Errorf("on %s: HOME is not %s: %q", a, home, res.Stdout)
 		}
 	}
 
