@@ -339,7 +339,9 @@ func (r *Runner) failed(ctx context.Context, st *stepRun, err error, dur time.Du
 	} else {
 		log.Infof("%s stopped by the failure above", name)
 	}
-	r.event(log, event.StepFailed, merge(st.base, logrus.Fields{"duration_ms": dur.Milliseconds(), "error": r.masker.Apply(err.Error())}))
+	// interrupted: the run's context ended (Ctrl-C, a signal, a hang-up), not the step's own failure
+	r.event(log, event.StepFailed, merge(st.base, logrus.Fields{"duration_ms": dur.Milliseconds(), "error": r.masker.Apply(err.Error()),
+		"interrupted": ctx.Err() != nil}))
 	if s.ID != "" {
 		st.sc.setStep(s.ID, map[string]any{"ok": false, "skipped": false, "error": r.masker.Apply(err.Error()), "output": map[string]any{}}, false)
 	}

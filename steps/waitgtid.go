@@ -346,7 +346,10 @@ func (s *WaitGTIDStep) Run(ctx context.Context, x *engine.Exec) (map[string]any,
 
 // interrupted is the error of a wait the operator interrupted.
 func (st *waitState) interrupted(parent context.Context) error {
-	return fmt.Errorf("%s: interrupted while waiting for %s: %v", st.w.target, st.refDesc, parent.Err())
+	if st.first {
+		return fmt.Errorf("%s: interrupted while waiting for %s: %v", st.w.target, st.refDesc, parent.Err())
+	}
+	return fmt.Errorf("%s: interrupted while waiting for %s, %d of them still missing: %v", st.w.target, st.refDesc, st.count, parent.Err())
 }
 
 // pollFailed judges a poll that could not read gtid_executed: an

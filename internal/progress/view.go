@@ -250,7 +250,11 @@ func (v *View) ended1(ev, key string, f map[string]any) {
 		}
 		b.WriteString(v.styled(dim, " · "+dur))
 	case event.StepFailed:
-		b.WriteString(v.styled(red, "✗ ") + label + v.styled(red, " · failed after "+dur))
+		how := " · failed after "
+		if intr, _ := f["interrupted"].(bool); intr {
+			how = " · interrupted after "
+		}
+		b.WriteString(v.styled(red, "✗ ") + label + v.styled(red, how+dur))
 	case event.StepRefused:
 		b.WriteString(v.styled(red, "⊘ ") + label + v.styled(red, " · refused: ") + indentRest(text(f, "error")))
 	case event.StepSkipped:

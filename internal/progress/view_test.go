@@ -319,3 +319,22 @@ func TestViewTickerRedraws(t *testing.T) {
 	}
 	v.Close()
 }
+
+// TestViewSaysInterruptedNotFailed: a step a signal ended is shown as
+// interrupted, one that failed by itself as failed.
+func TestViewSaysInterruptedNotFailed(t *testing.T) {
+	c := &clock{t: time.Date(2026, 12, 7, 23, 0, 0, 0, time.UTC)}
+	scr := &screen{}
+	v := New(scr, Options{Size: func() (int, int) { return 100, 30 }, Now: c.now, Interval: -1})
+	v.Observe("run_started", ev(c, map[string]any{"run_id": "20261207T230000Z-abcd", "playbook": "switch"}))
+	v.Observe("step_started", ev(c, map[string]any{"key": kOne, "name": "freeze", "type": "group"}))
+	v.Observe("step_started", ev(c, map[string]any{"key": kLast, "name": "check", "type": "sql"}))
+	v.Observe("step_failed", ev(c, map[string]any{"key": kLast, "name": "check", "duration_ms": int64(1000), "error": "boom", "interrupted": false}))
+	v.Observe("step_failed", ev(c, map[string]any{"key": kOne, "name": "freeze", "duration_ms": int64(6000), "error": "SIGINT", "interrupted": true}))
+	v.Observe("run_finished", ev(c, map[string]any{"status": "interrupted"}))
+	v.Close()
+	out := stripANSI(scr.text())
+	if !strings.Contains(out, "✗ check · failed after 1.0s") || !strings.Contains(out, "✗ freeze · interrupted after 6.0s") {
+		t.Errorf("final screen:\n%s", out)
+	}
+}
