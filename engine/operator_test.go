@@ -178,3 +178,40 @@ steps:
 	wantRuns(t, "pr-rescue", 0)
 	wantRuns(t, "pr-change", 0)
 }
+
+// TestResumeAfterRescueAsksAgain: the operator confirmed, then pressed
+// Ctrl-C and the rescue put everything back; `flow resume` asks again
+// before changing anything (without a terminal it is refused, nothing
+// run), while a resume of a run cut short before its rescue finished
+// keeps the earlier confirmation.
+func TestResumeAfterRescueAsksAgain(t *testing.T) {
+	resetOp()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(900*time.Millisecond, cancel)
+	j := &enginetest.Journal{}
+	res := enginetest.Run(t, gated, enginetest.Options{Mode: engine.ModeRun, Context: ctx, Stdin: typedLater("go\n"), Interactive: true, Journal: j})
+	wantExit(t, res, engine.ExitInterrupted)
+	wantRuns(t, "op-rescue", 1)
+	earlier := j.Events()
+
+	resetOp()
+	rs := engine.BuildResumeState(earlier)
+	res = enginetest.RunPlaybook(t, enginetest.Load(t, res.File), enginetest.Options{Mode: engine.ModeRun, Resume: rs})
+	wantExit(t, res, engine.ExitRefused)
+	wantIn(t, "error", res.Err.Error(), "drill")
+	wantRuns(t, "op-change", 0)
+
+	// the same journal without the rescue's end: the yes still stands
+	var cut []engine.ResumeEvent
+	for _, ev := range earlier {
+		if ev.Event != "rescue_finished" {
+			cut = append(cut, ev)
+		}
+	}
+	resetOp()
+	res = enginetest.RunPlaybook(t, enginetest.Load(t, res.File), enginetest.Options{Mode: engine.ModeRun, Resume: engine.BuildResumeState(cut),
+		Timeout: 2 * time.Second})
+	if runs := probe("op-change").runs.Load(); runs != 1 {
+		t.Errorf("op-change ran %d time(s) on the resume whose rescue had not finished, want 1 (no new question)", runs)
+	}
+}

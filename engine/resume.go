@@ -70,7 +70,8 @@ type ResumeState struct {
 	// RolledBack says a rollback of the run finished.
 	RolledBack bool
 	// Confirmations are the confirmation points earlier attempts passed,
-	// by step key: a resumed run does not ask again.
+	// by step key: a resumed run does not ask again (unless a rescue of
+	// that step ran to its end since).
 	Confirmations map[string]*ConfirmRecord
 	// sentChange says an earlier attempt dispatched a change, even one a
 	// rescue undid (whose records a restarted group forgets).
@@ -230,6 +231,7 @@ func BuildResumeState(events []ResumeEvent) *ResumeState {
 		case event.RescueFinished:
 			if rec := get(f); rec != nil {
 				rs.forget(rec.Key)
+				rs.forgetConfirmations(rec.Key)
 				rec.RescueFinished = true
 			}
 		case event.StepDispatched:
@@ -299,6 +301,20 @@ func (rs *ResumeState) forget(key string) {
 	for k := range rs.Steps {
 		if strings.HasPrefix(k, key+" > ") || strings.HasPrefix(k, key+"#") || strings.HasPrefix(k, key+" rescue") {
 			delete(rs.Steps, k)
+		}
+	}
+}
+
+// forgetConfirmations drops the confirmations given at the step with key
+// and inside it: its rescue ran to the end and put back what it changed,
+// so the operator's yes was for a change that no longer stands. A resumed
+// run asks again (after a Ctrl-C, the operator decides anew whether to
+// freeze the primary a second time); one cut short by a crash, whose
+// rescue did not finish, does not.
+func (rs *ResumeState) forgetConfirmations(key string) {
+	for k := range rs.Confirmations {
+		if k == key || strings.HasPrefix(k, key+" > ") || strings.HasPrefix(k, key+"#") {
+			delete(rs.Confirmations, k)
 		}
 	}
 }
