@@ -61,7 +61,7 @@ func writeRun(t *testing.T, dir, id string, h Header, status string) {
 	if status == StatusSuccess {
 		rec("step_finished", step(20, "Step 02 detach", true, "duration_ms", int64(30)), true)
 	} else {
-		rec("step_failed", step(20, "Step 02 detach", true, "duration_ms", int64(30), "error", "boom"), true)
+		rec("step_failed", step(20, "Step 02 detach", true, "duration_ms", int64(30), "error", "boom", "interrupted", status == StatusInterrupted), true)
 	}
 	rec(event.RunFinished, map[string]any{"run_id": id, "status": status}, true)
 	if err := j.Close(); err != nil {
@@ -134,8 +134,13 @@ func TestRecordLoadVerify(t *testing.T) {
 		s1.Statements[0].Text != "SELECT @@gtid_executed" || s1.Statements[0].Target != "router 127.0.2.100:16310" {
 		t.Errorf("step 1 = %+v", s1)
 	}
-	if s2.State != StepFailed || s2.Error != "boom" || !s2.Mutates || len(s2.Statements) != 1 || s2.Statements[0].Text != "STOP REPLICA" {
+	if s2.State != StepFailed || s2.Error != "boom" || !s2.Mutates || len(s2.Statements) != 1 || s2.Statements[0].Text != "STOP REPLICA" || s2.Interrupted {
 		t.Errorf("step 2 = %+v", s2)
+	}
+	// a step a signal ended reads as interrupted
+	writeRun(t, dir, "20261123T204502Z-0002", header(), StatusInterrupted)
+	if ir, err := Load(dir, "20261123T204502Z-0002"); err != nil || len(ir.Steps) != 2 || !ir.Steps[1].Interrupted {
+		t.Errorf("an interrupted run's cut step: %+v, %v", ir, err)
 	}
 	if len(run.Failed()) != 1 || len(run.Done()) != 1 || len(run.Current()) != 0 {
 		t.Errorf("Failed/Done/Current = %d/%d/%d", len(run.Failed()), len(run.Done()), len(run.Current()))

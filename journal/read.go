@@ -148,10 +148,13 @@ type Step struct {
 	Started time.Time
 	Ended   time.Time
 	// Duration is what the engine measured (0 for an open step).
-	Duration   time.Duration
-	Error      string
-	Reason     string // why a step was skipped
-	Statements []Statement
+	Duration time.Duration
+	Error    string
+	// Interrupted says a failed step was ended by the run's signal
+	// (Ctrl-C, SIGTERM, a hang-up), not by its own failure.
+	Interrupted bool
+	Reason      string // why a step was skipped
+	Statements  []Statement
 	// Key identifies the step instance (playbook positions and for_each
 	// items); Attempt is 1 for the run, 2… for each resume or rollback.
 	Key     string
@@ -314,6 +317,7 @@ func Load(stateDir, runID string) (*Run, error) {
 				s := &run.Steps[stack[len(stack)-1]]
 				open[k] = stack[:len(stack)-1]
 				s.State, s.Ended, s.Error = st, at, str(f, "error")
+				s.Interrupted, _ = f["interrupted"].(bool)
 				s.Duration = time.Duration(num(f, "duration_ms")) * time.Millisecond
 				if s.Duration == 0 {
 					s.Duration = s.Ended.Sub(s.Started) // under a millisecond

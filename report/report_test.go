@@ -277,3 +277,21 @@ func TestHostOf(t *testing.T) {
 		}
 	}
 }
+
+// TestInterruptedStepHasItsOwnBar: a step the run's signal ended is drawn
+// as interrupted, not as failed, and the legend names it.
+func TestInterruptedStepHasItsOwnBar(t *testing.T) {
+	run := syntheticRun()
+	run.Steps[5].Interrupted = true // Step 03 optional
+	out := render(t, run)
+	states := map[string]int{}
+	for _, b := range barRE.FindAllStringSubmatch(out, -1) {
+		states[b[1]]++
+	}
+	if states["interrupted"] != 1 || states["failed"] != 0 {
+		t.Errorf("bar classes %v, want 1 interrupted, 0 failed", states)
+	}
+	if !strings.Contains(out, `<span class="sw-interrupted"></span>interrupted`) {
+		t.Error("the legend does not name interrupted steps")
+	}
+}

@@ -58,6 +58,7 @@ svg .gband.shade { fill: #f6f8fb; }
 svg .gline { stroke: #d8dde6; stroke-width: 1; }
 .bar-done, .sw-done { fill: #43a047; background: #43a047; }
 .bar-failed, .sw-failed { fill: #e53935; background: #e53935; }
+.bar-interrupted, .sw-interrupted { fill: #8e24aa; background: #8e24aa; }
 .bar-refused, .sw-refused { fill: #fb8c00; background: #fb8c00; }
 .bar-open, .sw-open { fill: #1e88e5; background: #1e88e5; }
 svg .bar:hover { stroke: #1d2330; stroke-width: 1.5; }
@@ -112,7 +113,7 @@ footer { margin-top: 28px; color: #7a8294; font-size: 12px; }
 </div>{{end}}
 
 <h2>Timeline</h2>
-{{with .Timeline}}<p class="legend"><span class="sw-done"></span>done<span class="sw-failed"></span>failed<span class="sw-refused"></span>refused<span class="sw-open"></span>not finished
+{{with .Timeline}}<p class="legend"><span class="sw-done"></span>done<span class="sw-failed"></span>failed<span class="sw-interrupted"></span>interrupted<span class="sw-refused"></span>refused<span class="sw-open"></span>not finished
  &middot; {{.Bars}} executed {{if eq .Bars 1}}step{{else}}steps{{end}}, grouped by host and parallel item{{if .Skipped}}; {{.Skipped}} skipped {{if eq .Skipped 1}}step is{{else}}steps are{{end}} listed below, not drawn{{end}}. Hover a bar for details.</p>
 <div class="chart">
 <svg class="timeline" width="{{.Width}}" height="{{.Height}}" viewBox="0 0 {{.Width}} {{.Height}}" role="img" aria-label="timeline of the run's steps">

@@ -149,7 +149,7 @@ func layout(steps []journal.Step, run *journal.Run, start, end time.Time) timeli
 				if x0+w > plotX+plotW {
 					x0 = plotX + plotW - w
 				}
-				l.Bar = &bar{X: f(x0), Y: f(by), W: f(w), H: f(barH), Class: "bar bar-" + barClass(r.s.State), Title: tip}
+				l.Bar = &bar{X: f(x0), Y: f(by), W: f(w), H: f(barH), Class: "bar bar-" + barClass(r.s.State, r.s.Interrupted), Title: tip}
 				tl.Bars++
 			} else {
 				cx, cy, d := x(r.start), y+rowH/2, barH/2
@@ -206,11 +206,14 @@ func tooltip(s journal.Step, run *journal.Run, start, end time.Time) string {
 	return b.String()
 }
 
-func barClass(state string) string {
+func barClass(state string, interrupted bool) string {
 	switch state {
 	case journal.StepDone:
 		return "done"
 	case journal.StepFailed:
+		if interrupted {
+			return "interrupted"
+		}
 		return "failed"
 	case journal.StepRefused:
 		return "refused"

@@ -465,8 +465,11 @@ func printRun(w io.Writer, run *journal.Run) {
 			fmt.Fprintf(w, "  -- attempt %d (flow resume / rollback) --\n", attempt)
 		}
 		state := s.State
-		if state == journal.StepOpen {
+		switch {
+		case state == journal.StepOpen:
 			state = open
+		case s.Interrupted:
+			state = "interrupted"
 		}
 		dur := ""
 		switch {
