@@ -692,3 +692,65 @@ func TestFaultInterruptedDuringClone(t *testing.T) {
 	}
 	f.finish(t, r.RunID)
 }
+
+// TestFaultKilledRightAfterShutdown: flow is SIGKILLed right after stop
+// sent SHUTDOWN to a recipient, and resumed at once, while that mysqld is
+// still exiting (no socket file, connections refused, the process still
+// there). Resume judges the SHUTDOWN done, waits for the process to end
+// and finishes the stop; it used to send SHUTDOWN again and fail on
+// "connection refused", on every later attempt too (crash sweep, stop #31).
+func TestFaultKilledRightAfterShutdown(t *testing.T) {
+	f := newFaultRun(t, nil)
+	ctx := context.Background()
+	if r := f.h.flow(ctx, f.h.runArgs("flashback-start.yaml", f.d.state, f.d.redo), nil); r.Code != 0 {
+		t.Fatalf("start: exit %d\n%s", r.Code, r.errorText())
+	}
+	if err := drillWrites(ctx, f.h.lab); err != nil {
+		t.Fatal(err)
+	}
+	var at string
+	r := f.h.flow(ctx, f.h.runArgs("flashback-stop.yaml", f.d.state, f.d.redo), func(ev flowEvent, _ int) bool {
+		if at == "" && ev.Event == "statement" && strings.TrimSpace(ev.Text) == "SHUTDOWN" {
+			at = ev.Name
+			return true
+		}
+		return false
+	})
+	if at == "" || !r.Killed {
+		t.Fatalf("flow was not killed after a SHUTDOWN (killed %v): exit %d\n%s", r.Killed, r.Code, r.errorText())
+	}
+	// the kill may have come before the statement left: send it as flow
+	// would have, so the resume below meets a mysqld that is exiting
+	host := strings.TrimPrefix(at, "shutdown instance ")
+	var node *drlab.Node
+	for i, n := range f.h.lab.Nodes {
+		if n.Cluster == drlab.ClusterStandby && n.Host == host {
+			node = &f.h.lab.Nodes[i]
+		}
+	}
+	if node == nil {
+		t.Fatalf("no standby node at %q (from step %q)", host, at)
+	}
+	if db, err := f.h.lab.OpenNode(*node); err == nil {
+		_, _ = db.ExecContext(ctx, "SHUTDOWN") // refused when flow's SHUTDOWN got there first
+		db.Close()
+	}
+	rr := f.h.flow(ctx, resumeArgs(r.RunID, f.d.state), nil)
+	if rr.Code != 0 {
+		t.Fatalf("resume right after the kill at %q: exit %d\n%s", at, rr.Code, rr.errorText())
+	}
+	judged := false
+	for _, ev := range rr.Events {
+		judged = judged || ev.Event == "step_resume_decision" && strings.HasPrefix(ev.Name, "shutdown instance ") && ev.Decision == "done"
+	}
+	if !judged {
+		t.Errorf("the resume did not judge the cut SHUTDOWN done")
+	}
+	rows, err := f.w.stop()
+	if err != nil {
+		t.Errorf("primary writes during the test: %v", err)
+	}
+	for _, p := range restoredProblems(ctx, f.h.lab, f.d.redo, f.base+rows, checkWait) {
+		t.Error(p)
+	}
+}
