@@ -96,7 +96,7 @@ func (r *Runner) refuseUnaskable(pb *Playbook) error {
 	if len(open) == 0 {
 		return nil
 	}
-	return &ExitError{Code: ExitRefused, Err: &RefusedError{Pos: Pos{File: pb.File}, Step: pb.Name, Guard: "confirmation",
+	return &ExitError{Code: r.refusalCode(), Err: &RefusedError{Pos: Pos{File: pb.File}, Step: pb.Name, Guard: "confirmation",
 		Message: fmt.Sprintf("this playbook asks the operator to confirm at %s, but there is no terminal to ask on: nothing was run. "+
 			"Run it from a terminal, or pass --yes to confirm in advance (the journal records the confirmation as given by --yes by %s)",
 			strings.Join(open, "; "), orUnknown(r.opts.Operator))}}
@@ -296,9 +296,12 @@ func (r *Runner) promptText(s *Step, name, word string, env *evalEnv) string {
 		}
 		fmt.Fprintf(&b, "  Point of no return (%s): %s %s — %s\n", where, p.Pos.Short(), r.stepName(p, env), strings.TrimSpace(msg))
 	}
-	if r.dispatched.Load() == 0 {
+	switch {
+	case r.dispatched.Load() == 0 && r.earlierChanged():
+		b.WriteString("  An earlier attempt of this run made changes (`flow status` lists them, and what a rescue put back); this attempt has made none: declining changes nothing more.\n")
+	case r.dispatched.Load() == 0:
 		b.WriteString("  Nothing has been changed yet: declining changes nothing.\n")
-	} else {
+	default:
 		b.WriteString("  This run has already made changes: declining runs the rescue sections that apply.\n")
 	}
 	fmt.Fprintf(&b, "Type %q to continue (anything else declines; Ctrl-C interrupts):\n", word)
@@ -347,7 +350,7 @@ func (r *Runner) Changed() bool { return r.dispatched.Load() > 0 }
 // aborted turns a refusal after changes into exit 4 (a refusal with
 // nothing changed keeps exit 3).
 func (r *Runner) refusalCode() int {
-	if r.Changed() {
+	if r.Changed() || r.earlierChanged() {
 		return ExitAborted
 	}
 	return ExitRefused

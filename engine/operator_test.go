@@ -197,9 +197,19 @@ func TestResumeAfterRescueAsksAgain(t *testing.T) {
 	resetOp()
 	rs := engine.BuildResumeState(earlier)
 	res = enginetest.RunPlaybook(t, enginetest.Load(t, res.File), enginetest.Options{Mode: engine.ModeRun, Resume: rs})
-	wantExit(t, res, engine.ExitRefused)
+	// refused before anything ran, but the run did change something (its
+	// first attempt, which the rescue put back): exit 4, not 3
+	wantExit(t, res, engine.ExitAborted)
 	wantIn(t, "error", res.Err.Error(), "drill")
 	wantRuns(t, "op-change", 0)
+
+	// asked on a terminal, the operator declines: exit 4 as well
+	resetOp()
+	res = enginetest.RunPlaybook(t, enginetest.Load(t, res.File), enginetest.Options{Mode: engine.ModeRun, Resume: engine.BuildResumeState(earlier),
+		Stdin: typedLater("no\n"), Interactive: true})
+	wantExit(t, res, engine.ExitAborted)
+	wantRuns(t, "op-change", 0)
+	wantIn(t, "prompt", res.Out+res.Log, "An earlier attempt of this run made changes")
 
 	// the same journal without the rescue's end: the yes still stands
 	var cut []engine.ResumeEvent

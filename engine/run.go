@@ -259,8 +259,18 @@ func (r *Runner) statusOf(ctx context.Context, err error) string {
 
 // changed reports whether the run changed something (a dry run or plan:
 // would have).
-func (r *Runner) changed() bool {
+func (r *Runner) changed() bool { return r.changedNow() || r.earlierChanged() }
+
+// changedNow reports whether this attempt sent a change (a dry run: listed one).
+func (r *Runner) changedNow() bool {
 	return r.Changed() || (r.opts.Mode != ModeRun && r.mutated.Load())
+}
+
+// earlierChanged reports whether an earlier attempt of a resumed run sent a
+// change, even one its rescue put back: a refusal or decline now is then
+// exit 4, not 3 ("nothing changed" would not be true of the run).
+func (r *Runner) earlierChanged() bool {
+	return r.opts.Resume != nil && !r.opts.Resume.changedNothing()
 }
 
 // classify turns an error into one with the right exit code.
@@ -276,7 +286,9 @@ func (r *Runner) classify(ctx context.Context, err error) error {
 	}
 	var ee *ExitError
 	if errors.As(err, &ee) {
-		if ee.Code == ExitRefused && r.changed() {
+		// (a resume that cannot judge a step stops with exit 3 as long as
+		// this attempt changed nothing: it asks, it refuses nothing)
+		if ee.Code == ExitRefused && r.changedNow() {
 			return &ExitError{Code: ExitAborted, Err: ee.Err}
 		}
 		return err
