@@ -219,11 +219,7 @@ func (r *runRecord) finish(runErr error, runner *engine.Runner) error {
 			hint += fmt.Sprintf("run %s: `flow status %s%s` shows what ran; once the cause is fixed, `flow resume %s%s` continues it (or `flow rollback %s%s` undoes it)", r.id, r.id, where, r.id, where, r.id, where)
 			break
 		}
-		stopped := "stopped"
-		if outcome.Changes == 0 && len(outcome.Rescues) == 0 {
-			stopped = "stopped before it changed anything"
-		}
-		hint += fmt.Sprintf("run %s %s; see what ran with `flow status %s%s`, and continue it with:\n  flow resume %s%s", r.id, stopped, r.id, where, r.id, where)
+		hint += interruptedHint(outcome, r.id, where)
 	case engine.ExitInvalid:
 		hint = fmt.Sprintf("run %s: nothing ran", r.id)
 	case engine.ExitRefused:
@@ -241,6 +237,23 @@ func (r *runRecord) finish(runErr error, runner *engine.Runner) error {
 		hint += fmt.Sprintf("\nflow: the journal could not be completed: %v", jerr)
 	}
 	return &engine.ExitError{Code: code, Err: fmt.Errorf("%w\nflow: %s", runErr, hint)}
+}
+
+// interruptedHint is the way on for an interrupted run. When every rescue
+// that ran put back what the run had changed, resume means "try again from
+// the rescued step", not "finish": the hint says so.
+func interruptedHint(o engine.Outcome, id, where string) string {
+	if o.Changes == 0 && len(o.Rescues) == 0 {
+		return fmt.Sprintf("run %s stopped before it changed anything; see what ran with `flow status %s%s`, and continue it with:\n  flow resume %s%s", id, id, where, id, where)
+	}
+	rescued := len(o.Rescues) > 0
+	for _, x := range o.Rescues {
+		rescued = rescued && x.Outcome == "done"
+	}
+	if rescued && o.NoReturn == "" {
+		return fmt.Sprintf("run %s stopped and its rescue put back what it had changed; see what ran with `flow status %s%s`. To try again from the rescued step (its confirmations are asked again):\n  flow resume %s%s", id, id, where, id, where)
+	}
+	return fmt.Sprintf("run %s stopped; see what ran with `flow status %s%s`, and continue it with:\n  flow resume %s%s", id, id, where, id, where)
 }
 
 // pastNoReturnHint is the way on for a run that ended failed or refused

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowdba/flow/engine"
 	"github.com/flowdba/flow/event"
 	"github.com/flowdba/flow/internal/testutil"
 	"github.com/flowdba/flow/journal"
@@ -460,5 +461,27 @@ steps:
 	}
 	if _, err := os.Stat(filepath.Join(dir, "rec.json")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the dry run wrote the record: %v", err)
+	}
+}
+
+// TestInterruptedHint: an interrupted run's way on says what resume means:
+// continue (nothing changed, or changes stand) or try again (the rescue put
+// everything back).
+func TestInterruptedHint(t *testing.T) {
+	id := "20261208T000000Z-abcd"
+	for _, c := range []struct {
+		o    engine.Outcome
+		want string
+	}{
+		{engine.Outcome{}, "stopped before it changed anything"},
+		{engine.Outcome{Changes: 4, Rescues: []engine.RescueOutcome{{Step: "x:80 freeze", Outcome: "done", Changes: 2}}}, "its rescue put back what it had changed"},
+		{engine.Outcome{Changes: 4}, "stopped; see what ran"},
+		{engine.Outcome{Changes: 4, Rescues: []engine.RescueOutcome{{Step: "x:80 freeze", Outcome: "failed"}}}, "stopped; see what ran"},
+		{engine.Outcome{Changes: 4, NoReturn: "open", Rescues: []engine.RescueOutcome{{Step: "x:80 freeze", Outcome: "done"}}}, "stopped; see what ran"},
+	} {
+		got := interruptedHint(c.o, id, "")
+		if !strings.Contains(got, c.want) || !strings.Contains(got, "\n  flow resume "+id) {
+			t.Errorf("%+v: %q, want %q and the resume line", c.o, got, c.want)
+		}
 	}
 }
