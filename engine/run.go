@@ -14,6 +14,7 @@ import (
 	"github.com/flowdba/flow/engine/config"
 	"github.com/flowdba/flow/engine/secret"
 	"github.com/flowdba/flow/event"
+	"github.com/flowdba/flow/journal"
 	"github.com/sirupsen/logrus"
 )
 
@@ -155,7 +156,11 @@ func NewRunner(opts Options) *Runner {
 		opts.Config = config.Empty()
 	}
 	if opts.RunID == "" {
-		opts.RunID = time.Now().UTC().Format("20060102T150405Z")
+		// unique like a journaled run's id: two runs of one process (a
+		// library user, the tests) must not take each other for the same
+		// run (a lock step treats a holder with this run's id and pid as
+		// an earlier lock step of its own)
+		opts.RunID = journal.NewRunID(time.Now())
 	}
 	r := &Runner{opts: opts, masker: &secret.Masker{}, pool: newConnPool(opts.SSHDial)}
 	r.masker.Add(opts.Config.Secrets()...)

@@ -54,7 +54,10 @@ func requireSecondRunRefused(t *testing.T, lab *drlab.Lab, started <-chan *engin
 	}
 	second := drill(t, lab, "flashback-stop.yaml", engine.ModeRun, filepath.Join(t.TempDir(), "other-redo.json"), nil)
 	if code := engine.ExitCode(second.Err); code != engine.ExitInvalid {
-		t.Errorf("a second run while start holds the lock: exit %d, want 2: %v", code, second.Err)
+		// who held the lock then, and what the second run's lock step said
+		var holder sql.NullInt64
+		_ = mdb.QueryRow("SELECT IS_USED_LOCK('flow-flashback')").Scan(&holder)
+		t.Errorf("a second run while start holds the lock: exit %d, want 2: %v\nIS_USED_LOCK now: %v\nits log:\n%s", code, second.Err, holder, tail(second.Log))
 	}
 	if second.Err != nil {
 		msg := second.Err.Error()
