@@ -96,7 +96,7 @@ func (r *Runner) refuseUnaskable(pb *Playbook) error {
 	if len(open) == 0 {
 		return nil
 	}
-	return &ExitError{Code: r.refusalCode(), Err: &RefusedError{Pos: Pos{File: pb.File}, Step: pb.Name, Guard: "confirmation",
+	return &ExitError{Code: ExitRefused, Err: &RefusedError{Pos: Pos{File: pb.File}, Step: pb.Name, Guard: "confirmation",
 		Message: fmt.Sprintf("this playbook asks the operator to confirm at %s, but there is no terminal to ask on: nothing was run. "+
 			"Run it from a terminal, or pass --yes to confirm in advance (the journal records the confirmation as given by --yes by %s)",
 			strings.Join(open, "; "), orUnknown(r.opts.Operator))}}
@@ -346,15 +346,6 @@ func (r *Runner) rescueContext(ctx context.Context) (context.Context, context.Ca
 // Changed reports whether the run dispatched a change (a state-changing
 // step sent, or may have sent, its statement or command).
 func (r *Runner) Changed() bool { return r.dispatched.Load() > 0 }
-
-// aborted turns a refusal after changes into exit 4 (a refusal with
-// nothing changed keeps exit 3).
-func (r *Runner) refusalCode() int {
-	if r.Changed() || r.earlierChanged() {
-		return ExitAborted
-	}
-	return ExitRefused
-}
 
 // isRefusal reports whether err is a guard's refusal, a declined
 // confirmation or a plan drift (exit 3 before any change).

@@ -299,7 +299,7 @@ func wholeNumbers(v any) any {
 // forget drops the records of everything inside the step with key.
 func (rs *ResumeState) forget(key string) {
 	for k := range rs.Steps {
-		if strings.HasPrefix(k, key+" > ") || strings.HasPrefix(k, key+"#") || strings.HasPrefix(k, key+" rescue") {
+		if inside(k, key) {
 			delete(rs.Steps, k)
 		}
 	}
@@ -313,10 +313,16 @@ func (rs *ResumeState) forget(key string) {
 // rescue did not finish, does not.
 func (rs *ResumeState) forgetConfirmations(key string) {
 	for k := range rs.Confirmations {
-		if k == key || strings.HasPrefix(k, key+" > ") || strings.HasPrefix(k, key+"#") {
+		if k == key || inside(k, key) {
 			delete(rs.Confirmations, k)
 		}
 	}
+}
+
+// inside reports whether the step instance k is within the step with key
+// (its steps, its for_each items, its rescue section).
+func inside(k, key string) bool {
+	return strings.HasPrefix(k, key+" > ") || strings.HasPrefix(k, key+"#") || strings.HasPrefix(k, key+" rescue")
 }
 
 // Interrupted lists the step instances that started and did not finish,
@@ -563,5 +569,11 @@ func (r *Runner) unsureError(s *Step, name, key string, rec *StepRecord, why str
 	}
 	fmt.Fprintf(&b, "\n  Check whether it took effect, then resume with\n    --done '%s'   if it did, or\n    --rerun '%s'  if it did not.", key, key)
 	b.WriteString("\n  (A playbook can say how to tell: `resume: rerun` for an idempotent step, or `resume: {check: <read-only step>, done: <expression>}`.)")
-	return &ExitError{Code: ExitRefused, Err: errors.New(r.masker.Apply(b.String()))}
+	return &ExitError{Code: ExitRefused, Err: &resumeUnsure{msg: r.masker.Apply(b.String())}}
 }
+
+// resumeUnsure is a resume's stop at a step it cannot judge (its exit
+// code does not count an earlier attempt's changes: see classify).
+type resumeUnsure struct{ msg string }
+
+func (e *resumeUnsure) Error() string { return e.msg }

@@ -291,9 +291,13 @@ func (r *Runner) classify(ctx context.Context, err error) error {
 	}
 	var ee *ExitError
 	if errors.As(err, &ee) {
-		// (a resume that cannot judge a step stops with exit 3 as long as
-		// this attempt changed nothing: it asks, it refuses nothing)
-		if ee.Code == ExitRefused && r.changedNow() {
+		changed := r.changed()
+		if errors.As(err, new(*resumeUnsure)) {
+			// a resume that cannot judge a step asks, it refuses nothing:
+			// exit 3 as long as this attempt changed nothing
+			changed = r.changedNow()
+		}
+		if ee.Code == ExitRefused && changed {
 			return &ExitError{Code: ExitAborted, Err: ee.Err}
 		}
 		return err
