@@ -29,6 +29,7 @@ import (
 //
 //	replication: {on: node, host: "{{ m.host }}", action: stop, threads: io}
 //	replication: {on: node, action: reset, all: true}
+//	replication: {on: node, at: "{{ donor }}", action: stop, on_restart: stopped}
 //	replication: {on: node, action: status}          # result.running, result.seconds_behind …
 //	replication: {on: target, router: true, action: stop}   # a DBScale router
 //
@@ -55,6 +56,12 @@ type ReplicationStep struct {
 	All *bool `yaml:"all" description:"reset: also forget the source's connection settings (RESET REPLICA ALL): the node is no replica afterwards"`
 	// Router says the connection is a DBScale router (see the type).
 	Router bool `yaml:"router" description:"the connection is a DBScale router: the statement goes to its catalog master (SLAVE spelling before 8.4); no channel:"`
+	// OnRestart says whether the replication starts when the node's mysqld
+	// starts next: `stopped` (with stop) persists skip_replica_start, so a
+	// crash or a supervisor's restart does not start it again; `default`
+	// (with start) forgets that persisted setting. A frozen drill donor
+	// that restarts would otherwise fetch the drill's writes.
+	OnRestart *replOnRestart `yaml:"on_restart" description:"stop: stopped (SET PERSIST_ONLY skip_replica_start = ON: a restart of mysqld does not start the replication again); start: default (RESET PERSIST IF EXISTS skip_replica_start)"`
 }
 
 // replWord is a one-word field (action, threads) that keeps where it was
@@ -89,11 +96,22 @@ func (replThreads) JSONSchema() map[string]any {
 	return map[string]any{"type": "string", "enum": replThreadWords}
 }
 
+// replOnRestart is the `on_restart:` of a replication step.
+type replOnRestart struct{ replWord }
+
+// JSONSchema lists the words.
+func (replOnRestart) JSONSchema() map[string]any {
+	return map[string]any{"type": "string", "enum": []string{"stopped", "default"}}
+}
+
 // Replication actions and threads.
 var (
 	replActions     = []string{"stop", "start", "reset", "status"}
 	replThreadWords = []string{"io", "sql"}
 )
+
+// onRestartAction is the action each `on_restart:` word goes with.
+var onRestartAction = map[string]string{"stopped": "stop", "default": "start"}
 
 // channelName is what a channel name may be: MySQL allows 64 characters;
 // flow keeps to those that need no care in a literal or a log line.
@@ -186,6 +204,16 @@ func (s *ReplicationStep) Check(c *engine.Check) {
 			c.Errorf(at(s.Threads.replWord), "replication step %q: `threads:` goes with `action: stop` or `start`, not %s", name, s.Action.Word)
 		}
 	}
+	if o := s.OnRestart; o != nil {
+		switch want, ok := onRestartAction[o.Word]; {
+		case !ok:
+			c.Errorf(at(o.replWord), "replication step %q: unknown on_restart %q: use stopped (with action: stop) or default (with action: start)", name, o.Word)
+		case s.Router:
+			c.Errorf(at(o.replWord), "replication step %q: `on_restart:` persists a setting of one MySQL node: not through a DBScale router (`router: true`)", name)
+		case s.Action.Word != want:
+			c.Errorf(at(o.replWord), "replication step %q: `on_restart: %s` goes with `action: %s`, not %s", name, o.Word, want, s.Action.Word)
+		}
+	}
 	if s.All != nil && s.Action.Word != "reset" {
 		c.Errorf(c.StepPos(), "replication step %q: `all:` goes with `action: reset`", name)
 	}
@@ -210,6 +238,11 @@ func contains(list []string, w string) bool {
 // replDialect is the spelling a statement is sent in.
 type replDialect struct {
 	replica bool // REPLICA (8.0.22+) rather than SLAVE
+	// skipStart is the system variable that keeps the replication stopped
+	// when mysqld starts: skip_replica_start from 8.0.26, skip_slave_start
+	// from 8.0.24 (before, only a command-line option: ""). The server
+	// persists both names for either.
+	skipStart string
 }
 
 func (d replDialect) word() string {
@@ -226,7 +259,14 @@ func dialectFor(v mysqlver.Version, router bool) replDialect {
 	if router {
 		return replDialect{replica: !v.HasSlaveSyntax()}
 	}
-	return replDialect{replica: v.HasReplicaSyntax()}
+	d := replDialect{replica: v.HasReplicaSyntax()}
+	switch {
+	case v.AtLeast(8, 0, 26):
+		d.skipStart = "skip_replica_start"
+	case v.AtLeast(8, 0, 24):
+		d.skipStart = "skip_slave_start"
+	}
+	return d
 }
 
 // statements are what the action sends in dialect d, channel ch (nil: no
@@ -241,11 +281,21 @@ func (s *ReplicationStep) statements(d replDialect, ch *string) (control []strin
 		threads = " " + strings.ToUpper(s.Threads.Word) + "_THREAD"
 	}
 	w := d.word()
+	onRestart := ""
+	if s.OnRestart != nil {
+		onRestart = s.OnRestart.Word
+	}
 	switch s.Action.Word {
 	case "stop":
 		control = []string{"STOP " + w + threads + forCh}
+		if onRestart == "stopped" {
+			control = append(control, "SET PERSIST_ONLY "+d.skipStart+" = ON")
+		}
 	case "start":
 		control = []string{"START " + w + threads + forCh}
+		if onRestart == "default" && d.skipStart != "" {
+			control = append([]string{"RESET PERSIST IF EXISTS " + d.skipStart}, control...)
+		}
 	case "reset":
 		all := ""
 		if s.All != nil && *s.All {
@@ -266,7 +316,7 @@ func (s *ReplicationStep) Render(r *engine.Render) ([]engine.Action, error) {
 		v := r.Value(s.Channel)
 		ch = &v
 	}
-	first, other := replDialect{replica: true}, replDialect{replica: false}
+	first, other := replDialect{replica: true, skipStart: "skip_replica_start"}, replDialect{replica: false, skipStart: "skip_slave_start"}
 	firstFor, otherFor := "MySQL 8.0.22 and newer (8.4, 9.x)", "before 8.0.22"
 	if s.Router {
 		first, other = other, first
@@ -284,6 +334,12 @@ func (s *ReplicationStep) Render(r *engine.Render) ([]engine.Action, error) {
 		via = "through the DBScale router to its catalog master; "
 	}
 	note := fmt.Sprintf("(%sspelt for %s; %s: %s — chosen from the server's VERSION() when the step runs", via, firstFor, otherFor, strings.Join(alt, "; "))
+	if s.OnRestart != nil {
+		note += "; skip_slave_start on 8.0.24 and 8.0.25"
+		if s.OnRestart.Word == "stopped" {
+			note += ", and before 8.0.24, which cannot persist it, the step fails"
+		}
+	}
 	if s.Action.Word != "status" {
 		note += "; then " + status + " into the output"
 	}
@@ -329,6 +385,9 @@ func (s *ReplicationStep) Run(ctx context.Context, x *engine.Exec) (map[string]a
 		return nil, fmt.Errorf("%s: VERSION() is %q, which flow cannot read as a MySQL version: it chooses the REPLICA or SLAVE spelling from it", target, text)
 	}
 	d := dialectFor(ver, s.Router)
+	if s.OnRestart != nil && s.OnRestart.Word == "stopped" && d.skipStart == "" {
+		return nil, fmt.Errorf("%s: MySQL %s cannot persist skip_slave_start (a system variable from 8.0.24 on), so flow cannot keep its replication stopped across a restart of mysqld: add skip-slave-start to the [mysqld] section of its option file, then run the step without `on_restart:`", target, ver)
+	}
 	control, status := s.statements(d, ch)
 	x.Debugf("%s: MySQL %s: the %s spelling", target, ver, d.word())
 
@@ -378,7 +437,7 @@ func replHint(err error) string {
 	case 3074: // ER_REPLICA_CHANNEL_DOES_NOT_EXIST
 		return " (no such channel on this node: `replication: {action: status}` lists its channels)"
 	case 1227: // ER_SPECIFIC_ACCESS_DENIED_ERROR
-		return " (the account needs REPLICATION_SLAVE_ADMIN, or SUPER)"
+		return " (the account needs REPLICATION_SLAVE_ADMIN, or SUPER; `on_restart:` also SYSTEM_VARIABLES_ADMIN and PERSIST_RO_VARIABLES_ADMIN)"
 	case 9001: // DBScale: slave-dbscale-mode off
 		return " (the DBScale router refuses replication statements while slave-dbscale-mode is 0: `dbscale set global 'slave-dbscale-mode' = 1` first)"
 	}
@@ -553,7 +612,7 @@ func describeStatus(out map[string]any) string {
 func (s *ReplicationStep) Resume(ctx context.Context, x *engine.Exec, rec *engine.StepRecord) (engine.ResumeDecision, map[string]any, string, error) {
 	switch s.Action.Word {
 	case "stop", "start":
-		return engine.ResumeRerun, nil, fmt.Sprintf("replication %s sets a state: sending it again changes nothing more", s.Action.Word), nil
+		return engine.ResumeRerun, nil, fmt.Sprintf("replication %s sets a state (and on_restart a persisted setting): sending it again changes nothing more", s.Action.Word), nil
 	case "reset":
 		return engine.ResumeRerun, nil, "replication reset stops and forgets the position: doing it again leaves the same state", nil
 	}

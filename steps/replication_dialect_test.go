@@ -36,6 +36,11 @@ type fakeReplica struct {
 	mu                    sync.Mutex
 	got                   []string
 	io, sqlRun, configure bool
+	// skipVars are the names under which the fake's version knows the
+	// skip-replica-start system variable (none before 8.0.24), persisted
+	// what SET PERSIST_ONLY set.
+	skipVars  []string
+	persisted map[string]bool
 }
 
 // startFakeReplica listens on a loopback address outside 127.0.0.0/24 (the
@@ -105,7 +110,7 @@ func (f *fakeReplica) received() []string {
 	defer f.mu.Unlock()
 	var out []string
 	for _, q := range f.got {
-		if u := strings.ToUpper(q); !strings.HasPrefix(u, "SELECT ") && !strings.HasPrefix(u, "SET ") {
+		if u := strings.ToUpper(q); !strings.HasPrefix(u, "SELECT ") && (!strings.HasPrefix(u, "SET ") || strings.HasPrefix(u, "SET PERSIST")) {
 			out = append(out, q)
 		}
 	}
@@ -131,6 +136,8 @@ func (h *fakeHandler) HandleQuery(q string) (*mysql.Result, error) {
 		return textResult([]string{"VERSION()"}, [][]any{{f.version}})
 	case upper == "SELECT CONNECTION_ID()":
 		return textResult([]string{"CONNECTION_ID()"}, [][]any{{int64(7)}})
+	case strings.HasPrefix(upper, "SET PERSIST_ONLY "), strings.HasPrefix(upper, "RESET PERSIST IF EXISTS "):
+		return f.persist(upper)
 	case strings.HasPrefix(upper, "SET "):
 		return &mysql.Result{}, nil
 	}
@@ -167,6 +174,31 @@ func (h *fakeHandler) HandleQuery(q string) (*mysql.Result, error) {
 	case "SHOW":
 		return f.status(m[2] == "SLAVE")
 	}
+	return &mysql.Result{}, nil
+}
+
+var persistStmt = regexp.MustCompile(`^(?:SET PERSIST_ONLY (\w+) = ON|RESET PERSIST IF EXISTS (\w+))$`)
+
+// persist answers SET PERSIST_ONLY v = ON and RESET PERSIST IF EXISTS v
+// for the skip-replica-start variable under the names its version knows
+// (both names stand for one setting, as on a real server).
+func (f *fakeReplica) persist(upper string) (*mysql.Result, error) {
+	m := persistStmt.FindStringSubmatch(upper)
+	if m == nil {
+		return nil, mysql.NewError(mysql.ER_PARSE_ERROR, "You have an error in your SQL syntax near '"+upper+"'")
+	}
+	name := strings.ToLower(m[1] + m[2])
+	known := false
+	for _, v := range f.skipVars {
+		known = known || v == name
+	}
+	if !known {
+		return nil, mysql.NewError(mysql.ER_UNKNOWN_SYSTEM_VARIABLE, "Unknown system variable '"+name+"'")
+	}
+	if f.persisted == nil {
+		f.persisted = map[string]bool{}
+	}
+	f.persisted["skip_start"] = m[1] != ""
 	return &mysql.Result{}, nil
 }
 
@@ -314,6 +346,72 @@ func TestReplicationNoSourceOnOldServer(t *testing.T) {
 	}
 }
 
+// TestReplicationOnRestart: `on_restart: stopped` persists the variable
+// under the name each version knows (skip_slave_start on 8.0.24 and
+// 8.0.25, skip_replica_start from 8.0.26), after the STOP; `on_restart:
+// default` forgets it before the START; before 8.0.24, which has no such
+// system variable, `stopped` fails before sending anything, naming the
+// option-file line to add, and `default` has nothing to forget.
+func TestReplicationOnRestart(t *testing.T) {
+	for _, c := range []struct {
+		version            string
+		slaveOK, replicaOK bool
+		word, skip         string
+		known              []string
+	}{
+		{"8.0.23", true, true, "REPLICA", "", nil},
+		{"8.0.25", true, true, "REPLICA", "skip_slave_start", []string{"skip_slave_start"}},
+		{"8.0.30-22", true, true, "REPLICA", "skip_replica_start", []string{"skip_slave_start", "skip_replica_start"}},
+		{"8.4.3", false, true, "REPLICA", "skip_replica_start", []string{"skip_slave_start", "skip_replica_start"}},
+	} {
+		t.Run(c.version, func(t *testing.T) {
+			f := startFakeReplica(t, c.version, c.slaveOK, c.replicaOK)
+			f.skipVars = c.known
+			res := enginetest.Run(t, replPlaybookWith()+`  - name: freeze the donor
+    replication: {on: node, action: stop, on_restart: stopped}
+    pre: true
+`, enginetest.Options{Vars: f.vars()})
+			w := c.word
+			if c.skip == "" {
+				if engine.ExitCode(res.Err) != engine.ExitStepFailed || !strings.Contains(fmt.Sprint(res.Err), "add skip-slave-start to the [mysqld] section") {
+					t.Fatalf("on %s: exit %d, %v; want a failure naming the option-file line", c.version, engine.ExitCode(res.Err), res.Err)
+				}
+				if got := f.received(); len(got) != 0 {
+					t.Fatalf("on %s the failing step sent %q", c.version, got)
+				}
+			} else {
+				if res.Err != nil {
+					t.Fatalf("%v\n%s\nthe fake received: %q", res.Err, res.Log, f.received())
+				}
+				want := []string{"STOP " + w, "SET PERSIST_ONLY " + strings.ToUpper(c.skip) + " = ON", "SHOW " + w + " STATUS"}
+				if got := f.received(); !equalFold(got, want) || !f.persisted["skip_start"] {
+					t.Fatalf("stop, on_restart stopped: the fake received %q (persisted %v), want %q", got, f.persisted, want)
+				}
+			}
+			f.got = nil
+			res = enginetest.Run(t, replPlaybookWith()+`  - name: release the donor
+    replication: {on: node, action: start, on_restart: default}
+    pre: true
+`, enginetest.Options{Vars: f.vars()})
+			if res.Err != nil {
+				t.Fatalf("%v\n%s\nthe fake received: %q", res.Err, res.Log, f.received())
+			}
+			want := []string{"START " + w, "SHOW " + w + " STATUS"}
+			if c.skip != "" {
+				want = append([]string{"RESET PERSIST IF EXISTS " + c.skip}, want...)
+			}
+			if got := f.received(); !equalFold(got, want) || f.persisted["skip_start"] {
+				t.Fatalf("start, on_restart default: the fake received %q (persisted %v), want %q", got, f.persisted, want)
+			}
+		})
+	}
+}
+
+// equalFold compares statement lists ignoring case.
+func equalFold(got, want []string) bool {
+	return strings.EqualFold(strings.Join(got, "\n"), strings.Join(want, "\n"))
+}
+
 // replPlaybookWith is replPlaybook's head with further parameters.
 func replPlaybookWith(params ...string) string {
 	return mysqltest.PlaybookHead("replication-test", "node", params...) + "steps:\n"
@@ -390,5 +488,27 @@ options: {enable-disaster-mode: 1, slave-dbscale-mode: %s}
 				t.Errorf("the catalog master's replication still runs: io=%v sql=%v", f.io, f.sqlRun)
 			}
 		})
+	}
+}
+
+// TestReplicationLoadErrors checks the fields' validation when a playbook
+// loads, each error at the word's own line and column.
+func TestReplicationLoadErrors(t *testing.T) {
+	head := "name: r\nconnections:\n  db: {mysql: {host: 127.0.0.1, port: 3306, user: u, password: p}}\nsteps:\n  - name: Step 01\n    replication: "
+	for _, c := range []struct{ step, want string }{
+		{`{on: db}`, "needs `action:`"},
+		{`{on: db, action: pause}`, `unknown action "pause"`},
+		{`{on: db, action: stop, threads: both}`, `unknown threads "both"`},
+		{`{on: db, action: reset, threads: io}`, "`threads:` goes with `action: stop` or `start`"},
+		{`{on: db, action: stop, all: true}`, "`all:` goes with `action: reset`"},
+		{`{on: db, action: stop, on_restart: never}`, `:6:53: replication step "Step 01": unknown on_restart "never"`},
+		{`{on: db, action: start, on_restart: stopped}`, "`on_restart: stopped` goes with `action: stop`, not start"},
+		{`{on: db, action: status, on_restart: default}`, "`on_restart: default` goes with `action: start`, not status"},
+		{`{on: db, router: true, action: stop, on_restart: stopped}`, "not through a DBScale router"},
+	} {
+		_, diags := engine.Load(enginetest.Write(t, head+c.step+"\n", nil))
+		if !strings.Contains(diags.Error(), c.want) {
+			t.Errorf("%s: want %q, got %v", c.step, c.want, diags)
+		}
 	}
 }

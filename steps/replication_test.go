@@ -1,8 +1,10 @@
 package steps_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -197,6 +199,54 @@ func TestReplicationStepAgainstMySQL(t *testing.T) {
 `)
 		if res.Err == nil || !strings.Contains(res.Err.Error(), "STOP REPLICA FOR CHANNEL 'nosuch'") || !strings.Contains(res.Err.Error(), "no such channel on this node") {
 			t.Fatalf("stop on a missing channel: %v\n%s", res.Err, res.Log)
+		}
+	})
+
+	t.Run("on_restart stopped survives a crash of mysqld; default forgets it", func(t *testing.T) {
+		res, sent := replRun(t, rep, engine.ModeRun, `  - name: freeze the donor
+    replication: {on: node, action: stop, on_restart: stopped}
+    pre: true
+`)
+		if res.Err != nil {
+			t.Fatalf("%v\n%s", res.Err, res.Log)
+		}
+		wantSent(t, sent, "STOP REPLICA", "SET PERSIST_ONLY skip_replica_start = ON")
+		const persisted = "SELECT IFNULL(MAX(VARIABLE_VALUE), 'none') FROM performance_schema.persisted_variables WHERE VARIABLE_NAME = 'skip_replica_start'"
+		if v := rep.QueryString(t, persisted); v != "ON" {
+			t.Fatalf("persisted skip_replica_start = %s, want ON", v)
+		}
+		// SIGKILL: mysqld_safe starts mysqld again, as after a crash
+		pid, err := rep.Inst.MysqldPID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := rep.Inst.WaitRestart(ctx, pid); err != nil {
+			t.Fatal(err)
+		}
+		if io, sqlT := threadStates(t, rep); io != "OFF" || sqlT != "OFF" {
+			t.Fatalf("after the restart: receiver %s applier %s, want OFF OFF (skip_replica_start persisted)", io, sqlT)
+		}
+		src.Exec(t, "INSERT INTO r.t VALUES (5)")
+		before := rep.QueryString(t, "SELECT COUNT(*) FROM r.t")
+		res, sent = replRun(t, rep, engine.ModeRun, `  - name: release the donor
+    replication: {on: node, action: start, on_restart: default}
+    pre: true
+`)
+		if res.Err != nil {
+			t.Fatalf("%v\n%s", res.Err, res.Log)
+		}
+		wantSent(t, sent, "RESET PERSIST IF EXISTS skip_replica_start", "START REPLICA")
+		if v := rep.QueryString(t, persisted); v != "none" {
+			t.Fatalf("persisted skip_replica_start = %s after on_restart: default, want none", v)
+		}
+		rep.WaitGTIDs(t, src.GTIDExecuted(t))
+		if after := rep.QueryString(t, "SELECT COUNT(*) FROM r.t"); after == before {
+			t.Fatalf("the replica has %s rows before and after the start: it did not replicate the row written while it was frozen", after)
 		}
 	})
 
