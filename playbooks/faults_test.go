@@ -194,12 +194,14 @@ func (f *faultRun) finish(t *testing.T, runID string) {
 }
 
 // TestFaultDonorKilledDuringClone: the donor's mysqld is SIGKILLed as the
-// first clone starts (mysqld_safe restarts it, and its replication with
-// it). The clone fails naming the donor; past the point of no return the
-// rescue does not run, the drill stays open; the journal has the failed
-// clone step; once the donor answers again, resume freezes it again, goes
-// on from the failed clone and succeeds; stop then finds the donor at the
-// detach point (the drill's writes did not reach it).
+// first clone starts (mysqld_safe restarts it; the skip_replica_start
+// Step 12 persisted keeps its replication stopped). The clone fails naming
+// the donor; past the point of no return the rescue does not run, the
+// drill stays open; the journal has the failed clone step; once the donor
+// answers again its replication is still stopped at the detach point (read
+// from outside), resume has no need to freeze it again, goes on from the
+// failed clone and succeeds; stop then finds the donor at the detach point
+// (the drill's writes did not reach it).
 func TestFaultDonorKilledDuringClone(t *testing.T) {
 	f := newFaultRun(t, nil)
 	lab := f.h.lab
@@ -235,17 +237,93 @@ func TestFaultDonorKilledDuringClone(t *testing.T) {
 		t.Fatalf("the donor did not come back: %v", err)
 	}
 	t.Logf("the donor answers again after %s", time.Since(began).Round(time.Millisecond))
+	requireFrozen(t, lab, donor)
 	rr := f.resumeAfterFault(t, r.RunID, true)
-	// mysqld_safe's restart started the donor's replication again: the
-	// resume must freeze it before cloning, or it takes the drill's writes
-	refrozen := false
 	for _, ev := range rr.Events {
-		refrozen = refrozen || ev.Event == "step_finished" && strings.HasPrefix(ev.Name, "Step 16 freeze donor "+donor.Name+" again")
-	}
-	if !refrozen {
-		t.Errorf("the resume did not freeze the restarted donor %s again", donor.Name)
+		if ev.Event == "step_finished" && strings.HasPrefix(ev.Name, "Step 16 freeze donor "+donor.Name+" again") {
+			t.Errorf("the resume had to freeze the restarted donor %s again: its restart started its replication", donor.Name)
+		}
 	}
 	f.finish(t, r.RunID)
+	requireNoSkipStart(t, lab, donor)
+}
+
+// TestFaultDonorRestartedDuringTheDrill: start completes; the donor's
+// mysqld is SIGKILLed during the drill and mysqld_safe starts it again
+// (a crash, a reboot). Its replication stays stopped at the detach point
+// (persisted skip_replica_start, read from outside), so the drill's
+// writes do not reach it and stop succeeds (before, stop refused with
+// exit 3: the donor held the drill's writes, and the drill had to be
+// ended by hand); after stop no skip_replica_start is left on the donor
+// and its replication runs.
+func TestFaultDonorRestartedDuringTheDrill(t *testing.T) {
+	f := newFaultRun(t, nil)
+	lab := f.h.lab
+	donorAddr := ""
+	r := f.h.flow(context.Background(), f.h.runArgs("flashback-start.yaml", f.d.state, f.d.redo), func(ev flowEvent, _ int) bool {
+		if ev.Event == "clone_started" && donorAddr == "" {
+			donorAddr = ev.Donor
+		}
+		return false
+	})
+	if r.Code != 0 || donorAddr == "" {
+		t.Fatalf("start: exit %d, donor %q\n%s", r.Code, donorAddr, r.errorText())
+	}
+	donor, pid, err := killNodeMysqld(lab, donorAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := lab.Instance(donor, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), recoverWait)
+	defer cancel()
+	if err := inst.WaitRestart(ctx, pid); err != nil {
+		t.Fatalf("the donor did not come back: %v", err)
+	}
+	requireFrozen(t, lab, donor)
+	f.finish(t, r.RunID) // drill writes, stop (exit 0), the independent checks
+	requireNoSkipStart(t, lab, donor)
+}
+
+// requireFrozen checks from outside flow that a restarted donor's
+// replication threads are off.
+func requireFrozen(t *testing.T, lab *drlab.Lab, donor drlab.Node) {
+	t.Helper()
+	db, err := lab.OpenNode(donor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var states string
+	if err := db.QueryRow("SELECT CONCAT((SELECT IFNULL(MAX(SERVICE_STATE), '') FROM performance_schema.replication_connection_status), '/', " +
+		"(SELECT IFNULL(MAX(SERVICE_STATE), '') FROM performance_schema.replication_applier_status))").Scan(&states); err != nil {
+		t.Fatal(err)
+	}
+	if states != "OFF/OFF" {
+		t.Fatalf("after its restart the donor %s has receiver/applier %s, want OFF/OFF: the restart started its replication", donor, states)
+	}
+}
+
+// requireNoSkipStart checks from outside flow that stop left no persisted
+// skip_replica_start on the donor and that its replication runs.
+func requireNoSkipStart(t *testing.T, lab *drlab.Lab, donor drlab.Node) {
+	t.Helper()
+	db, err := lab.OpenNode(donor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	var receiver string
+	if err := db.QueryRow("SELECT COUNT(*), (SELECT IFNULL(MAX(SERVICE_STATE), '') FROM performance_schema.replication_connection_status) FROM performance_schema.persisted_variables "+
+		"WHERE VARIABLE_NAME IN ('skip_replica_start', 'skip_slave_start')").Scan(&n, &receiver); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 || receiver != "ON" {
+		t.Errorf("after stop the donor %s has %d persisted skip_replica_start setting(s) and receiver %s, want none and ON", donor, n, receiver)
+	}
 }
 
 // openDrillProblems says how the lab differs from a drill left open past

@@ -426,6 +426,9 @@ differences listed by table and GTID.`,
 			} else {
 				fmt.Fprint(st.out, rep.String())
 			}
+			if rep.CatchingUp {
+				return &engine.ExitError{Code: engine.ExitStepFailed, Err: fmt.Errorf("lab check: %d node(s) still %d transaction(s) behind after --wait %s", rep.Behind, rep.Missing, wait)}
+			}
 			if !rep.OK {
 				return &engine.ExitError{Code: engine.ExitStepFailed, Err: fmt.Errorf("lab check: %d difference(s)", len(rep.Differences))}
 			}
@@ -435,7 +438,7 @@ differences listed by table and GTID.`,
 	c.Flags().StringVar(&dir, "dir", drlab.DefaultDir, "the lab folder")
 	c.Flags().DurationVar(&wait, "wait", 10*time.Second, "keep comparing this long for replication to catch up (0: once)")
 	c.Flags().StringVar(&ackedFile, "acked", "", "a 'flow lab write [--follow] --json' output: every row it got an OK for must be on every node")
-	c.Flags().BoolVar(&asJSON, "json", false, "print JSON: ok, nodes, tables, attempts, duration_ns, reference_cluster, roles, note, acked_rows, differences[]")
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON: ok, catching_up, behind, missing_transactions, nodes, tables, attempts, duration_ns, reference_cluster, roles, note, acked_rows, differences[]")
 	return c
 }
 

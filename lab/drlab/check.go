@@ -68,6 +68,13 @@ type CheckReport struct {
 	// AckedRows is the number of acknowledged sequence numbers looked for
 	// on every node (CheckOptions.Acked).
 	AckedRows int64 `json:"acked_rows"`
+	// CatchingUp says every difference is replication lag, not divergence:
+	// each node that differs lacks transactions its shard's master has
+	// and holds none it lacks (a longer Wait may end in OK). Behind is
+	// how many nodes lag, Missing how many transactions they lack in all.
+	CatchingUp bool   `json:"catching_up"`
+	Behind     int    `json:"behind,omitempty"`
+	Missing    uint64 `json:"missing_transactions,omitempty"`
 }
 
 // Difference is one thing a node has that its shard's master in the
@@ -93,9 +100,11 @@ type Difference struct {
 	Checksum     string `json:"checksum,omitempty"`
 	WantChecksum string `json:"want_checksum,omitempty"`
 	// Missing and Extra are GTID sets for DiffGTID: executed on the
-	// reference but not on the node, and the other way round.
-	Missing string `json:"missing,omitempty"`
-	Extra   string `json:"extra,omitempty"`
+	// reference but not on the node, and the other way round;
+	// MissingCount is how many transactions Missing holds.
+	Missing      string `json:"missing,omitempty"`
+	Extra        string `json:"extra,omitempty"`
+	MissingCount uint64 `json:"missing_count,omitempty"`
 	// MissingAcked is, for DiffAcked, how many acknowledged sequence
 	// numbers the node lacks, FirstMissing the smallest of them.
 	MissingAcked int64 `json:"missing_acked,omitempty"`
@@ -220,7 +229,47 @@ func (l *Lab) compare(ctx context.Context, roles Roles, acked []SeqRange) (*Chec
 		}
 	}
 	rep.OK = len(rep.Differences) == 0
+	rep.judgeLag()
 	return rep, nil
+}
+
+// judgeLag sets CatchingUp, Behind and Missing: the differences are lag
+// when every node that differs has a GTID difference with transactions
+// missing and none extra (its tables, and acknowledged rows, may then
+// trail the master's); a node that cannot be read, or holds a
+// transaction its master lacks, is no lag.
+func (r *CheckReport) judgeLag() {
+	if r.OK {
+		return
+	}
+	type nodeDiffs struct{ lagging, other bool }
+	byNode := map[string]*nodeDiffs{}
+	for _, d := range r.Differences {
+		k := d.Cluster + " " + d.Node
+		n := byNode[k]
+		if n == nil {
+			n = &nodeDiffs{}
+			byNode[k] = n
+		}
+		switch {
+		case d.Kind == DiffGTID && d.Extra == "" && d.MissingCount > 0:
+			n.lagging = true
+			r.Missing += d.MissingCount
+		case d.Kind == DiffTable || d.Kind == DiffAcked:
+		default:
+			n.other = true
+		}
+	}
+	r.CatchingUp = true
+	for _, n := range byNode {
+		r.CatchingUp = r.CatchingUp && n.lagging && !n.other
+		if n.lagging {
+			r.Behind++
+		}
+	}
+	if !r.CatchingUp {
+		r.Behind, r.Missing = 0, 0
+	}
 }
 
 // tableDiffs compares a node's tables with the reference's.
@@ -283,9 +332,10 @@ func gtidDiff(base Difference, n Node, want, got string) (Difference, bool) {
 	}
 	d.Missing = oneLine(missing.String())
 	d.Extra = oneLine(extra.String())
+	d.MissingCount = missing.Count()
 	var parts []string
 	if d.Missing != "" {
-		parts = append(parts, "missing "+d.Missing)
+		parts = append(parts, fmt.Sprintf("missing %s (%d transaction(s))", d.Missing, d.MissingCount))
 	}
 	if d.Extra != "" {
 		parts = append(parts, "extra "+d.Extra)
@@ -419,10 +469,23 @@ func (r *CheckReport) String() string {
 	if r.AckedRows > 0 {
 		acked = fmt.Sprintf(", %d acknowledged workload rows on every node", r.AckedRows)
 	}
-	if r.OK {
+	switch {
+	case r.OK:
 		fmt.Fprintf(&b, "check: OK: %d nodes agree with their shard's master in %s (%d tables, GTIDs equal%s)\n", r.Nodes, ref, r.Tables, acked)
-	} else {
+	case r.CatchingUp:
+		fmt.Fprintf(&b, "check: still catching up after %s: %d of %d nodes lack %d transaction(s) of their shard's master in %s and hold none it lacks: replication lag, not a divergence (yet); check again with a longer --wait\n",
+			roundWait(r.Duration), r.Behind, r.Nodes, r.Missing, ref)
+	default:
 		fmt.Fprintf(&b, "check: %d difference(s) over %d nodes (%d tables on the masters of %s)\n", len(r.Differences), r.Nodes, r.Tables, ref)
 	}
 	return b.String()
+}
+
+// roundWait rounds how long a check compared for display: to the
+// millisecond under a second (a single comparison), else to the second.
+func roundWait(d time.Duration) time.Duration {
+	if d < time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(time.Second)
 }

@@ -517,6 +517,26 @@ func TestWriteAndCheck(t *testing.T) {
 	if rep, err := l.Check(ctx, drlab.CheckOptions{Wait: 10 * time.Second}); err != nil || !rep.OK {
 		t.Fatalf("check after removing the injected row: %v\n%s", err, rep)
 	}
+
+	// A node whose applier is stopped is reported as catching up, not as
+	// diverged; once it applies again, the check is OK.
+	exec("STOP REPLICA SQL_THREAD")
+	w3, err := l.Write(ctx, drlab.WriteOptions{Duration: time.Second, MaxRows: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err = l.Check(ctx, drlab.CheckOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec("START REPLICA SQL_THREAD")
+	if rep.OK || !rep.CatchingUp || rep.Behind < 1 || rep.Missing < uint64(w3.Rows) || !strings.Contains(rep.String(), "still catching up") {
+		t.Fatalf("check with the applier of %s stopped behind %d rows: want catching up, at least 1 node and %d transactions behind:\n%s", victim, w3.Rows, w3.Rows, rep)
+	}
+	t.Logf("stopped applier reported as: %s", strings.TrimSpace(rep.String()[strings.LastIndex(strings.TrimSpace(rep.String()), "\n")+1:]))
+	if rep, err := l.Check(ctx, drlab.CheckOptions{Wait: 30 * time.Second}); err != nil || !rep.OK {
+		t.Fatalf("check after the lock was released: %v\n%s", err, rep)
+	}
 }
 
 // waitNoProc polls /proc until pid is gone (a zombie is reaped by its

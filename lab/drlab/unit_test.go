@@ -108,7 +108,7 @@ func TestDiffs(t *testing.T) {
 		t.Errorf("equal sets differ")
 	}
 	d, ok := gtidDiff(base, n, u1+":1-10", u1+":1-7,\n"+u2+":1")
-	if !ok || d.Missing != u1+":8-10" || d.Extra != u2+":1" || !strings.Contains(d.Message, "missing "+u1+":8-10; extra "+u2+":1") {
+	if !ok || d.Missing != u1+":8-10" || d.Extra != u2+":1" || !strings.Contains(d.Message, "missing "+u1+":8-10 (3 transaction(s)); extra "+u2+":1") || d.MissingCount != 3 {
 		t.Errorf("gtid difference %+v", d)
 	}
 	want := map[string]tableSum{"a.t": {3, "11"}, "a.u": {1, "5"}}
@@ -122,6 +122,35 @@ func TestDiffs(t *testing.T) {
 	rep := &CheckReport{Differences: append(ds, d), Nodes: 6, Tables: 2}
 	if s := rep.String(); strings.Index(s, "a.t") > strings.Index(s, "GTIDs differ") {
 		t.Errorf("report does not list tables before GTIDs:\n%s", s)
+	}
+
+	// lag: the nodes that differ only lack transactions (their tables
+	// trail); one extra transaction, or a node that cannot be read, is not
+	// lag
+	behind, _ := gtidDiff(base, n, u1+":1-10", u1+":1-7")
+	other := base
+	other.Node = "normal_0_0"
+	otherGTID, _ := gtidDiff(other, n, u1+":1-10", u1+":1-9")
+	for _, c := range []struct {
+		name    string
+		ds      []Difference
+		lagging bool
+		behind  int
+		missing uint64
+	}{
+		{"two nodes behind, one with a trailing table", []Difference{ds[0], behind, otherGTID}, true, 2, 4},
+		{"an extra transaction", []Difference{d}, false, 0, 0},
+		{"a table difference without a GTID one", []Difference{ds[0]}, false, 0, 0},
+		{"a node behind and one unreadable", []Difference{behind, {Kind: DiffNode, Cluster: n.Cluster, Node: "normal_0_1"}}, false, 0, 0},
+	} {
+		r := &CheckReport{Differences: c.ds, Nodes: 6}
+		r.judgeLag()
+		if r.CatchingUp != c.lagging || r.Behind != c.behind || r.Missing != c.missing {
+			t.Errorf("%s: catching up %v, behind %d, missing %d; want %v, %d, %d", c.name, r.CatchingUp, r.Behind, r.Missing, c.lagging, c.behind, c.missing)
+		}
+		if got := strings.Contains(r.String(), "still catching up"); got != c.lagging {
+			t.Errorf("%s: the verdict says catching up: %v\n%s", c.name, got, r)
+		}
 	}
 }
 
