@@ -288,7 +288,7 @@ func (s *ReplicationStep) statements(d replDialect, ch *string) (control []strin
 	switch s.Action.Word {
 	case "stop":
 		control = []string{"STOP " + w + threads + forCh}
-		if onRestart == "stopped" {
+		if onRestart == "stopped" && d.skipStart != "" {
 			control = append(control, "SET PERSIST_ONLY "+d.skipStart+" = ON")
 		}
 	case "start":
@@ -316,7 +316,7 @@ func (s *ReplicationStep) Render(r *engine.Render) ([]engine.Action, error) {
 		v := r.Value(s.Channel)
 		ch = &v
 	}
-	first, other := replDialect{replica: true, skipStart: "skip_replica_start"}, replDialect{replica: false, skipStart: "skip_slave_start"}
+	first, other := replDialect{replica: true, skipStart: "skip_replica_start"}, replDialect{replica: false}
 	firstFor, otherFor := "MySQL 8.0.22 and newer (8.4, 9.x)", "before 8.0.22"
 	if s.Router {
 		first, other = other, first
@@ -335,9 +335,11 @@ func (s *ReplicationStep) Render(r *engine.Render) ([]engine.Action, error) {
 	}
 	note := fmt.Sprintf("(%sspelt for %s; %s: %s — chosen from the server's VERSION() when the step runs", via, firstFor, otherFor, strings.Join(alt, "; "))
 	if s.OnRestart != nil {
-		note += "; skip_slave_start on 8.0.24 and 8.0.25"
+		note += "; the variable is skip_replica_start from 8.0.26, skip_slave_start on 8.0.24 and 8.0.25"
 		if s.OnRestart.Word == "stopped" {
-			note += ", and before 8.0.24, which cannot persist it, the step fails"
+			note += ", and before 8.0.24, which cannot persist it, the step fails before sending anything"
+		} else {
+			note += ", and before 8.0.24 there is none to forget"
 		}
 	}
 	if s.Action.Word != "status" {
