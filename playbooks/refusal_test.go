@@ -15,6 +15,7 @@ import (
 	"github.com/flowdba/flow/lab/drlab"
 	"github.com/flowdba/flow/lab/drlab/drlabtest"
 	"github.com/flowdba/flow/redo"
+	"github.com/go-sql-driver/mysql"
 )
 
 // refusal is one injected fault: inject breaks the lab and returns the
@@ -76,6 +77,7 @@ func TestFlashbackRefusals(t *testing.T) {
 			inject: func(t *testing.T, lab *drlab.Lab, _ string) ([]string, func()) {
 				return []string{lab.Master(drlab.ClusterStandby, 0).Host, "cannot create the snapshot folder /proc/flow-no-such (side_dir_name)"}, func() {}
 			}},
+		{name: "node account cannot persist skip_replica_start", playbook: "flashback-start.yaml", inject: injectNoPersistPrivilege, outside: true},
 		{name: "clone plugin not loadable", playbook: "flashback-start.yaml", inject: injectNoClonePlugin, outside: true},
 		{name: "drill already active", playbook: "flashback-start.yaml", inject: func(t *testing.T, lab *drlab.Lab, _ string) ([]string, func()) {
 			sm := lab.Master(drlab.ClusterStandby, 0)
@@ -116,6 +118,43 @@ func TestFlashbackRefusals(t *testing.T) {
 			requireUnchanged(t, c.playbook, before, after)
 			t.Logf("%s exited %d in %s: %s", c.playbook, engine.ExitCode(res.Err), res.Elapsed.Round(time.Millisecond), msg)
 		})
+	}
+}
+
+// injectNoPersistPrivilege revokes PERSIST_RO_VARIABLES_ADMIN from the node
+// account on one standby slave (outside the binlog, as root over the
+// socket): start could not keep a donor's replication stopped across a
+// restart there. The repair grants it back.
+func injectNoPersistPrivilege(t *testing.T, lab *drlab.Lab, _ string) ([]string, func()) {
+	n := standbySlave(lab)
+	inst, err := lab.Instance(n, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = "root", inst.AdminPassword, "unix", inst.SocketPath()
+	root, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	account := fmt.Sprintf("'%s'@'127.%%'", inst.User())
+	exec := func(q string) {
+		t.Helper()
+		conn, err := root.Conn(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		for _, s := range []string{"SET SESSION sql_log_bin = 0", q} {
+			if _, err := conn.ExecContext(context.Background(), s); err != nil {
+				t.Fatalf("%s on %s: %v", s, n, err)
+			}
+		}
+	}
+	exec("REVOKE PERSIST_RO_VARIABLES_ADMIN ON *.* FROM " + account)
+	return []string{n.Host, "lacks SYSTEM_VARIABLES_ADMIN or PERSIST_RO_VARIABLES_ADMIN"}, func() {
+		exec("GRANT PERSIST_RO_VARIABLES_ADMIN ON *.* TO " + account + " WITH GRANT OPTION")
+		root.Close()
 	}
 }
 
