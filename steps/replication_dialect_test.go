@@ -367,10 +367,22 @@ func TestReplicationOnRestart(t *testing.T) {
 		t.Run(c.version, func(t *testing.T) {
 			f := startFakeReplica(t, c.version, c.slaveOK, c.replicaOK)
 			f.skipVars = c.known
-			res := enginetest.Run(t, replPlaybookWith()+`  - name: freeze the donor
+			const freeze = `  - name: freeze the donor
     replication: {on: node, action: stop, on_restart: stopped}
     pre: true
-`, enginetest.Options{Vars: f.vars()})
+`
+			// a dry run sends nothing and shows both statements with the
+			// spellings of the other versions
+			dry := enginetest.Run(t, replPlaybookWith()+freeze, enginetest.Options{Vars: f.vars(), Mode: engine.ModeDryRun})
+			for _, want := range []string{"STOP REPLICA\n", "SET PERSIST_ONLY skip_replica_start = ON\n", "skip_slave_start on 8.0.24 and 8.0.25", "before 8.0.24, which cannot persist it, the step fails"} {
+				if !strings.Contains(dry.Out, want) {
+					t.Errorf("the dry run lacks %q:\n%s", want, dry.Out)
+				}
+			}
+			if got := f.received(); dry.Err != nil || len(got) != 0 {
+				t.Fatalf("the dry run: %v; sent %q", dry.Err, got)
+			}
+			res := enginetest.Run(t, replPlaybookWith()+freeze, enginetest.Options{Vars: f.vars()})
 			w := c.word
 			if c.skip == "" {
 				if engine.ExitCode(res.Err) != engine.ExitStepFailed || !strings.Contains(fmt.Sprint(res.Err), "add skip-slave-start to the [mysqld] section") {
