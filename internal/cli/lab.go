@@ -111,7 +111,11 @@ Progress goes to standard error.`,
 				return writeJSON(st.out, upJSON{Dir: l.Dir, Ini: l.IniPath(), Shards: l.Shards, Report: rep,
 					Nodes: l.Nodes, Routers: l.Routers, SSHD: l.SSHD})
 			}
-			printUpSummary(st.out, l, rep)
+			roles, err := l.Roles(ctx)
+			if err != nil {
+				roles = drlab.Roles{Reason: err.Error()}
+			}
+			printUpSummary(st.out, l, rep, roles)
 			return nil
 		},
 	}
@@ -125,8 +129,10 @@ Progress goes to standard error.`,
 }
 
 // printUpSummary prints the lab's addresses, the config path, the time it
-// took and its memory.
-func printUpSummary(w io.Writer, l *drlab.Lab, rep *drlab.UpReport) {
+// took and its memory. The routers are listed by their built names with
+// the role each has now and its DR options (after a switchover the one
+// built as primary is the standby).
+func printUpSummary(w io.Writer, l *drlab.Lab, rep *drlab.UpReport, roles drlab.Roles) {
 	how := "created"
 	if !rep.Created {
 		how = "checked"
@@ -137,11 +143,7 @@ func printUpSummary(w io.Writer, l *drlab.Lab, rep *drlab.UpReport) {
 	fmt.Fprintf(w, "DR lab in %s: %s in %.1fs (%d shard(s))\n", l.Dir, how, rep.Duration.Seconds(), l.Shards)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for _, r := range l.Routers {
-		note := "enable-disaster-mode"
-		if r.Cluster == drlab.ClusterStandby {
-			note = "enable-read-only, slave-dbscale-mode"
-		}
-		fmt.Fprintf(tw, "  %s router\t%s\tpid %d\t%s\n", r.Cluster, r.Addr(), r.PID, note)
+		fmt.Fprintf(tw, "  %s router\t%s\tpid %d\t%s\n", r.Cluster, r.Addr(), r.PID, routerRoleNote(roles, r.Cluster))
 	}
 	for _, n := range l.Nodes {
 		fmt.Fprintf(tw, "  %s %s\t%s\t%s\t%s\n", n.Cluster, n.Name, n.Addr(), n.Role, n.InstanceDir)
@@ -159,6 +161,21 @@ func printUpSummary(w io.Writer, l *drlab.Lab, rep *drlab.UpReport) {
 	for _, x := range rep.Warnings {
 		fmt.Fprintf(w, "  warning  %s\n", x)
 	}
+}
+
+// routerRoleNote says what a router is now: its current DR role and its
+// slave-dbscale-mode and enable-read-only, or why the roles are unknown.
+func routerRoleNote(roles drlab.Roles, cluster string) string {
+	opts := ""
+	for _, rr := range roles.Routers {
+		if rr.Cluster == cluster && rr.Error == "" {
+			opts = fmt.Sprintf(": slave-dbscale-mode=%s, enable-read-only=%s", rr.SlaveDBScaleMode, rr.ReadOnly)
+		}
+	}
+	if now := roles.Of(cluster); now != "" {
+		return "now " + strings.ToUpper(now) + opts
+	}
+	return "role unknown (" + roles.Reason + ")" + opts
 }
 
 func newLabStatusCmd(st *streams) *cobra.Command {

@@ -244,3 +244,24 @@ func TestLabCommandsEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestRouterRoleNote: the up summary names each router's current role and
+// DR options, so after a switchover the router built as primary reads as
+// the standby; unknown roles say why.
+func TestRouterRoleNote(t *testing.T) {
+	routers := []drlab.RouterRole{
+		{Cluster: drlab.ClusterPrimary, SlaveDBScaleMode: "1", ReadOnly: "1"},
+		{Cluster: drlab.ClusterStandby, SlaveDBScaleMode: "0", ReadOnly: "0"},
+	}
+	switched := drlab.Roles{Known: true, Primary: drlab.ClusterStandby, Standby: drlab.ClusterPrimary, Switched: true, Routers: routers}
+	if got, want := routerRoleNote(switched, drlab.ClusterPrimary), "now STANDBY: slave-dbscale-mode=1, enable-read-only=1"; got != want {
+		t.Errorf("built primary after a switchover: %q, want %q", got, want)
+	}
+	if got, want := routerRoleNote(switched, drlab.ClusterStandby), "now PRIMARY: slave-dbscale-mode=0, enable-read-only=0"; got != want {
+		t.Errorf("built standby after a switchover: %q, want %q", got, want)
+	}
+	unknown := drlab.Roles{Reason: "both routers have slave-dbscale-mode 0"}
+	if got := routerRoleNote(unknown, drlab.ClusterPrimary); got != "role unknown (both routers have slave-dbscale-mode 0)" {
+		t.Errorf("unknown roles: %q", got)
+	}
+}
