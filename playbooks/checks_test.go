@@ -90,6 +90,11 @@ func restoredProblems(ctx context.Context, lab *drlab.Lab, redo string, minPrima
 		if got, err := count(db, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'flow_drill'"); err != nil || got != 0 {
 			add("%s still carries the drill marker flow_drill (%v)", n, err)
 		}
+		// start's hold on the donor (persisted skip_replica_start) is gone:
+		// the lab's nodes have none of their own
+		if got, err := count(db, "SELECT COUNT(*) FROM performance_schema.persisted_variables WHERE VARIABLE_NAME IN ('skip_replica_start', 'skip_slave_start')"); err != nil || got != 0 {
+			add("%s still has skip_replica_start persisted: a restart would not start its replication (%v)", n, err)
+		}
 		db.Close()
 	}
 
