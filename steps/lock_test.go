@@ -340,10 +340,11 @@ func TestLockSurvivesRestartAndReportsATakeover(t *testing.T) {
 	if err := srv.Inst.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// the holder is a connection to the restarted server (its ids start
+	// again from 1, so it may even carry the old id): the keeper must say
+	// it took the lock again on it
 	second := runHolds(t, db, a, time.Minute)
-	if second == first {
-		t.Fatalf("the lock is on connection %d, as before the restart", first)
-	}
+	t.Logf("the lock was on connection %d before the restart, on %d after it", first, second)
 	pollUntil(t, "the keeper to log the lock taken again", time.Minute, a, func() bool {
 		return strings.Contains(a.log.String(), fmt.Sprintf("taken again (connection id %d)", second))
 	})
