@@ -179,9 +179,7 @@ func killOnCancel(ctx context.Context, x *engine.Exec, db *sql.DB, conn *sql.Con
 	if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil || id <= 0 {
 		return func() {}
 	}
-	killed := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(killed)
+	kill := func() {
 		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		q := fmt.Sprintf("KILL QUERY %d", id)
@@ -190,10 +188,21 @@ func killOnCancel(ctx context.Context, x *engine.Exec, db *sql.DB, conn *sql.Con
 			return
 		}
 		x.Warnf("%s: the step was cancelled: its statement was killed on the server (%s)", target, q)
+	}
+	killed := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(killed)
+		kill()
 	})
 	return func() {
 		if !stop() {
 			<-killed // the kill started: the step ends after it
+			return
+		}
+		// the driver gives up on a cancelled statement at once, so the
+		// step can end before the kill above started: kill it here
+		if ctx.Err() != nil {
+			kill()
 		}
 	}
 }
