@@ -291,7 +291,26 @@ func TestFaultDonorRestartedDuringTheDrill(t *testing.T) {
 // replication threads are off.
 func requireFrozen(t *testing.T, lab *drlab.Lab, donor drlab.Node) {
 	t.Helper()
-	db, err := lab.OpenNode(donor)
+	if states := replicationThreads(t, lab, donor); states != "OFF/OFF" {
+		t.Fatalf("after its restart the donor %s has receiver/applier %s, want OFF/OFF: the restart started its replication", donor, states)
+	}
+}
+
+// requireNoSkipStart checks from outside flow that the donor replicates
+// after stop (that no standby node keeps a persisted skip_replica_start
+// is one of restoredProblems' checks, which finish runs).
+func requireNoSkipStart(t *testing.T, lab *drlab.Lab, donor drlab.Node) {
+	t.Helper()
+	if states := replicationThreads(t, lab, donor); states != "ON/ON" {
+		t.Errorf("after stop the donor %s has receiver/applier %s, want ON/ON", donor, states)
+	}
+}
+
+// replicationThreads reads a node's receiver and applier states from
+// performance_schema ("OFF/OFF", "ON/ON"; "/" for no replica).
+func replicationThreads(t *testing.T, lab *drlab.Lab, n drlab.Node) string {
+	t.Helper()
+	db, err := lab.OpenNode(n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,29 +320,7 @@ func requireFrozen(t *testing.T, lab *drlab.Lab, donor drlab.Node) {
 		"(SELECT IFNULL(MAX(SERVICE_STATE), '') FROM performance_schema.replication_applier_status))").Scan(&states); err != nil {
 		t.Fatal(err)
 	}
-	if states != "OFF/OFF" {
-		t.Fatalf("after its restart the donor %s has receiver/applier %s, want OFF/OFF: the restart started its replication", donor, states)
-	}
-}
-
-// requireNoSkipStart checks from outside flow that stop left no persisted
-// skip_replica_start on the donor and that its replication runs.
-func requireNoSkipStart(t *testing.T, lab *drlab.Lab, donor drlab.Node) {
-	t.Helper()
-	db, err := lab.OpenNode(donor)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var n int
-	var receiver string
-	if err := db.QueryRow("SELECT COUNT(*), (SELECT IFNULL(MAX(SERVICE_STATE), '') FROM performance_schema.replication_connection_status) FROM performance_schema.persisted_variables "+
-		"WHERE VARIABLE_NAME IN ('skip_replica_start', 'skip_slave_start')").Scan(&n, &receiver); err != nil {
-		t.Fatal(err)
-	}
-	if n != 0 || receiver != "ON" {
-		t.Errorf("after stop the donor %s has %d persisted skip_replica_start setting(s) and receiver %s, want none and ON", donor, n, receiver)
-	}
+	return states
 }
 
 // openDrillProblems says how the lab differs from a drill left open past

@@ -167,10 +167,12 @@ func (s *SQLStep) Run(ctx context.Context, x *engine.Exec) (map[string]any, erro
 
 // killOnCancel arranges that a statement cut short by the run's
 // cancellation (Ctrl-C, SIGTERM, a step timeout) is killed on the server
-// too — closing the client's connection alone leaves it running there —
-// with KILL QUERY from another connection. DBScale admin commands are the
-// router's own and are left alone, as is a server that does not tell its
-// connection id. The returned function stops watching.
+// too — the driver gives up on it at once and closes its connection, which
+// leaves it running there — with KILL QUERY from another connection.
+// DBScale admin commands are the router's own and are left alone, as is a
+// server that does not tell its connection id. The returned function,
+// deferred right after the statement is set up, sends the kill when the
+// context ended, before the step returns.
 func killOnCancel(ctx context.Context, x *engine.Exec, db *sql.DB, conn *sql.Conn, target, stmt string) func() {
 	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(stmt)), "dbscale") {
 		return func() {}
@@ -179,7 +181,10 @@ func killOnCancel(ctx context.Context, x *engine.Exec, db *sql.DB, conn *sql.Con
 	if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil || id <= 0 {
 		return func() {}
 	}
-	kill := func() {
+	return func() {
+		if ctx.Err() == nil {
+			return
+		}
 		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		q := fmt.Sprintf("KILL QUERY %d", id)
@@ -188,22 +193,6 @@ func killOnCancel(ctx context.Context, x *engine.Exec, db *sql.DB, conn *sql.Con
 			return
 		}
 		x.Warnf("%s: the step was cancelled: its statement was killed on the server (%s)", target, q)
-	}
-	killed := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(killed)
-		kill()
-	})
-	return func() {
-		if !stop() {
-			<-killed // the kill started: the step ends after it
-			return
-		}
-		// the driver gives up on a cancelled statement at once, so the
-		// step can end before the kill above started: kill it here
-		if ctx.Err() != nil {
-			kill()
-		}
 	}
 }
 
