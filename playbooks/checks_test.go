@@ -95,6 +95,13 @@ func restoredProblems(ctx context.Context, lab *drlab.Lab, redo string, minPrima
 		if got, err := count(db, "SELECT COUNT(*) FROM performance_schema.persisted_variables WHERE VARIABLE_NAME IN ('skip_replica_start', 'skip_slave_start')"); err != nil || got != 0 {
 			add("%s still has skip_replica_start persisted: a restart would not start its replication (%v)", n, err)
 		}
+		// the node's own persisted settings survive the swap (a clone copies
+		// no mysqld-auto.cnf; stop carries the node's own into the snapshot)
+		site := drlab.SitePersisted
+		if got, err := count(db, "SELECT COUNT(*) FROM performance_schema.persisted_variables p JOIN performance_schema.global_variables g USING (VARIABLE_NAME) "+
+			"WHERE VARIABLE_NAME = '"+site.Variable+"' AND p.VARIABLE_VALUE = '"+site.Value+"' AND g.VARIABLE_VALUE = '"+site.Value+"'"); err != nil || got != 1 {
+			add("%s lost the site's persisted setting %s = %s (%v)", n, site.Variable, site.Value, err)
+		}
 		db.Close()
 	}
 

@@ -291,6 +291,11 @@ func (l *Lab) Instance(n Node, in *mysqld.Install) (*mysqld.Instance, error) {
 // dbscale_tmp.gtid, which exists only on the master that wrote it).
 const TmpSchema = "dbscale_tmp"
 
+// SitePersisted is a setting every lab node persists (SET PERSIST, kept in
+// the data folder's mysqld-auto.cnf) as a site's own tuning would be: a
+// drill must leave it in place on every node (a clone does not copy it).
+var SitePersisted = struct{ Variable, Value string }{"max_connect_errors", "1000000"}
+
 // nodeOptions are the lab's option lines beyond lab/mysqld's defaults:
 // the node's own plugin folder, binlog_ignore_db = dbscale_tmp as on
 // production DBScale nodes, and a smaller performance_schema so that 8

@@ -449,8 +449,8 @@ func (u *upRun) build(ctx context.Context, l *Lab, in *mysqld.Install) error {
 }
 
 // createAccounts makes dbscale_internal and the dbscale_tmp schema on a
-// fresh node without spending a GTID, and checks that gtid_executed is
-// still empty. The account has all
+// fresh node without spending a GTID, persists the lab's site setting
+// (SitePersisted), and checks that gtid_executed is still empty. The account has all
 // privileges (no GRANT OPTION): the router forwards clients' statements
 // with it, and it is the replication account (REPLICATION SLAVE,
 // REPLICATION CLIENT, SUPER, SYSTEM_VARIABLES_ADMIN, performance_schema are
@@ -474,6 +474,7 @@ func (l *Lab) createAccounts(ctx context.Context, inst *mysqld.Instance) error {
 		{"create " + l.Credentials.InternalUser, "CREATE USER ?@'127.%' IDENTIFIED BY ?", []any{l.Credentials.InternalUser, l.Credentials.InternalPassword}},
 		{"grant " + l.Credentials.InternalUser + " its privileges", "GRANT ALL PRIVILEGES ON *.* TO ?@'127.%'", []any{l.Credentials.InternalUser}},
 		{"create the " + TmpSchema + " schema", "CREATE DATABASE IF NOT EXISTS " + TmpSchema, nil},
+		{"persist the site's setting " + SitePersisted.Variable, "SET PERSIST " + SitePersisted.Variable + " = " + SitePersisted.Value, nil},
 	}
 	for _, s := range steps {
 		if _, err := conn.ExecContext(ctx, s.q, s.args...); err != nil {
