@@ -245,7 +245,7 @@ func TestFaultDonorKilledDuringClone(t *testing.T) {
 		}
 	}
 	f.finish(t, r.RunID)
-	requireNoSkipStart(t, lab, donor)
+	requireReplicating(t, lab, donor)
 }
 
 // TestFaultDonorRestartedDuringTheDrill: start completes; the donor's
@@ -257,6 +257,25 @@ func TestFaultDonorKilledDuringClone(t *testing.T) {
 // ended by hand); after stop no skip_replica_start is left on the donor
 // and its replication runs.
 func TestFaultDonorRestartedDuringTheDrill(t *testing.T) {
+	restartedDuringTheDrill(t, func(_ *drlab.Lab, donor string) string { return donor })
+}
+
+// TestFaultStandbyMasterRestartedDuringTheDrill: as above for the standby
+// master. Before, its restart started its replication from the primary
+// master (receiver/applier ON/ON): the drill took production's writes,
+// though the routers said the standby was detached. Now it stays detached
+// (Step 10's hold), and stop releases the hold, which the swap carried
+// into its snapshot.
+func TestFaultStandbyMasterRestartedDuringTheDrill(t *testing.T) {
+	restartedDuringTheDrill(t, func(lab *drlab.Lab, _ string) string { return lab.Master(drlab.ClusterStandby, 0).Addr() })
+}
+
+// restartedDuringTheDrill runs start, SIGKILLs the mysqld of the node pick
+// names (given the lab and the donor's address), waits until mysqld_safe
+// has started it again, checks its replication stayed stopped, ends the
+// drill (stop exit 0, the independent checks) and checks its replication
+// runs again.
+func restartedDuringTheDrill(t *testing.T, pick func(lab *drlab.Lab, donor string) string) {
 	f := newFaultRun(t, nil)
 	lab := f.h.lab
 	donorAddr := ""
@@ -269,40 +288,40 @@ func TestFaultDonorRestartedDuringTheDrill(t *testing.T) {
 	if r.Code != 0 || donorAddr == "" {
 		t.Fatalf("start: exit %d, donor %q\n%s", r.Code, donorAddr, r.errorText())
 	}
-	donor, pid, err := killNodeMysqld(lab, donorAddr)
+	node, pid, err := killNodeMysqld(lab, pick(lab, donorAddr))
 	if err != nil {
 		t.Fatal(err)
 	}
-	inst, err := lab.Instance(donor, nil)
+	inst, err := lab.Instance(node, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), recoverWait)
 	defer cancel()
 	if err := inst.WaitRestart(ctx, pid); err != nil {
-		t.Fatalf("the donor did not come back: %v", err)
+		t.Fatalf("%s did not come back: %v", node, err)
 	}
-	requireFrozen(t, lab, donor)
+	requireFrozen(t, lab, node)
 	f.finish(t, r.RunID) // drill writes, stop (exit 0), the independent checks
-	requireNoSkipStart(t, lab, donor)
+	requireReplicating(t, lab, node)
 }
 
-// requireFrozen checks from outside flow that a restarted donor's
+// requireFrozen checks from outside flow that a restarted node's
 // replication threads are off.
-func requireFrozen(t *testing.T, lab *drlab.Lab, donor drlab.Node) {
+func requireFrozen(t *testing.T, lab *drlab.Lab, n drlab.Node) {
 	t.Helper()
-	if states := replicationThreads(t, lab, donor); states != "OFF/OFF" {
-		t.Fatalf("after its restart the donor %s has receiver/applier %s, want OFF/OFF: the restart started its replication", donor, states)
+	if states := replicationThreads(t, lab, n); states != "OFF/OFF" {
+		t.Fatalf("after its restart %s has receiver/applier %s, want OFF/OFF: the restart started its replication", n, states)
 	}
 }
 
-// requireNoSkipStart checks from outside flow that the donor replicates
-// after stop (that no standby node keeps a persisted skip_replica_start
-// is one of restoredProblems' checks, which finish runs).
-func requireNoSkipStart(t *testing.T, lab *drlab.Lab, donor drlab.Node) {
+// requireReplicating checks from outside flow that a node replicates
+// after stop (that no standby node keeps a persisted skip_replica_start is
+// one of restoredProblems' checks, which finish runs).
+func requireReplicating(t *testing.T, lab *drlab.Lab, n drlab.Node) {
 	t.Helper()
-	if states := replicationThreads(t, lab, donor); states != "ON/ON" {
-		t.Errorf("after stop the donor %s has receiver/applier %s, want ON/ON", donor, states)
+	if states := replicationThreads(t, lab, n); states != "ON/ON" {
+		t.Errorf("after stop %s has receiver/applier %s, want ON/ON", n, states)
 	}
 }
 
