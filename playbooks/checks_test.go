@@ -1,10 +1,12 @@
 package playbooks_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -103,6 +105,7 @@ func restoredProblems(ctx context.Context, lab *drlab.Lab, redo string, minPrima
 			add("%s lost the site's persisted setting %s = %s (%v)", n, site.Variable, site.Value, err)
 		}
 		db.Close()
+		problems = append(problems, keptKeyFiles(lab, n)...)
 	}
 
 	for k := 0; k < lab.Shards; k++ {
@@ -141,4 +144,28 @@ func restoredProblems(ctx context.Context, lab *drlab.Lab, redo string, minPrima
 		add("the redo record %s: %v", redo, err)
 	}
 	return problems
+}
+
+// keptKeyFiles says where a standby node restored by stop (its drill data
+// is in dbdata_bak) does not have the TLS and RSA key files it had before
+// (a clone copies none, and mysqld makes new ones: a client that verifies
+// the node's CA would fail).
+func keptKeyFiles(lab *drlab.Lab, n drlab.Node) []string {
+	inst, err := lab.Instance(n, nil)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	bak := filepath.Join(inst.Dir(), "dbdata_bak")
+	if _, err := os.Stat(bak); err != nil {
+		return nil // never restored, or the drill data was removed
+	}
+	var out []string
+	for _, f := range []string{"ca.pem", "server-cert.pem", "public_key.pem"} {
+		before, err1 := os.ReadFile(filepath.Join(bak, f))
+		now, err2 := os.ReadFile(filepath.Join(inst.DataDir(), f))
+		if err1 != nil || err2 != nil || !bytes.Equal(before, now) {
+			out = append(out, fmt.Sprintf("%s has another %s than before the drill (%v, %v): a client that verifies it would fail", n, f, err1, err2))
+		}
+	}
+	return out
 }
