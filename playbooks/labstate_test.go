@@ -267,6 +267,13 @@ func healthProblemsAs(ctx context.Context, lab *drlab.Lab, primary string) []str
 				problems = append(problems, fmt.Sprintf("%s (master) read_only=%d super_read_only=%d, want 0 and 0 (%v)", n, ro, sro, err))
 			}
 		}
+		// flow's holds (persisted skip_replica_start) released; the site's
+		// own persisted setting kept
+		var held, site int
+		if err := db.QueryRowContext(ctx, "SELECT (SELECT COUNT(*) FROM performance_schema.persisted_variables WHERE VARIABLE_NAME IN ('skip_replica_start', 'skip_slave_start')), "+
+			"(SELECT COUNT(*) FROM performance_schema.persisted_variables WHERE VARIABLE_NAME = ?)", drlab.SitePersisted.Variable).Scan(&held, &site); err != nil || held != 0 || site != 1 {
+			problems = append(problems, fmt.Sprintf("%s: %d persisted skip_replica_start, %d persisted %s, want 0 and 1 (%v)", n, held, site, drlab.SitePersisted.Variable, err))
+		}
 		var marker int
 		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'flow_drill'").Scan(&marker); err != nil || marker != 0 {
 			problems = append(problems, fmt.Sprintf("%s carries a drill marker (flow_drill) or cannot say: %v", n, err))
