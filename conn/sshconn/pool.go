@@ -72,6 +72,23 @@ func (p *Pool) Get(ctx context.Context, cfg Config) (*Client, error) {
 	}
 }
 
+// Replace closes old, which the caller found unusable (its command could not
+// be sent), unless the pool has replaced it already, and returns a live
+// client for cfg as Get does: a new one unless another caller has dialled
+// one meanwhile.
+func (p *Pool) Replace(ctx context.Context, cfg Config, old *Client) (*Client, error) {
+	k := cfg.key()
+	p.mu.Lock()
+	if e := p.entries[k]; e != nil && e.c == old && old != nil {
+		delete(p.entries, k)
+		p.mu.Unlock()
+		_ = old.Close()
+	} else {
+		p.mu.Unlock()
+	}
+	return p.Get(ctx, cfg)
+}
+
 // dial dials for entry e and publishes the outcome.
 func (p *Pool) dial(ctx context.Context, cfg Config, k key, e *poolEntry) (*Client, error) {
 	c, err := Dial(ctx, cfg)

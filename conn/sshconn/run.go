@@ -125,12 +125,12 @@ func (c *Client) start(ctx context.Context, cmd Command, waitPid bool) (*Process
 		return nil, p.errorf("%w", err)
 	}
 	if err := c.acquire(ctx); err != nil {
-		return nil, p.errorf("waiting for a free session: %w", err)
+		return nil, p.errorf("waiting for a free session: %w: %w", ErrNotStarted, err)
 	}
 	sess, err := c.newSession(ctx)
 	if err != nil {
 		c.release()
-		return nil, p.errorf("open session: %w", c.connErr(err))
+		return nil, p.errorf("open session: %w: %w", ErrNotStarted, c.connErr(err))
 	}
 	p.sess = sess
 	sess.Stdout = &pidSniffer{p: p}
@@ -272,6 +272,13 @@ func (p *Process) finish(err error) {
 		p.err = p.errorf("%w", p.c.connErr(err))
 	}
 }
+
+// ErrNotStarted marks a Run or Start that failed before its command was
+// sent: no session could be had (the connection had ended, say), so the
+// remote host never saw the command, and sending it again on a new
+// connection cannot run it twice. A failure after the session opened (the
+// exec request, the command's run) is not marked: the command may have run.
+var ErrNotStarted = errors.New("the command was not sent")
 
 // errorf formats an error naming the connection and the command's first
 // words (never its stdin).

@@ -3,27 +3,64 @@
 // (engine.SSHClient, engine.SSHStarter), so that neither the engine nor
 // the step types depend on the SSH library, and sshconn knows nothing of
 // the engine. The CLI installs Dial as the runner's SSHDial.
+//
+// The engine keeps one client per endpoint for the whole run, which may
+// last hours; a connection that ends meanwhile (a network blip, sshd
+// restarted on the host, an idle timeout of a firewall) is replaced by a
+// new one at the next command, and a command that could not be sent
+// because of it is sent once more on the new connection.
 package sshdial
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 
 	"github.com/flowdba/flow/conn/sshconn"
 	"github.com/flowdba/flow/engine"
 )
 
-// sshAdapter makes an sshconn.Client an engine.SSHClient and an
-// engine.SSHStarter.
-type sshAdapter struct{ c *sshconn.Client }
+// sshAdapter makes an endpoint's sshconn connection an engine.SSHClient
+// and an engine.SSHStarter. Its pool holds the one live connection and
+// dials a new one when it has ended.
+type sshAdapter struct {
+	cfg  sshconn.Config
+	pool *sshconn.Pool
+}
+
+// on runs fn with the endpoint's live connection. When fn's command was not
+// sent (sshconn.ErrNotStarted: the connection had ended, or its server
+// kept refusing sessions), it is sent once more on a new connection; a
+// failure to connect again is added to fn's error.
+func on[T any](ctx context.Context, a sshAdapter, fn func(*sshconn.Client) (T, error)) (T, error) {
+	c, err := a.pool.Get(ctx, a.cfg)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	v, err := fn(c)
+	if err == nil || !errors.Is(err, sshconn.ErrNotStarted) || ctx.Err() != nil {
+		return v, err
+	}
+	c2, derr := a.pool.Replace(ctx, a.cfg, c)
+	if derr != nil {
+		return v, fmt.Errorf("%w; connecting again: %v", err, derr)
+	}
+	return fn(c2)
+}
 
 func (a sshAdapter) Run(ctx context.Context, cmd string, stdin []byte) (string, string, int, error) {
-	res, err := a.c.Run(ctx, sshconn.Command{Cmd: cmd, Stdin: stdin})
+	res, err := on(ctx, a, func(c *sshconn.Client) (sshconn.Result, error) {
+		return c.Run(ctx, sshconn.Command{Cmd: cmd, Stdin: stdin})
+	})
 	return res.Stdout, res.Stderr, res.ExitCode, err
 }
 
 func (a sshAdapter) Start(ctx context.Context, cmd string, stdin []byte) (engine.SSHProcess, error) {
-	p, err := a.c.Start(ctx, sshconn.Command{Cmd: cmd, Stdin: stdin})
+	p, err := on(ctx, a, func(c *sshconn.Client) (*sshconn.Process, error) {
+		return c.Start(ctx, sshconn.Command{Cmd: cmd, Stdin: stdin})
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -31,10 +68,10 @@ func (a sshAdapter) Start(ctx context.Context, cmd string, stdin []byte) (engine
 }
 
 func (a sshAdapter) DialTCP(ctx context.Context, addr string) (net.Conn, error) {
-	return a.c.DialTCP(ctx, addr)
+	return on(ctx, a, func(c *sshconn.Client) (net.Conn, error) { return c.DialTCP(ctx, addr) })
 }
 
-func (a sshAdapter) Close() error { return a.c.Close() }
+func (a sshAdapter) Close() error { return a.pool.Close() }
 
 // sshProcess makes an sshconn.Process an engine.SSHProcess.
 type sshProcess struct{ p *sshconn.Process }
@@ -48,12 +85,13 @@ func (p sshProcess) Wait() (string, string, int, error) {
 
 // Dial is the engine's SSH dialer (an engine.SSHDialer): it opens an
 // sshconn client (host keys always verified against the connection's
-// known_hosts file). The client is also an engine.SSHStarter.
+// known_hosts file), which is replaced by a new one when it ends. The
+// client is also an engine.SSHStarter.
 func Dial(ctx context.Context, p engine.SSHParams) (engine.SSHClient, error) {
-	c, err := sshconn.Dial(ctx, sshconn.Config{Host: p.Host, Port: p.Port, User: p.User, KeyFile: p.KeyFile,
-		Password: p.Password, KnownHostsFile: p.KnownHosts, ConnectTimeout: p.ConnectTimeout})
-	if err != nil {
+	a := sshAdapter{cfg: sshconn.Config{Host: p.Host, Port: p.Port, User: p.User, KeyFile: p.KeyFile,
+		Password: p.Password, KnownHostsFile: p.KnownHosts, ConnectTimeout: p.ConnectTimeout}, pool: &sshconn.Pool{}}
+	if _, err := a.pool.Get(ctx, a.cfg); err != nil {
 		return nil, err
 	}
-	return sshAdapter{c}, nil
+	return a, nil
 }
