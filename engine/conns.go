@@ -299,6 +299,10 @@ func (r *Runner) sshClient(ctx context.Context, ep *endpoint) (SSHClient, error)
 		r.masker.Add(sp.Password)
 	}
 	key := fmt.Sprintf("%s@%s:%d", sp.User, sp.Host, sp.Port)
+	label := ep.label()
+	sp.Reconnected = func(why error) {
+		r.opts.Log.Warn(r.masker.Apply(fmt.Sprintf("%s: the connection had ended (%v); the next command went over a new connection", label, why)))
+	}
 	p := r.pool
 	p.mu.Lock()
 	if c, ok := p.sshs[key]; ok {

@@ -64,6 +64,10 @@ type SSHParams struct {
 	Host, User, KeyFile, Password, KnownHosts string
 	Port                                      int
 	ConnectTimeout                            time.Duration
+	// Reconnected, when set, is called after the dialer replaced a
+	// connection that had ended (why: how it ended), so the run's log
+	// says that a later command went over a new connection.
+	Reconnected func(why error)
 }
 
 // SSHDialer opens SSH connections; the CLI installs the real one.

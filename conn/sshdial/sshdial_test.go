@@ -50,7 +50,10 @@ func TestDroppedConnectionIsReplaced(t *testing.T) {
 	srv := sshdtest.Start(t, addr)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cl, err := sshdial.Dial(ctx, params(srv))
+	var whys []error
+	p := params(srv)
+	p.Reconnected = func(why error) { whys = append(whys, why) }
+	cl, err := sshdial.Dial(ctx, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,12 +71,22 @@ func TestDroppedConnectionIsReplaced(t *testing.T) {
 		}
 	}
 	dropSessions(t, srv)
-	p, err := cl.(engine.SSHStarter).Start(ctx, "echo started", nil)
+	proc, err := cl.(engine.SSHStarter).Start(ctx, "echo started", nil)
 	if err != nil {
 		t.Fatalf("Start after the dropped connection: %v", err)
 	}
-	if out, _, rc, err := p.Wait(); err != nil || rc != 0 || out != "started\n" || p.Pid() <= 0 {
-		t.Fatalf("Start after the dropped connection: %q rc %d pid %d: %v", out, rc, p.Pid(), err)
+	if out, _, rc, err := proc.Wait(); err != nil || rc != 0 || out != "started\n" || proc.Pid() <= 0 {
+		t.Fatalf("Start after the dropped connection: %q rc %d pid %d: %v", out, rc, proc.Pid(), err)
+	}
+	// each replacement was reported with a reason (EOF, a reset, the
+	// failed session: which one depends on when the client noticed)
+	if len(whys) != 3 {
+		t.Fatalf("Reconnected was called %d times (%v), want 3", len(whys), whys)
+	}
+	for _, why := range whys {
+		if why == nil {
+			t.Error("Reconnected got no reason")
+		}
 	}
 }
 
