@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -166,13 +167,18 @@ func (f *faultRun) resumeAfterFault(t *testing.T, runID string, pastNoReturn boo
 
 // finish completes the cycle after a resumed start (drill writes, a
 // normal stop) and runs the independent checks.
-func (f *faultRun) finish(t *testing.T, runID string) {
+func (f *faultRun) finish(t *testing.T, runID string) { f.finishStop(t, runID, nil) }
+
+// finishStop is finish with onEvent watching the stop (as flow's callback)
+// and returns the stop's result.
+func (f *faultRun) finishStop(t *testing.T, runID string, onEvent func(flowEvent, int) bool) *flowResult {
 	t.Helper()
 	ctx := context.Background()
 	if err := drillWrites(ctx, f.h.lab); err != nil {
 		t.Fatalf("after the resumed start: %v", err)
 	}
-	if st := f.h.flow(ctx, f.h.runArgs("flashback-stop.yaml", f.d.state, f.d.redo), nil); st.Code != 0 {
+	st := f.h.flow(ctx, f.h.runArgs("flashback-stop.yaml", f.d.state, f.d.redo), onEvent)
+	if st.Code != 0 {
 		t.Fatalf("stop after the resumed start: exit %d\n%s", st.Code, st.errorText())
 	}
 	rows, err := f.w.stop()
@@ -191,6 +197,7 @@ func (f *faultRun) finish(t *testing.T, runID string) {
 	if len(f.h.leaks) > 0 {
 		t.Errorf("a secret of the lab's config reached the output of %s", strings.Join(f.h.leaks, ", "))
 	}
+	return st
 }
 
 // TestFaultDonorKilledDuringClone: the donor's mysqld is SIGKILLed as the
@@ -746,6 +753,58 @@ func socketHolders(host string, port int) ([]int, error) {
 		}
 	}
 	return out, nil
+}
+
+// TestFaultSSHDroppedDuringStop: every SSH session process of the lab's
+// sshd is SIGKILLed (a network failure, sshd restarted on the hosts) while
+// stop waits for the first recipient's mysqld to exit, flow paused
+// meanwhile so the connections are dead before its next command. Stop
+// connects again and succeeds, and its log says so; the independent checks
+// hold. Before, the engine kept the dead connections: every later command
+// to those hosts failed ("open session: EOF"), the waits for their whole
+// 3-minute timeout, and stop ended with exit 1.
+func TestFaultSSHDroppedDuringStop(t *testing.T) {
+	f := newFaultRun(t, nil)
+	lab := f.h.lab
+	r := f.h.flow(context.Background(), f.h.runArgs("flashback-start.yaml", f.d.state, f.d.redo), nil)
+	if r.Code != 0 {
+		t.Fatalf("start: exit %d\n%s", r.Code, r.errorText())
+	}
+	cut, dropErr := 0, error(nil)
+	st := f.finishStop(t, r.RunID, func(ev flowEvent, pid int) bool {
+		if cut == 0 && dropErr == nil && ev.Event == "step_started" && strings.HasSuffix(ev.Name, "waits for mysqld to exit") {
+			dropErr = paused(pid, func() error {
+				var err error
+				cut, err = dropSSHSessions(lab)
+				return err
+			})
+		}
+		return false
+	})
+	if dropErr != nil || cut == 0 {
+		t.Fatalf("dropping the SSH sessions: %d cut, %v", cut, dropErr)
+	}
+	if !strings.Contains(st.Stderr+st.Stdout, "the next command went over a new connection") {
+		t.Errorf("stop's log does not say that it connected again:\n%s", st.errorText())
+	}
+	t.Logf("%d SSH session process(es) cut while stop waited for a mysqld to exit; stop exit 0 in %s", cut, st.Took.Round(time.Millisecond))
+}
+
+// dropSSHSessions SIGKILLs the lab sshd's session processes (its children)
+// and says how many there were.
+func dropSSHSessions(lab *drlab.Lab) (int, error) {
+	out, err := exec.Command("pgrep", "-P", strconv.Itoa(lab.SSHD.PID)).Output()
+	if err != nil {
+		return 0, fmt.Errorf("pgrep -P %d: %v", lab.SSHD.PID, err)
+	}
+	n := 0
+	for _, f := range strings.Fields(string(out)) {
+		pid, _ := strconv.Atoi(f)
+		if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // TestFaultInterruptedDuringClone: the operator presses Ctrl-C (SIGINT) as
