@@ -749,6 +749,61 @@ func TestPoolReusesAndRedials(t *testing.T) {
 	}
 }
 
+// TestPoolReplace: Replace closes the client it is given and dials a new
+// one; given one the pool has replaced already, it returns the current
+// client without dialling again.
+func TestPoolReplace(t *testing.T) {
+	srv := sshtest.Start(t)
+	cfg := keyConfig(t, srv)
+	var pool sshconn.Pool
+	defer pool.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	c1, err := pool.Get(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := pool.Replace(ctx, cfg, c1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c2 == c1 || c1.Err() == nil || srv.Connections() != 2 {
+		t.Fatalf("Replace: same client %v, old one still open %v, %d connections (want a new client, the old closed, 2)", c2 == c1, c1.Err() == nil, srv.Connections())
+	}
+	c3, err := pool.Replace(ctx, cfg, c1) // a second caller that also saw c1 fail
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c3 != c2 || c2.Err() != nil || srv.Connections() != 2 {
+		t.Errorf("Replace of a client replaced already: got another client %v, closed %v, %d connections (want c2, open, 2)", c3 != c2, c2.Err() != nil, srv.Connections())
+	}
+	if res := run(t, c3, sshconn.Command{Cmd: "echo ok"}); res.Stdout != "ok\n" {
+		t.Errorf("got %q", res.Stdout)
+	}
+}
+
+// TestNotStartedOnADeadConnection: a command on a connection the server
+// has closed fails marked ErrNotStarted (it was never sent); a command that
+// ran and failed is not marked.
+func TestNotStartedOnADeadConnection(t *testing.T) {
+	srv := sshtest.Start(t)
+	c := dial(t, keyConfig(t, srv))
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if _, err := c.Run(ctx, sshconn.Command{Cmd: "kill -TERM $$"}); err == nil || errors.Is(err, sshconn.ErrNotStarted) {
+		t.Errorf("a command killed on the host: want an error not marked ErrNotStarted, got %v", err)
+	}
+	srv.CloseConnections()
+	waitFor(t, "the client to notice the dropped connection", func() bool { return c.Err() != nil })
+	_, err := c.Run(ctx, sshconn.Command{Cmd: "echo never"})
+	if !errors.Is(err, sshconn.ErrNotStarted) {
+		t.Fatalf("want ErrNotStarted, got %v", err)
+	}
+	if _, err := c.Start(ctx, sshconn.Command{Cmd: "echo never"}); !errors.Is(err, sshconn.ErrNotStarted) {
+		t.Fatalf("Start: want ErrNotStarted, got %v", err)
+	}
+}
+
 func TestRefusingHost(t *testing.T) {
 	srv := sshtest.Start(t)
 	cfg := keyConfig(t, srv)
