@@ -106,6 +106,7 @@ func restoredProblems(ctx context.Context, lab *drlab.Lab, redo string, minPrima
 		}
 		db.Close()
 		problems = append(problems, keptKeyFiles(lab, n)...)
+		problems = append(problems, supervisorSkipsReplication(lab, n)...)
 	}
 
 	for k := 0; k < lab.Shards; k++ {
@@ -168,4 +169,39 @@ func keptKeyFiles(lab *drlab.Lab, n drlab.Node) []string {
 		}
 	}
 	return out
+}
+
+// supervisorSkipsReplication says where the mysqld_safe supervising a
+// standby node's mysqld passes --skip-slave-start: it keeps the option, so
+// a crash of that mysqld would leave the node's replication stopped (stop
+// started the restored nodes so before; it holds their replication by a
+// persisted setting now, released once every node is back).
+func supervisorSkipsReplication(lab *drlab.Lab, n drlab.Node) []string {
+	inst, err := lab.Instance(n, nil)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	pid, err := inst.MysqldPID()
+	if err != nil {
+		return []string{err.Error()}
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return []string{fmt.Sprintf("%s: %v", n, err)}
+	}
+	ppid := ""
+	for _, l := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(l, "PPid:"); ok {
+			ppid = strings.TrimSpace(v)
+		}
+	}
+	cmd, err := os.ReadFile("/proc/" + ppid + "/cmdline")
+	if err != nil {
+		return []string{fmt.Sprintf("%s: the supervisor (pid %s) of mysqld %d: %v", n, ppid, pid, err)}
+	}
+	args := strings.ReplaceAll(string(cmd), "\x00", " ")
+	if strings.Contains(args, "skip-slave-start") || strings.Contains(args, "skip-replica-start") {
+		return []string{fmt.Sprintf("%s runs under `%s`: a crash of its mysqld would leave its replication stopped", n, strings.TrimSpace(args))}
+	}
+	return nil
 }

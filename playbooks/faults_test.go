@@ -274,15 +274,39 @@ func TestFaultDonorRestartedDuringTheDrill(t *testing.T) {
 // (Step 10's hold), and stop releases the hold, which the swap carried
 // into its snapshot.
 func TestFaultStandbyMasterRestartedDuringTheDrill(t *testing.T) {
-	restartedDuringTheDrill(t, func(lab *drlab.Lab, _ string) string { return lab.Master(drlab.ClusterStandby, 0).Addr() })
+	lab := restartedDuringTheDrill(t, func(lab *drlab.Lab, _ string) string { return lab.Master(drlab.ClusterStandby, 0).Addr() })
+	// after the drill a crash of the restored standby master's mysqld starts
+	// its replication again (before, stop's mysqld_safe kept
+	// --skip-slave-start: the standby stopped taking the primary's writes)
+	master := lab.Master(drlab.ClusterStandby, 0)
+	_, pid, err := killNodeMysqld(lab, master.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := lab.Instance(master, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), recoverWait)
+	defer cancel()
+	if err := inst.WaitRestart(ctx, pid); err != nil {
+		t.Fatalf("%s did not come back after the drill: %v", master, err)
+	}
+	states := ""
+	for deadline := time.Now().Add(time.Minute); states != "ON/ON" && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		states = replicationThreads(t, lab, master)
+	}
+	if states != "ON/ON" {
+		t.Errorf("after a crash following the drill %s has receiver/applier %s, want ON/ON: its replication did not start", master, states)
+	}
 }
 
 // restartedDuringTheDrill runs start, SIGKILLs the mysqld of the node pick
 // names (given the lab and the donor's address), waits until mysqld_safe
 // has started it again, checks its replication stayed stopped, ends the
 // drill (stop exit 0, the independent checks) and checks its replication
-// runs again.
-func restartedDuringTheDrill(t *testing.T, pick func(lab *drlab.Lab, donor string) string) {
+// runs again. It returns the lab.
+func restartedDuringTheDrill(t *testing.T, pick func(lab *drlab.Lab, donor string) string) *drlab.Lab {
 	f := newFaultRun(t, nil)
 	lab := f.h.lab
 	donorAddr := ""
@@ -311,6 +335,7 @@ func restartedDuringTheDrill(t *testing.T, pick func(lab *drlab.Lab, donor strin
 	requireFrozen(t, lab, node)
 	f.finish(t, r.RunID) // drill writes, stop (exit 0), the independent checks
 	requireReplicating(t, lab, node)
+	return lab
 }
 
 // requireFrozen checks from outside flow that a restarted node's
