@@ -278,20 +278,7 @@ func TestFaultStandbyMasterRestartedDuringTheDrill(t *testing.T) {
 	// after the drill a crash of the restored standby master's mysqld starts
 	// its replication again (before, stop's mysqld_safe kept
 	// --skip-slave-start: the standby stopped taking the primary's writes)
-	master := lab.Master(drlab.ClusterStandby, 0)
-	_, pid, err := killNodeMysqld(lab, master.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst, err := lab.Instance(master, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), recoverWait)
-	defer cancel()
-	if err := inst.WaitRestart(ctx, pid); err != nil {
-		t.Fatalf("%s did not come back after the drill: %v", master, err)
-	}
+	master := crashAndWaitRestart(t, lab, lab.Master(drlab.ClusterStandby, 0).Addr())
 	states := ""
 	for deadline := time.Now().Add(time.Minute); states != "ON/ON" && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		states = replicationThreads(t, lab, master)
@@ -319,7 +306,18 @@ func restartedDuringTheDrill(t *testing.T, pick func(lab *drlab.Lab, donor strin
 	if r.Code != 0 || donorAddr == "" {
 		t.Fatalf("start: exit %d, donor %q\n%s", r.Code, donorAddr, r.errorText())
 	}
-	node, pid, err := killNodeMysqld(lab, pick(lab, donorAddr))
+	node := crashAndWaitRestart(t, lab, pick(lab, donorAddr))
+	requireFrozen(t, lab, node)
+	f.finish(t, r.RunID) // drill writes, stop (exit 0), the independent checks
+	requireReplicating(t, lab, node)
+	return lab
+}
+
+// crashAndWaitRestart SIGKILLs the mysqld of the lab node at addr and
+// waits until mysqld_safe has started it again.
+func crashAndWaitRestart(t *testing.T, lab *drlab.Lab, addr string) drlab.Node {
+	t.Helper()
+	node, pid, err := killNodeMysqld(lab, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,10 +330,7 @@ func restartedDuringTheDrill(t *testing.T, pick func(lab *drlab.Lab, donor strin
 	if err := inst.WaitRestart(ctx, pid); err != nil {
 		t.Fatalf("%s did not come back: %v", node, err)
 	}
-	requireFrozen(t, lab, node)
-	f.finish(t, r.RunID) // drill writes, stop (exit 0), the independent checks
-	requireReplicating(t, lab, node)
-	return lab
+	return node
 }
 
 // requireFrozen checks from outside flow that a restarted node's
